@@ -1,0 +1,7 @@
+//! The pure domain of Versus: account rules, the matchmaker, rating systems.
+//!
+//! Architecture invariant: nothing here does IO, reads a clock, spawns a task or draws randomness
+//! it was not handed. Time is an input; so is any RNG. That keeps every rule here deterministic,
+//! property-testable and benchmarkable on its own.
+
+pub mod account;

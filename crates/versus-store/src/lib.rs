@@ -1,0 +1,145 @@
+//! Durable storage for Versus: one [`Store`] trait, implemented on SQLite (the embedded default)
+//! and on PostgreSQL (scale-out), with the same migrations semantics and the same contract tests.
+//!
+//! Architecture invariant: every method is a complete unit of work. When it returns `Ok`, what it
+//! wrote is committed (durable); callers never see transactions or SQL.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use versus_core::account::{DisplayName, Region, Username};
+
+mod postgres;
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// A player account as stored. The password hash is deliberately not part of it: it is only
+/// read by [`Store::credentials_by_username`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Player {
+    pub id: Uuid,
+    pub username: Username,
+    pub display_name: DisplayName,
+    pub email: Option<String>,
+    pub region: Option<Region>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub banned: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPlayer {
+    pub id: Uuid,
+    pub username: Username,
+    pub display_name: DisplayName,
+    /// A PHC string (argon2id); the store never sees a plain password.
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A partial update: `None` leaves a field alone. `region: Some(None)` clears the region.
+#[derive(Debug, Clone, Default)]
+pub struct PlayerPatch {
+    pub display_name: Option<DisplayName>,
+    pub region: Option<Option<Region>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub player: Player,
+    pub password_hash: String,
+}
+
+/// One refresh token. Only its SHA-256 hash is stored. Tokens issued by rotation share the
+/// `family_id` of the login that started the chain, so re-use of a rotated token can revoke
+/// the whole family.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub id: Uuid,
+    pub family_id: Uuid,
+    pub player_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What presenting a refresh token for rotation did. Exactly one outcome, decided atomically:
+/// two concurrent rotations of the same token cannot both succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented token was live; it is now spent and `next` is stored in its family.
+    Rotated { player_id: Uuid },
+    /// The token had already been rotated (or revoked by logout): it is being replayed. The
+    /// whole family is now revoked.
+    Reused { player_id: Uuid, family_id: Uuid },
+    /// The token is past its expiry; nothing was stored.
+    Expired,
+    /// No such token.
+    Unknown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("a record with this id already exists")]
+    DuplicateId,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`, for health reports and logs.
+    fn backend(&self) -> &'static str;
+
+    /// A cheap round trip to the database; returns how long it took.
+    async fn ping(&self) -> StoreResult<Duration>;
+
+    /// Waits for in-flight queries and closes every connection.
+    async fn close(&self);
+
+    async fn create_player(&self, player: NewPlayer) -> StoreResult<Player>;
+    async fn player(&self, id: Uuid) -> StoreResult<Option<Player>>;
+    /// Looks the username up case-insensitively.
+    async fn credentials_by_username(&self, username: &Username) -> StoreResult<Option<Credentials>>;
+    /// Applies the patch and bumps `updated_at`; `None` when the player does not exist.
+    async fn update_player(
+        &self,
+        id: Uuid,
+        patch: PlayerPatch,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Player>>;
+
+    async fn insert_refresh_token(&self, token: NewRefreshToken) -> StoreResult<()>;
+    /// Spends `presented_hash` and stores `next` in the same family, atomically. `next.family_id`
+    /// and `next.player_id` are overwritten with the presented token's family and player.
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &[u8],
+        next: NewRefreshToken,
+        now: OffsetDateTime,
+    ) -> StoreResult<Rotation>;
+    /// Revokes the family the token belongs to (logout). Returns the player when the token was
+    /// known, whatever its state, so logout is idempotent.
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Uuid>>;
+    /// Revokes every refresh token a player holds (password change, ban).
+    async fn revoke_all_refresh_tokens(&self, player_id: Uuid, now: OffsetDateTime)
+    -> StoreResult<u64>;
+}
