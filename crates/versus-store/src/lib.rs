@@ -3,6 +3,11 @@
 //!
 //! Architecture invariant: every method is a complete unit of work. When it returns `Ok`, what it
 //! wrote is committed (durable); callers never see transactions or SQL.
+//!
+//! Timestamps are stored with microsecond precision, in UTC: the store truncates every
+//! `OffsetDateTime` it writes with [`stored_timestamp`], so what is read back equals what was
+//! written (after that truncation) on both backends. The `Player` returned by
+//! [`Store::create_player`] and [`Store::update_player`] already carries the stored values.
 
 use std::time::Duration;
 
@@ -12,11 +17,13 @@ use uuid::Uuid;
 use versus_core::account::{DisplayName, Region, Username};
 
 mod postgres;
+mod record;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use postgres::PostgresStore;
+pub use record::stored_timestamp;
 pub use sqlite::SqliteStore;
 
 /// A player account as stored. The password hash is deliberately not part of it: it is only
@@ -114,7 +121,10 @@ pub trait Store: Send + Sync + 'static {
     async fn create_player(&self, player: NewPlayer) -> StoreResult<Player>;
     async fn player(&self, id: Uuid) -> StoreResult<Option<Player>>;
     /// Looks the username up case-insensitively.
-    async fn credentials_by_username(&self, username: &Username) -> StoreResult<Option<Credentials>>;
+    async fn credentials_by_username(
+        &self,
+        username: &Username,
+    ) -> StoreResult<Option<Credentials>>;
     /// Applies the patch and bumps `updated_at`; `None` when the player does not exist.
     async fn update_player(
         &self,
@@ -140,6 +150,9 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<Option<Uuid>>;
     /// Revokes every refresh token a player holds (password change, ban).
-    async fn revoke_all_refresh_tokens(&self, player_id: Uuid, now: OffsetDateTime)
-    -> StoreResult<u64>;
+    async fn revoke_all_refresh_tokens(
+        &self,
+        player_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64>;
 }

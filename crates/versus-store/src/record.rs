@@ -1,0 +1,124 @@
+//! What both backends share: turning stored columns back into domain types (a value that no
+//! longer parses is `Corrupt`, never a panic), the one timestamp normalisation, and the mapping
+//! of unique violations to `StoreError`s.
+
+use time::{OffsetDateTime, UtcOffset};
+use uuid::Uuid;
+use versus_core::account::{DisplayName, Region, Username};
+
+use crate::{Player, StoreError, StoreResult};
+
+/// The instant a backend stores for `t`: converted to UTC and truncated to whole microseconds
+/// (PostgreSQL's precision; SQLite is made to match). Reading a timestamp back yields exactly
+/// `stored_timestamp(written)`.
+///
+/// `None` only when `t` cannot be expressed in UTC within `time`'s supported years.
+pub fn stored_timestamp(t: OffsetDateTime) -> Option<OffsetDateTime> {
+    let utc = t.checked_to_offset(UtcOffset::UTC)?;
+    utc.replace_nanosecond(utc.nanosecond() / 1_000 * 1_000)
+        .ok()
+}
+
+/// [`stored_timestamp`] for a value about to be bound: an instant outside the storable range is
+/// an encode error, as the driver itself would report it.
+pub(crate) fn to_stored(t: OffsetDateTime) -> StoreResult<OffsetDateTime> {
+    stored_timestamp(t).ok_or_else(|| {
+        StoreError::Database(sqlx::Error::Encode(
+            format!("timestamp {t} is outside the storable range").into(),
+        ))
+    })
+}
+
+/// A player row as the backends read it, before the domain types are re-parsed.
+pub(crate) struct PlayerRecord {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub region: Option<String>,
+    pub banned: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl PlayerRecord {
+    pub fn into_player(self) -> StoreResult<Player> {
+        let corrupt = |field: &str, why: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("player {}: {field}: {why}", self.id))
+        };
+        let username = Username::parse(&self.username).map_err(|e| corrupt("username", &e))?;
+        let display_name =
+            DisplayName::parse(&self.display_name).map_err(|e| corrupt("display_name", &e))?;
+        let region = match self.region.as_deref() {
+            None => None,
+            Some(raw) => Some(Region::parse(raw).map_err(|e| corrupt("region", &e))?),
+        };
+        Ok(Player {
+            id: self.id,
+            username,
+            display_name,
+            email: self.email,
+            region,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            banned: self.banned,
+        })
+    }
+}
+
+/// Maps a unique violation to the domain error it means; any other error stays a database
+/// error. The username check looks for the column (SQLite names it in the message) or the
+/// constraint (PostgreSQL reports its name), both of which contain `username_key`.
+pub(crate) fn classify(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err
+        && db.is_unique_violation()
+    {
+        let on_username = db.constraint().is_some_and(|c| c.contains("username_key"))
+            || db.message().contains("username_key");
+        return if on_username {
+            StoreError::UsernameTaken
+        } else {
+            StoreError::DuplicateId
+        };
+    }
+    StoreError::Database(err)
+}
+
+/// What a refresh-token row says about presenting it at `now`.
+pub(crate) enum TokenState {
+    Live,
+    Spent,
+    Expired,
+}
+
+pub(crate) fn token_state(
+    used_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> TokenState {
+    if used_at.is_some() || revoked_at.is_some() {
+        TokenState::Spent
+    } else if now >= expires_at {
+        TokenState::Expired
+    } else {
+        TokenState::Live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn stored_timestamp_truncates_to_micros_in_utc() {
+        let t = datetime!(2026-11-23 20:21:50.123456789 +02:00);
+        let stored = stored_timestamp(t).unwrap();
+        assert_eq!(stored, datetime!(2026-11-23 18:21:50.123456 UTC));
+        assert_eq!(stored.offset(), UtcOffset::UTC);
+        assert_eq!(stored_timestamp(stored), Some(stored));
+        assert!(stored_timestamp(datetime!(9999-12-31 23:00 -05:00)).is_none());
+    }
+}

@@ -1,0 +1,689 @@
+//! The `Store` contract: one suite, run against SQLite (a temp file) and PostgreSQL (a database
+//! of its own per test). Each `async fn` below takes a `Backend`; the `contract!` macro at the
+//! bottom generates `sqlite::<name>` and `postgres::<name>` tests from it.
+//!
+//! PostgreSQL tests print `SKIPPED (...)` and pass when no server is reachable, unless
+//! `CI=true` or `VERSUS_REQUIRE_BACKENDS=1` (then they fail); see `versus_store::testing`.
+
+use std::sync::Arc;
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+use versus_core::account::{DisplayName, Region, Username};
+use versus_store::testing::{self, TestDatabase};
+use versus_store::{
+    NewPlayer, NewRefreshToken, PlayerPatch, PostgresStore, Rotation, SqliteStore, Store,
+    StoreError, stored_timestamp,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+enum Kind {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestDatabase),
+}
+
+struct Backend {
+    store: Arc<dyn Store>,
+    kind: Kind,
+}
+
+impl Backend {
+    async fn sqlite() -> Self {
+        let (store, dir) = testing::sqlite_test_store().await;
+        Self {
+            store: Arc::new(store),
+            kind: Kind::Sqlite(dir),
+        }
+    }
+
+    async fn postgres() -> Option<Self> {
+        let db = testing::postgres_test_db().await?;
+        Some(Self {
+            store: Arc::new(db.store().await),
+            kind: Kind::Postgres(db),
+        })
+    }
+
+    /// Closes the store and opens a new one on the same database.
+    async fn reopen(&mut self) {
+        self.store.close().await;
+        self.store = match &self.kind {
+            Kind::Sqlite(dir) => Arc::new(
+                SqliteStore::open(&testing::sqlite_test_path(dir))
+                    .await
+                    .unwrap(),
+            ),
+            Kind::Postgres(db) => Arc::new(PostgresStore::connect(&db.url, 4).await.unwrap()),
+        };
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        match self.kind {
+            Kind::Sqlite(dir) => drop(dir),
+            Kind::Postgres(db) => db.drop().await,
+        }
+    }
+}
+
+const T0: OffsetDateTime = datetime!(2026-11-23 12:00:00.123456789 UTC);
+
+fn username(raw: &str) -> Username {
+    Username::parse(raw).unwrap()
+}
+
+fn display(raw: &str) -> DisplayName {
+    DisplayName::parse(raw).unwrap()
+}
+
+fn region(raw: &str) -> Region {
+    Region::parse(raw).unwrap()
+}
+
+fn new_player(name: &str) -> NewPlayer {
+    let username = username(name);
+    NewPlayer {
+        id: Uuid::now_v7(),
+        display_name: DisplayName::from(&username),
+        username,
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt-of-{name}$hash"),
+        created_at: T0,
+    }
+}
+
+fn random_hash() -> Vec<u8> {
+    [*Uuid::new_v4().as_bytes(), *Uuid::new_v4().as_bytes()].concat()
+}
+
+/// A token valid for one hour from `T0`, in a new family unless one is given.
+fn token(player_id: Uuid) -> NewRefreshToken {
+    NewRefreshToken {
+        id: Uuid::now_v7(),
+        family_id: Uuid::now_v7(),
+        player_id,
+        token_hash: random_hash(),
+        created_at: T0,
+        expires_at: T0 + Duration::hours(1),
+    }
+}
+
+/// The successor the caller offers on rotation; family and player are deliberately wrong, the
+/// store must overwrite them.
+fn successor() -> NewRefreshToken {
+    token(Uuid::now_v7())
+}
+
+async fn player_with_token(store: &dyn Store, name: &str) -> (Uuid, NewRefreshToken) {
+    let player = store.create_player(new_player(name)).await.unwrap();
+    let token = token(player.id);
+    store.insert_refresh_token(token.clone()).await.unwrap();
+    (player.id, token)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract
+
+async fn ping_works(b: &mut Backend) {
+    b.store.ping().await.unwrap();
+    assert!(matches!(b.store.backend(), "sqlite" | "postgres"));
+}
+
+async fn create_and_read_player(b: &mut Backend) {
+    let new = new_player("Alice");
+    let created = b.store.create_player(new.clone()).await.unwrap();
+    assert_eq!(created.id, new.id);
+    assert_eq!(created.username, new.username);
+    assert_eq!(created.display_name, new.display_name);
+    assert_eq!(created.email, None);
+    assert_eq!(created.region, None);
+    assert!(!created.banned);
+    assert_eq!(Some(created.created_at), stored_timestamp(T0));
+    assert_eq!(created.updated_at, created.created_at);
+
+    assert_eq!(b.store.player(new.id).await.unwrap(), Some(created));
+    assert_eq!(b.store.player(Uuid::now_v7()).await.unwrap(), None);
+}
+
+async fn usernames_are_unique_case_insensitively(b: &mut Backend) {
+    let alice = b.store.create_player(new_player("Alice")).await.unwrap();
+    for clash in ["alice", "ALICE", "Alice"] {
+        let err = b.store.create_player(new_player(clash)).await.unwrap_err();
+        assert!(matches!(err, StoreError::UsernameTaken), "{clash}: {err:?}");
+    }
+    let same_id = NewPlayer {
+        id: alice.id,
+        ..new_player("Bob")
+    };
+    let err = b.store.create_player(same_id).await.unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateId), "{err:?}");
+    // The failed attempts changed nothing.
+    assert_eq!(b.store.player(alice.id).await.unwrap(), Some(alice));
+    assert!(
+        b.store
+            .credentials_by_username(&username("bob"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn update_applies_patch_and_bumps_updated_at(b: &mut Backend) {
+    let created = b.store.create_player(new_player("Carol")).await.unwrap();
+    let t1 = T0 + Duration::minutes(1);
+    let t2 = T0 + Duration::minutes(2);
+    let t3 = T0 + Duration::minutes(3);
+
+    let patch = PlayerPatch {
+        display_name: Some(display("Carol the Great")),
+        region: Some(Some(region("eu-west"))),
+    };
+    let p1 = b
+        .store
+        .update_player(created.id, patch, t1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p1.display_name, display("Carol the Great"));
+    assert_eq!(p1.region, Some(region("eu-west")));
+    assert_eq!(p1.username, created.username);
+    assert_eq!(p1.created_at, created.created_at);
+    assert_eq!(Some(p1.updated_at), stored_timestamp(t1));
+
+    // `None` leaves fields alone.
+    let p2 = b
+        .store
+        .update_player(created.id, PlayerPatch::default(), t2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p2.display_name, p1.display_name);
+    assert_eq!(p2.region, p1.region);
+    assert_eq!(Some(p2.updated_at), stored_timestamp(t2));
+
+    // `Some(None)` clears the region.
+    let clear = PlayerPatch {
+        display_name: None,
+        region: Some(None),
+    };
+    let p3 = b
+        .store
+        .update_player(created.id, clear, t3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p3.region, None);
+    assert_eq!(p3.display_name, display("Carol the Great"));
+    assert_eq!(b.store.player(created.id).await.unwrap(), Some(p3));
+
+    let missing = b
+        .store
+        .update_player(Uuid::now_v7(), PlayerPatch::default(), t3)
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
+}
+
+async fn credentials_lookup_is_case_insensitive(b: &mut Backend) {
+    let new = new_player("DaVe_99");
+    let created = b.store.create_player(new.clone()).await.unwrap();
+    for lookup in ["DaVe_99", "dave_99", "DAVE_99"] {
+        let creds = b
+            .store
+            .credentials_by_username(&username(lookup))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{lookup} not found"));
+        assert_eq!(creds.player, created);
+        assert_eq!(creds.password_hash, new.password_hash);
+    }
+    assert!(
+        b.store
+            .credentials_by_username(&username("dave_98"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn timestamps_round_trip(b: &mut Backend) {
+    let samples = [
+        datetime!(2026-11-23 12:00:00 UTC),
+        datetime!(2026-11-23 12:00:00.000001 UTC),
+        datetime!(2026-11-23 12:00:00.999999999 UTC),
+        datetime!(2026-11-23 17:30:00.5 +05:30),
+        datetime!(1970-01-01 00:00:00 UTC),
+        datetime!(1999-12-31 23:59:59.999999 -08:00),
+        datetime!(2999-06-15 08:00:00.25 UTC),
+    ];
+    for (i, at) in samples.into_iter().enumerate() {
+        let new = NewPlayer {
+            created_at: at,
+            ..new_player(&format!("time_{i}"))
+        };
+        let created = b.store.create_player(new.clone()).await.unwrap();
+        let expected = stored_timestamp(at).unwrap();
+        assert_eq!(created.created_at, expected, "{at}");
+        let read = b.store.player(new.id).await.unwrap().unwrap();
+        assert_eq!(read.created_at, expected, "{at}");
+        assert_eq!(read.created_at.offset(), time::UtcOffset::UTC);
+        assert_eq!(read, created);
+
+        let updated = b
+            .store
+            .update_player(new.id, PlayerPatch::default(), at)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.updated_at, expected, "{at}");
+    }
+}
+
+async fn rotation_happy_path(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Erin").await;
+    let t2 = successor();
+    let now = T0 + Duration::minutes(5);
+    let rotated = b
+        .store
+        .rotate_refresh_token(&t1.token_hash, t2.clone(), now)
+        .await
+        .unwrap();
+    assert_eq!(rotated, Rotation::Rotated { player_id });
+
+    // The successor was stored under the presented token's player and family, and is live.
+    let t3 = successor();
+    let rotated = b
+        .store
+        .rotate_refresh_token(&t2.token_hash, t3.clone(), now)
+        .await
+        .unwrap();
+    assert_eq!(rotated, Rotation::Rotated { player_id });
+    let replay = b
+        .store
+        .rotate_refresh_token(&t1.token_hash, successor(), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        replay,
+        Rotation::Reused {
+            player_id,
+            family_id: t1.family_id
+        }
+    );
+}
+
+async fn reuse_revokes_the_family(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Frank").await;
+    let now = T0 + Duration::minutes(5);
+    let t2 = successor();
+    b.store
+        .rotate_refresh_token(&t1.token_hash, t2.clone(), now)
+        .await
+        .unwrap();
+
+    let offered = successor();
+    let replay = b
+        .store
+        .rotate_refresh_token(&t1.token_hash, offered.clone(), now)
+        .await
+        .unwrap();
+    let reused = Rotation::Reused {
+        player_id,
+        family_id: t1.family_id,
+    };
+    assert_eq!(replay, reused);
+    // The newest token of the chain is revoked too, and the one offered was not stored.
+    let newest = b
+        .store
+        .rotate_refresh_token(&t2.token_hash, successor(), now)
+        .await
+        .unwrap();
+    assert_eq!(newest, reused);
+    let offered_rotation = b
+        .store
+        .rotate_refresh_token(&offered.token_hash, successor(), now)
+        .await
+        .unwrap();
+    assert_eq!(offered_rotation, Rotation::Unknown);
+}
+
+async fn expired_token(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Grace").await;
+    let offered = successor();
+    let at_expiry = t1.expires_at;
+    let expired = b
+        .store
+        .rotate_refresh_token(&t1.token_hash, offered.clone(), at_expiry)
+        .await;
+    assert_eq!(expired.unwrap(), Rotation::Expired);
+    let later = at_expiry + Duration::days(1);
+    let expired = b
+        .store
+        .rotate_refresh_token(&t1.token_hash, offered.clone(), later)
+        .await;
+    assert_eq!(expired.unwrap(), Rotation::Expired);
+    // Nothing was stored, nothing spent: just before expiry it still rotates.
+    let unknown = b
+        .store
+        .rotate_refresh_token(&offered.token_hash, successor(), T0)
+        .await;
+    assert_eq!(unknown.unwrap(), Rotation::Unknown);
+    let just_before = at_expiry - Duration::microseconds(1);
+    let rotated = b
+        .store
+        .rotate_refresh_token(&t1.token_hash, offered, just_before)
+        .await;
+    assert_eq!(rotated.unwrap(), Rotation::Rotated { player_id });
+}
+
+async fn unknown_token(b: &mut Backend) {
+    player_with_token(&*b.store, "Heidi").await;
+    for hash in [random_hash(), vec![], vec![0; 1], vec![0xff; 1000]] {
+        let rotation = b
+            .store
+            .rotate_refresh_token(&hash, successor(), T0)
+            .await
+            .unwrap();
+        assert_eq!(rotation, Rotation::Unknown);
+        assert_eq!(
+            b.store.revoke_refresh_family(&hash, T0).await.unwrap(),
+            None
+        );
+    }
+}
+
+async fn concurrent_rotation_has_one_winner(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Ivan").await;
+    let now = T0 + Duration::minutes(1);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&b.store);
+            let hash = t1.token_hash.clone();
+            let next = successor();
+            tokio::spawn(async move {
+                let outcome = store.rotate_refresh_token(&hash, next.clone(), now).await;
+                (outcome.unwrap(), next)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (outcome, next) = task.await.unwrap();
+        match outcome {
+            Rotation::Rotated { player_id: p } => {
+                assert_eq!(p, player_id);
+                winners.push(next);
+            }
+            Rotation::Reused {
+                player_id: p,
+                family_id,
+            } => {
+                assert_eq!((p, family_id), (player_id, t1.family_id));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one rotation must win");
+    // The losers replayed a spent token, so the winner's token is revoked with its family.
+    let after = b
+        .store
+        .rotate_refresh_token(&winners[0].token_hash, successor(), now)
+        .await;
+    assert!(matches!(after.unwrap(), Rotation::Reused { .. }));
+}
+
+async fn logout_is_idempotent(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Judy").await;
+    let t2 = successor();
+    b.store
+        .rotate_refresh_token(&t1.token_hash, t2.clone(), T0)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        b.store
+            .revoke_refresh_family(&t2.token_hash, T0)
+            .await
+            .unwrap(),
+        Some(player_id)
+    );
+    assert_eq!(
+        b.store
+            .revoke_refresh_family(&t2.token_hash, T0)
+            .await
+            .unwrap(),
+        Some(player_id)
+    );
+    // Revoked through any member of the family.
+    assert_eq!(
+        b.store
+            .revoke_refresh_family(&t1.token_hash, T0)
+            .await
+            .unwrap(),
+        Some(player_id)
+    );
+    let after = b
+        .store
+        .rotate_refresh_token(&t2.token_hash, successor(), T0)
+        .await
+        .unwrap();
+    assert!(matches!(after, Rotation::Reused { .. }), "{after:?}");
+    assert_eq!(
+        b.store
+            .revoke_refresh_family(&random_hash(), T0)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn revoke_all_tokens_of_a_player(b: &mut Backend) {
+    let (alice, a1) = player_with_token(&*b.store, "Alice").await;
+    let a2 = token(alice);
+    b.store.insert_refresh_token(a2.clone()).await.unwrap();
+    let (bob, b1) = player_with_token(&*b.store, "Bob").await;
+
+    assert_eq!(
+        b.store.revoke_all_refresh_tokens(alice, T0).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        b.store.revoke_all_refresh_tokens(alice, T0).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        b.store
+            .revoke_all_refresh_tokens(Uuid::now_v7(), T0)
+            .await
+            .unwrap(),
+        0
+    );
+    for t in [a1, a2] {
+        let r = b
+            .store
+            .rotate_refresh_token(&t.token_hash, successor(), T0)
+            .await
+            .unwrap();
+        assert!(
+            matches!(r, Rotation::Reused { player_id, .. } if player_id == alice),
+            "{r:?}"
+        );
+    }
+    let r = b
+        .store
+        .rotate_refresh_token(&b1.token_hash, successor(), T0)
+        .await
+        .unwrap();
+    assert_eq!(r, Rotation::Rotated { player_id: bob });
+}
+
+async fn refresh_token_constraints(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Karl").await;
+    let same_id = NewRefreshToken {
+        id: t1.id,
+        ..token(player_id)
+    };
+    let err = b.store.insert_refresh_token(same_id).await.unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateId), "{err:?}");
+    let same_hash = NewRefreshToken {
+        token_hash: t1.token_hash.clone(),
+        ..token(player_id)
+    };
+    let err = b.store.insert_refresh_token(same_hash).await.unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateId), "{err:?}");
+    // Foreign keys are enforced.
+    let err = b
+        .store
+        .insert_refresh_token(token(Uuid::now_v7()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+    // A successor colliding with an existing token fails the rotation and spends nothing.
+    let colliding = NewRefreshToken {
+        token_hash: t1.token_hash.clone(),
+        ..successor()
+    };
+    let err = b
+        .store
+        .rotate_refresh_token(&t1.token_hash, colliding, T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateId), "{err:?}");
+    let r = b
+        .store
+        .rotate_refresh_token(&t1.token_hash, successor(), T0)
+        .await
+        .unwrap();
+    assert_eq!(r, Rotation::Rotated { player_id });
+}
+
+async fn data_survives_reopen(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Liam").await;
+    let patch = PlayerPatch {
+        display_name: Some(display("Liam ✓")),
+        region: Some(Some(region("na-east"))),
+    };
+    let before = b
+        .store
+        .update_player(player_id, patch, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    b.reopen().await;
+    assert_eq!(b.store.player(player_id).await.unwrap(), Some(before));
+    let r = b
+        .store
+        .rotate_refresh_token(&t1.token_hash, successor(), T0)
+        .await
+        .unwrap();
+    assert_eq!(r, Rotation::Rotated { player_id });
+}
+
+async fn strings_are_stored_verbatim(b: &mut Backend) {
+    let names = [
+        "Robert'); DROP TABLE players;--",
+        "\" OR 1=1 --",
+        "100% _wild_ \\ card",
+        "名前 🎮 Zoë",
+        "مرحبا",
+        "$1 ?1 :name @x",
+    ];
+    for (i, raw) in names.into_iter().enumerate() {
+        let new = NewPlayer {
+            display_name: display(raw),
+            password_hash: format!("{raw} '\"\\ ✓"),
+            ..new_player(&format!("v_{i}--x"))
+        };
+        let created = b.store.create_player(new.clone()).await.unwrap();
+        assert_eq!(created.display_name.as_str(), raw);
+        let creds = b
+            .store
+            .credentials_by_username(&new.username)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(creds.player.display_name.as_str(), raw);
+        assert_eq!(creds.password_hash, new.password_hash);
+        let patch = PlayerPatch {
+            display_name: Some(display(&format!("{raw}!"))),
+            region: None,
+        };
+        let updated = b
+            .store
+            .update_player(new.id, patch, T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.display_name.as_str(), format!("{raw}!"));
+    }
+    // The tables are still there.
+    b.store.ping().await.unwrap();
+    assert!(
+        b.store
+            .credentials_by_username(&username("v_0--x"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// One test per backend and contract function.
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let mut backend = super::Backend::sqlite().await;
+                    super::$name(&mut backend).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(mut backend) = super::Backend::postgres().await else {
+                        return;
+                    };
+                    super::$name(&mut backend).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+contract! {
+    ping_works,
+    create_and_read_player,
+    usernames_are_unique_case_insensitively,
+    update_applies_patch_and_bumps_updated_at,
+    credentials_lookup_is_case_insensitive,
+    timestamps_round_trip,
+    rotation_happy_path,
+    reuse_revokes_the_family,
+    expired_token,
+    unknown_token,
+    concurrent_rotation_has_one_winner,
+    logout_is_idempotent,
+    revoke_all_tokens_of_a_player,
+    refresh_token_constraints,
+    data_survives_reopen,
+    strings_are_stored_verbatim,
+}
+
+/// The in-memory SQLite store keeps its data across calls on its one connection.
+#[tokio::test]
+async fn in_memory_sqlite_store_works() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let created = store.create_player(new_player("Memo")).await.unwrap();
+    assert_eq!(store.player(created.id).await.unwrap(), Some(created));
+    store.close().await;
+}
