@@ -27,13 +27,31 @@ enum Kind {
 
 struct Backend {
     store: Arc<dyn Store>,
+    /// The same store's pool, for tests that must get behind the trait (corrupt rows).
+    pool: Pool,
     kind: Kind,
+}
+
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Pool {
+    /// Runs SQL that is valid on both backends.
+    async fn execute(&self, sql: &'static str) {
+        match self {
+            Pool::Sqlite(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+            Pool::Postgres(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+        }
+    }
 }
 
 impl Backend {
     async fn sqlite() -> Self {
         let (store, dir) = testing::sqlite_test_store().await;
         Self {
+            pool: Pool::Sqlite(store.pool().clone()),
             store: Arc::new(store),
             kind: Kind::Sqlite(dir),
         }
@@ -41,8 +59,10 @@ impl Backend {
 
     async fn postgres() -> Option<Self> {
         let db = testing::postgres_test_db().await?;
+        let store = db.store().await;
         Some(Self {
-            store: Arc::new(db.store().await),
+            pool: Pool::Postgres(store.pool().clone()),
+            store: Arc::new(store),
             kind: Kind::Postgres(db),
         })
     }
@@ -50,14 +70,20 @@ impl Backend {
     /// Closes the store and opens a new one on the same database.
     async fn reopen(&mut self) {
         self.store.close().await;
-        self.store = match &self.kind {
-            Kind::Sqlite(dir) => Arc::new(
-                SqliteStore::open(&testing::sqlite_test_path(dir))
+        match &self.kind {
+            Kind::Sqlite(dir) => {
+                let store = SqliteStore::open(&testing::sqlite_test_path(dir))
                     .await
-                    .unwrap(),
-            ),
-            Kind::Postgres(db) => Arc::new(PostgresStore::connect(&db.url, 4).await.unwrap()),
-        };
+                    .unwrap();
+                self.pool = Pool::Sqlite(store.pool().clone());
+                self.store = Arc::new(store);
+            }
+            Kind::Postgres(db) => {
+                let store = PostgresStore::connect(&db.url, 4).await.unwrap();
+                self.pool = Pool::Postgres(store.pool().clone());
+                self.store = Arc::new(store);
+            }
+        }
     }
 
     async fn finish(self) {
@@ -629,6 +655,87 @@ async fn strings_are_stored_verbatim(b: &mut Backend) {
     );
 }
 
+async fn logout_racing_rotation_leaves_no_live_token(b: &mut Backend) {
+    let player = b.store.create_player(new_player("Quinn")).await.unwrap();
+    for _ in 0..10 {
+        let t1 = token(player.id);
+        b.store.insert_refresh_token(t1.clone()).await.unwrap();
+        let next = successor();
+        let rotate = {
+            let (store, hash, next) = (Arc::clone(&b.store), t1.token_hash.clone(), next.clone());
+            tokio::spawn(async move { store.rotate_refresh_token(&hash, next, T0).await })
+        };
+        let logout = {
+            let (store, hash) = (Arc::clone(&b.store), t1.token_hash.clone());
+            tokio::spawn(async move { store.revoke_refresh_family(&hash, T0).await })
+        };
+        let rotated = rotate.await.unwrap().unwrap();
+        assert_eq!(logout.await.unwrap().unwrap(), Some(player.id));
+        // Whichever ran first, the family ends revoked: a successor issued in the race is dead.
+        let after = b
+            .store
+            .rotate_refresh_token(&next.token_hash, successor(), T0)
+            .await;
+        match rotated {
+            Rotation::Rotated { .. } => {
+                assert!(matches!(after.unwrap(), Rotation::Reused { .. }));
+            }
+            Rotation::Reused { .. } => assert_eq!(after.unwrap(), Rotation::Unknown),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn corrupt_rows_are_errors_not_panics(b: &mut Backend) {
+    let created = b.store.create_player(new_player("Mallory")).await.unwrap();
+    b.pool
+        .execute("UPDATE players SET username = 'not a username!' WHERE username_key = 'mallory'")
+        .await;
+    let err = b.store.player(created.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let err = b
+        .store
+        .credentials_by_username(&username("mallory"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+
+    let other = b.store.create_player(new_player("Niaj")).await.unwrap();
+    b.pool
+        .execute("UPDATE players SET region = 'Not A Region' WHERE username_key = 'niaj'")
+        .await;
+    let err = b
+        .store
+        .update_player(other.id, PlayerPatch::default(), T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+}
+
+async fn unstorable_timestamps_are_errors(b: &mut Backend) {
+    let created = b.store.create_player(new_player("Olivia")).await.unwrap();
+    // In UTC this is year 10000, beyond what `time` represents.
+    let far = datetime!(9999-12-31 23:00 -05:00);
+    let err = b
+        .store
+        .update_player(created.id, PlayerPatch::default(), far)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Database(sqlx::Error::Encode(_))),
+        "{err:?}"
+    );
+    let err = b
+        .store
+        .create_player(NewPlayer {
+            created_at: far,
+            ..new_player("Peggy")
+        })
+        .await;
+    assert!(matches!(err, Err(StoreError::Database(_))), "{err:?}");
+    assert_eq!(b.store.player(created.id).await.unwrap(), Some(created));
+}
+
 // ---------------------------------------------------------------------------------------------
 // One test per backend and contract function.
 
@@ -677,6 +784,9 @@ contract! {
     refresh_token_constraints,
     data_survives_reopen,
     strings_are_stored_verbatim,
+    logout_racing_rotation_leaves_no_live_token,
+    corrupt_rows_are_errors_not_panics,
+    unstorable_timestamps_are_errors,
 }
 
 /// The in-memory SQLite store keeps its data across calls on its one connection.
@@ -686,4 +796,44 @@ async fn in_memory_sqlite_store_works() {
     let created = store.create_player(new_player("Memo")).await.unwrap();
     assert_eq!(store.player(created.id).await.unwrap(), Some(created));
     store.close().await;
+}
+
+/// The file store runs with the durability settings the module promises.
+#[tokio::test]
+async fn sqlite_file_store_is_durable_and_enforces_foreign_keys() {
+    let (store, dir) = testing::sqlite_test_store().await;
+    let pool = store.pool();
+    // Ask on several connections at once: pragmas are per connection.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut conn = pool.acquire().await.unwrap();
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!((journal.as_str(), synchronous, foreign_keys), ("wal", 2, 1));
+        held.push(conn);
+    }
+    drop(held);
+    store.close().await;
+    drop(dir);
+}
+
+/// `open` creates missing parent directories.
+#[tokio::test]
+async fn sqlite_open_creates_parent_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/versus.sqlite3");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(path.exists());
 }
