@@ -5,3 +5,5 @@
 //! property-testable and benchmarkable on its own.
 
 pub mod account;
+pub mod matchmaking;
+pub mod rating;

@@ -1,0 +1,41 @@
+//! The matchmaker: queue configuration, the searching pool, and the deterministic tick.
+//!
+//! Architecture invariant: no clock reads (time is the `now` argument), no IO, no randomness,
+//! no iteration over hash maps in anything that shapes an outcome. Same state + same `now`
+//! ⇒ same outcome, bit for bit.
+//!
+//! Typical use by a server (one [`QueueState`] per queue shard):
+//! ```
+//! use versus_core::matchmaking::*;
+//! use versus_core::rating::PlayerRating;
+//! let mm = Matchmaker::new(QueueConfig::new(2, 1)).unwrap();
+//! let mut pool = mm.new_state();
+//! for (i, r) in [1500.0, 1510.0].into_iter().enumerate() {
+//!     pool.add(Ticket {
+//!         id: TicketId(i as u128),
+//!         members: vec![Member { player: PlayerId(i as u128), rating: PlayerRating::new(r, 50.0) }],
+//!         region_latency_ms: vec![30],
+//!         created_at: Timestamp::from_secs(0),
+//!         recent_opponents: vec![],
+//!     }).unwrap();
+//! }
+//! let out = mm.tick(Timestamp::from_secs(1), &mut pool);
+//! assert_eq!(out.matches.len(), 1);
+//! assert!(out.matches[0].quality > 0.95);
+//! ```
+
+mod config;
+mod memory;
+mod state;
+mod teams;
+mod tick;
+mod ticket;
+
+pub use config::{ConfigError, PartyAggregation, QueueConfig, Schedule, Step};
+pub use memory::OpponentMemory;
+pub use state::QueueState;
+pub use tick::{FormedMatch, MatchTeam, Matchmaker, TickOutcome, WaitingTicket};
+pub use ticket::{
+    BackfillRequest, CancelOutcome, Member, PlayerId, RegionId, Ticket, TicketError, TicketId,
+    Timestamp, UNREACHABLE_MS,
+};

@@ -1,0 +1,411 @@
+//! The searching pool of one queue: tickets and backfill requests, indexed by age and by
+//! rating. Tickets are added and cancelled between ticks; the tick consumes them.
+//!
+//! Layout: tickets live in a slab (`slots`); two slot lists are kept sorted — by age (oldest
+//! first, the order in which tickets pick) and by rating (the index candidates are found in).
+//! New tickets are merged into both lists at the next tick (O(n + k log k)); no list is ever
+//! re-sorted in full and nothing is ever scanned per ticket.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::config::{PartyAggregation, QueueConfig};
+use super::teams;
+use super::ticket::{
+    BackfillRequest, CancelOutcome, Member, PlayerId, TicketError, TicketId, Timestamp,
+};
+
+/// A fixed, seedless hasher for our integer ids: `HashMap`'s default hasher draws OS randomness,
+/// which the core must not; and this one is faster for 128-bit ids.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        let x = (v as u64) ^ ((v >> 64) as u64).rotate_left(29) ^ self.0;
+        self.0 = mix64(x);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = mix64(v ^ self.0);
+    }
+}
+
+/// SplitMix64 finaliser.
+pub(crate) fn mix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// One bit of a 64-bit fingerprint per player (a one-hash Bloom filter), used to skip the exact
+/// recent-opponent check for the overwhelming majority of pairs.
+pub(crate) fn player_bit(p: PlayerId) -> u64 {
+    1u64 << (mix64((p.0 as u64) ^ ((p.0 >> 64) as u64)) & 63)
+}
+
+/// A searching ticket, as stored.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub id: TicketId,
+    pub created: Timestamp,
+    pub seq: u64,
+    /// Aggregated (party) rating the windows apply to.
+    pub rating: f64,
+    /// Sum of member ratings (team balance works on sums).
+    pub rating_sum: f64,
+    pub members: Box<[Member]>,
+    pub latency: Box<[u32]>,
+    pub recent: Box<[PlayerId]>,
+    pub self_bits: u64,
+    pub recent_bits: u64,
+}
+
+impl Entry {
+    pub fn size(&self) -> usize {
+        self.members.len()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct BackfillEntry {
+    pub req: BackfillRequest,
+    pub seq: u64,
+    pub target: f64,
+    pub existing_bits: u64,
+}
+
+/// Queue-shape facts the pool needs to validate tickets without the whole config.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    pub regions: usize,
+    pub max_party: usize,
+    pub teams: usize,
+    pub team_size: usize,
+    pub backfill: bool,
+    pub aggregation: PartyAggregation,
+}
+
+/// Exponentially weighted time-to-match per rating bucket: the "estimated wait".
+#[derive(Clone, Debug)]
+pub(crate) struct WaitStats {
+    pub bucket_width: f64,
+    /// (bucket, ewma ms), sorted by bucket.
+    pub buckets: Vec<(i64, f64)>,
+    pub global: Option<f64>,
+}
+
+const EWMA_ALPHA: f64 = 0.1;
+
+impl WaitStats {
+    fn bucket(&self, rating: f64) -> i64 {
+        (rating / self.bucket_width).floor() as i64
+    }
+    pub fn record(&mut self, rating: f64, ttm_ms: u64) {
+        let v = ttm_ms as f64;
+        self.global = Some(self.global.map_or(v, |g| g + EWMA_ALPHA * (v - g)));
+        let b = self.bucket(rating);
+        match self.buckets.binary_search_by_key(&b, |x| x.0) {
+            Ok(i) => self.buckets[i].1 += EWMA_ALPHA * (v - self.buckets[i].1),
+            Err(i) => self.buckets.insert(i, (b, v)),
+        }
+    }
+    /// Expected remaining wait for a ticket at `rating` that has waited `waited_ms`.
+    /// 0 when there is no history yet or the ticket is already past the typical wait.
+    pub fn estimate(&self, rating: f64, waited_ms: u64) -> u64 {
+        let b = self.bucket(rating);
+        let typical = match self.buckets.binary_search_by_key(&b, |x| x.0) {
+            Ok(i) => self.buckets[i].1,
+            Err(_) => self.global.unwrap_or(0.0),
+        };
+        (typical - waited_ms as f64).max(0.0) as u64
+    }
+}
+
+/// Per-tick working memory, kept between ticks so a tick allocates almost nothing.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TickScratch {
+    pub cands: Vec<super::tick::Cand>,
+    pub pos: Vec<u32>,
+    pub right: Vec<u32>,
+    pub left: Vec<u32>,
+    pub pool: Vec<u32>,
+    pub chosen: Vec<u32>,
+    pub merge: Vec<u32>,
+    pub pieces: Vec<teams::Piece>,
+    pub assign: Vec<usize>,
+    pub teams: teams::Scratch,
+    pub taken_slots: Vec<u32>,
+}
+
+/// The pool of one queue shard. Create it with [`Matchmaker::new_state`](super::Matchmaker::new_state).
+#[derive(Clone, Debug)]
+pub struct QueueState {
+    pub(crate) limits: Limits,
+    pub(crate) slots: Vec<Option<Entry>>,
+    pub(crate) free: Vec<u32>,
+    pub(crate) freed_pending: Vec<u32>,
+    pub(crate) by_id: IdMap<TicketId, u32>,
+    pub(crate) searching: IdMap<PlayerId, TicketId>,
+    /// Slots sorted by (created, seq); compacted at each tick.
+    pub(crate) ages: Vec<u32>,
+    /// Slots sorted by (rating, seq); compacted at each tick.
+    pub(crate) by_rating: Vec<u32>,
+    /// Slots added since the last tick.
+    pub(crate) arrivals: Vec<u32>,
+    pub(crate) cancelled_since_tick: bool,
+    pub(crate) backfills: Vec<BackfillEntry>,
+    pub(crate) next_seq: u64,
+    pub(crate) waits: WaitStats,
+    pub(crate) scratch: TickScratch,
+}
+
+impl QueueState {
+    pub(crate) fn new(config: &QueueConfig) -> Self {
+        Self {
+            limits: Limits {
+                regions: config.regions.len(),
+                max_party: config.max_party_size,
+                teams: config.teams,
+                team_size: config.team_size,
+                backfill: config.backfill,
+                aggregation: config.party_aggregation,
+            },
+            slots: Vec::new(),
+            free: Vec::new(),
+            freed_pending: Vec::new(),
+            by_id: IdMap::default(),
+            searching: IdMap::default(),
+            ages: Vec::new(),
+            by_rating: Vec::new(),
+            arrivals: Vec::new(),
+            cancelled_since_tick: false,
+            backfills: Vec::new(),
+            next_seq: 0,
+            waits: WaitStats {
+                bucket_width: config.rating_widening.steps()[0].value.max(1e-9),
+                buckets: Vec::new(),
+                global: None,
+            },
+            scratch: TickScratch::default(),
+        }
+    }
+
+    /// Puts a ticket in the queue. It is considered from the next tick on.
+    pub fn add(&mut self, ticket: super::Ticket) -> Result<(), TicketError> {
+        let l = &self.limits;
+        let n = ticket.members.len();
+        if n == 0 || n > l.max_party {
+            return Err(TicketError::PartySize {
+                got: n,
+                max: l.max_party,
+            });
+        }
+        if ticket.region_latency_ms.len() != l.regions {
+            return Err(TicketError::RegionCount {
+                got: ticket.region_latency_ms.len(),
+                expected: l.regions,
+            });
+        }
+        if self.by_id.contains_key(&ticket.id)
+            || self.backfills.iter().any(|b| b.req.id == ticket.id)
+        {
+            return Err(TicketError::DuplicateTicket);
+        }
+        for (i, m) in ticket.members.iter().enumerate() {
+            if !(m.rating.rating.is_finite() && m.rating.deviation.is_finite()) {
+                return Err(TicketError::NonFiniteRating);
+            }
+            if ticket.members[..i].iter().any(|o| o.player == m.player) {
+                return Err(TicketError::DuplicateMember);
+            }
+            if self.searching.contains_key(&m.player) {
+                return Err(TicketError::PlayerAlreadySearching(m.player));
+            }
+        }
+        let id = ticket.id;
+        let rating = l
+            .aggregation
+            .aggregate(ticket.members.iter().map(|m| m.rating.rating));
+        let rating_sum = ticket.members.iter().map(|m| m.rating.rating).sum();
+        let self_bits = ticket
+            .members
+            .iter()
+            .fold(0, |b, m| b | player_bit(m.player));
+        let recent_bits = ticket
+            .recent_opponents
+            .iter()
+            .fold(0, |b, &p| b | player_bit(p));
+        for m in &ticket.members {
+            self.searching.insert(m.player, ticket.id);
+        }
+        let entry = Entry {
+            id: ticket.id,
+            created: ticket.created_at,
+            seq: self.next_seq,
+            rating,
+            rating_sum,
+            members: ticket.members.into_boxed_slice(),
+            latency: ticket.region_latency_ms.into_boxed_slice(),
+            recent: ticket.recent_opponents.into_boxed_slice(),
+            self_bits,
+            recent_bits,
+        };
+        self.next_seq += 1;
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(entry);
+                s
+            }
+            None => {
+                self.slots.push(Some(entry));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(id, slot);
+        self.arrivals.push(slot);
+        Ok(())
+    }
+
+    /// Removes a searching ticket. Exactly one answer: it was searching and is now cancelled
+    /// (it will be in no match), or it was not searching (matched, expired or unknown).
+    pub fn cancel(&mut self, id: TicketId) -> CancelOutcome {
+        if let Some(slot) = self.by_id.remove(&id) {
+            self.release(slot);
+            self.freed_pending.push(slot);
+            self.cancelled_since_tick = true;
+            return CancelOutcome::Cancelled;
+        }
+        if let Some(i) = self.backfills.iter().position(|b| b.req.id == id) {
+            self.backfills.remove(i);
+            return CancelOutcome::Cancelled;
+        }
+        CancelOutcome::NotSearching
+    }
+
+    /// Asks for the open slots of a running match to be filled; served before new matches.
+    pub fn add_backfill(&mut self, req: BackfillRequest) -> Result<(), TicketError> {
+        let l = &self.limits;
+        if !l.backfill {
+            return Err(TicketError::BackfillDisabled);
+        }
+        if req.teams.len() != l.teams || req.open_slots.len() != l.teams {
+            return Err(TicketError::BackfillShape { expected: l.teams });
+        }
+        let open: usize = req.open_slots.iter().sum();
+        let existing: usize = req.teams.iter().map(Vec::len).sum();
+        if open == 0
+            || existing == 0
+            || req
+                .teams
+                .iter()
+                .zip(&req.open_slots)
+                .any(|(t, &o)| t.len() + o != l.team_size)
+        {
+            return Err(TicketError::BackfillSlots);
+        }
+        if usize::from(req.region.0) >= l.regions {
+            return Err(TicketError::BackfillRegion(req.region));
+        }
+        if self.by_id.contains_key(&req.id) || self.backfills.iter().any(|b| b.req.id == req.id) {
+            return Err(TicketError::DuplicateTicket);
+        }
+        let members = req.teams.iter().flatten();
+        if members.clone().any(|m| !m.rating.rating.is_finite()) {
+            return Err(TicketError::NonFiniteRating);
+        }
+        let target = members.clone().map(|m| m.rating.rating).sum::<f64>() / existing as f64;
+        let existing_bits = members.fold(0, |b, m| b | player_bit(m.player));
+        let entry = BackfillEntry {
+            req,
+            seq: self.next_seq,
+            target,
+            existing_bits,
+        };
+        self.next_seq += 1;
+        let key = (entry.req.created_at, entry.seq);
+        let at = self
+            .backfills
+            .partition_point(|b| (b.req.created_at, b.seq) <= key);
+        self.backfills.insert(at, entry);
+        Ok(())
+    }
+
+    /// Tickets searching (not counting backfill requests).
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+    pub fn backfill_len(&self) -> usize {
+        self.backfills.len()
+    }
+    pub fn contains(&self, id: TicketId) -> bool {
+        self.by_id.contains_key(&id)
+    }
+    /// Whether `player` is on a searching ticket.
+    pub fn is_searching(&self, player: PlayerId) -> bool {
+        self.searching.contains_key(&player)
+    }
+
+    /// Bytes this state holds on the heap and inline, computed from `size_of` and the capacity
+    /// of every container (hash maps counted at capacity × (entry + 1 control byte)). Allocator
+    /// rounding is not included; see BENCHMARKS.md for an RSS cross-check.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        fn map_bytes<K, V>(cap: usize) -> usize {
+            // hashbrown: buckets = next_pow2(cap · 8/7); each bucket (K, V) + 1 control byte.
+            let buckets = if cap == 0 {
+                0
+            } else {
+                (cap * 8 / 7).next_power_of_two()
+            };
+            buckets * (size_of::<(K, V)>() + 1)
+        }
+        let mut b = size_of::<Self>();
+        b += self.slots.capacity() * size_of::<Option<Entry>>();
+        for e in self.slots.iter().flatten() {
+            b += e.members.len() * size_of::<Member>()
+                + e.latency.len() * size_of::<u32>()
+                + e.recent.len() * size_of::<PlayerId>();
+        }
+        b += (self.free.capacity() + self.freed_pending.capacity()) * 4;
+        b += map_bytes::<TicketId, u32>(self.by_id.capacity());
+        b += map_bytes::<PlayerId, TicketId>(self.searching.capacity());
+        b += (self.ages.capacity() + self.by_rating.capacity() + self.arrivals.capacity()) * 4;
+        b += self.backfills.capacity() * size_of::<BackfillEntry>();
+        b += self.waits.buckets.capacity() * size_of::<(i64, f64)>();
+        let s = &self.scratch;
+        b += s.cands.capacity() * size_of::<super::tick::Cand>();
+        b += (s.pos.capacity()
+            + s.right.capacity()
+            + s.left.capacity()
+            + s.pool.capacity()
+            + s.chosen.capacity()
+            + s.merge.capacity()
+            + s.taken_slots.capacity())
+            * 4;
+        b
+    }
+
+    /// Frees a slot's ticket (not yet its place in the sorted lists).
+    pub(crate) fn release(&mut self, slot: u32) -> Option<Entry> {
+        let entry = self.slots[slot as usize].take()?;
+        self.by_id.remove(&entry.id);
+        for m in &entry.members {
+            self.searching.remove(&m.player);
+        }
+        Some(entry)
+    }
+}

@@ -1,0 +1,818 @@
+//! The tick: one deterministic pass that turns searching tickets into matches.
+//!
+//! Order of work:
+//! 1. compact the pool (cancellations), merge new arrivals into the age and rating lists,
+//!    expire tickets past `max_wait_s`;
+//! 2. build the per-tick index: every ticket's current rating window, acceptable-region mask
+//!    and rematch relaxation, laid out contiguously in rating order, with skip pointers
+//!    (union-find) over tickets already taken this tick;
+//! 3. backfill requests, oldest first, pick from the index;
+//! 4. tickets, oldest first, each scanning outward from its own rating (nearest first, bounded
+//!    by its window and `scan_limit`) for a group that fills a match: every pair of tickets
+//!    within both of their windows, one region acceptable to all, no recent rematch, parties
+//!    whole, and a packing into teams of exactly `team_size`; teams are then balanced
+//!    (optimal split for two teams);
+//! 5. report matches, expiries, and every waiting ticket's position and estimated wait.
+//!
+//! Work per tick is O(n + k log k + Σ scanned candidates), never a pass over the pool per ticket.
+
+use super::config::QueueConfig;
+use super::state::{BackfillEntry, Entry, QueueState};
+use super::teams::{self, Piece};
+use super::ticket::{PlayerId, RegionId, TicketId, Timestamp};
+use crate::rating::{AnyRatingSystem, PlayerRating, RatingSystem, fairness_quality};
+
+/// A ticket as the tick sees it: everything a compatibility check reads, contiguous.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Cand {
+    rating: f64,
+    window: f64,
+    mask: u64,
+    self_bits: u64,
+    recent_bits: u64,
+    slot: u32,
+    size: u8,
+    relaxed: bool,
+    taken: bool,
+}
+
+/// One team of a formed match.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatchTeam {
+    /// Tickets placed on this team by this tick (parties whole).
+    pub tickets: Vec<TicketId>,
+    /// Every player of the team (for a backfill, the players already there come first).
+    pub players: Vec<PlayerId>,
+    /// Ratings of `players`, same order.
+    pub ratings: Vec<PlayerRating>,
+    pub rating_sum: f64,
+    /// Predicted probability that this team wins, from the queue's rating system.
+    pub win_probability: f64,
+}
+
+/// A match formed by a tick.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FormedMatch {
+    /// `Some(request)` when this fills a running match's open slots.
+    pub backfill: Option<TicketId>,
+    /// Every ticket consumed, in the order they were picked (the picking ticket first).
+    pub tickets: Vec<TicketId>,
+    pub teams: Vec<MatchTeam>,
+    /// The region every ticket accepts, with the lowest worst-case latency.
+    pub region: RegionId,
+    /// Fairness of the predicted outcome in [0, 1]: `1 − (max P − min P)` over teams
+    /// (`1 − 2·|P(A) − 0.5|` for two teams).
+    pub quality: f64,
+    pub formed_at: Timestamp,
+}
+
+/// A ticket still searching after the tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitingTicket {
+    pub ticket: TicketId,
+    /// 1 = oldest searching ticket (the next to pick).
+    pub position: usize,
+    pub waited_ms: u64,
+    /// Remaining wait expected from recent time-to-match at this rating (0: any moment, or no
+    /// history yet).
+    pub estimated_wait_ms: u64,
+}
+
+/// What one tick did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TickOutcome {
+    pub matches: Vec<FormedMatch>,
+    /// Tickets removed because they waited `max_wait_s`.
+    pub expired: Vec<TicketId>,
+    /// Backfill requests removed because they waited `max_wait_s`.
+    pub expired_backfills: Vec<TicketId>,
+    /// Every ticket still searching, oldest first.
+    pub waiting: Vec<WaitingTicket>,
+}
+
+/// A queue's matchmaker: its configuration and rating system. Stateless between ticks — the pool
+/// lives in [`QueueState`], so one matchmaker can serve any number of shards.
+#[derive(Clone, Debug)]
+pub struct Matchmaker {
+    config: QueueConfig,
+    rater: AnyRatingSystem,
+}
+
+const SELECT_BUDGET: usize = 4_000;
+const NONE: u32 = u32::MAX;
+
+impl Matchmaker {
+    pub fn new(config: QueueConfig) -> Result<Self, super::ConfigError> {
+        config.validate()?;
+        let rater = config
+            .rating
+            .build()
+            .map_err(|_| super::ConfigError::Invalid {
+                key: "rating",
+                why: "invalid rating system parameters",
+            })?;
+        Ok(Self { config, rater })
+    }
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+    pub fn rating_system(&self) -> &AnyRatingSystem {
+        &self.rater
+    }
+    /// An empty pool for this queue.
+    pub fn new_state(&self) -> QueueState {
+        QueueState::new(&self.config)
+    }
+
+    /// Runs one tick at time `now`. Deterministic: the same state and `now` give the same outcome.
+    pub fn tick(&self, now: Timestamp, state: &mut QueueState) -> TickOutcome {
+        let mut out = TickOutcome::default();
+        self.prepare(now, state, &mut out);
+        self.build_index(now, state);
+        self.run_backfills(now, state, &mut out.matches);
+        self.run_tickets(now, state, &mut out.matches);
+        self.finish(now, state, &mut out);
+        out
+    }
+
+    fn prepare(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
+        if st.cancelled_since_tick {
+            let slots = &st.slots;
+            st.ages.retain(|&s| slots[s as usize].is_some());
+            st.by_rating.retain(|&s| slots[s as usize].is_some());
+            st.arrivals.retain(|&s| slots[s as usize].is_some());
+            st.free.append(&mut st.freed_pending);
+            st.cancelled_since_tick = false;
+        }
+        if !st.arrivals.is_empty() {
+            let slots = &st.slots;
+            let entry = |s: u32| slots[s as usize].as_ref().expect("arrival is live");
+            let age_key = |s: u32| (entry(s).created, entry(s).seq);
+            st.arrivals.sort_unstable_by_key(|&s| age_key(s));
+            merge_into(&mut st.ages, &st.arrivals, &mut st.scratch.merge, |a, b| {
+                age_key(a) <= age_key(b)
+            });
+            let rating_cmp = |a: u32, b: u32| {
+                let (x, y) = (entry(a), entry(b));
+                x.rating.total_cmp(&y.rating).then(x.seq.cmp(&y.seq))
+            };
+            let rating_le = |a: u32, b: u32| rating_cmp(a, b).is_le();
+            st.arrivals.sort_unstable_by(|&a, &b| rating_cmp(a, b));
+            merge_into(
+                &mut st.by_rating,
+                &st.arrivals,
+                &mut st.scratch.merge,
+                rating_le,
+            );
+            st.arrivals.clear();
+        }
+        if let Some(max_s) = self.config.max_wait_s {
+            let max_ms = u64::from(max_s) * 1000;
+            let mut k = 0;
+            while k < st.ages.len() {
+                let s = st.ages[k];
+                let e = st.slots[s as usize].as_ref().expect("aged ticket is live");
+                if now.since(e.created) < max_ms {
+                    break;
+                }
+                out.expired.push(e.id);
+                st.release(s);
+                st.free.push(s);
+                k += 1;
+            }
+            if k > 0 {
+                st.ages.drain(..k);
+                let slots = &st.slots;
+                st.by_rating.retain(|&s| slots[s as usize].is_some());
+            }
+            st.backfills.retain(|b| {
+                let keep = now.since(b.req.created_at) < max_ms;
+                if !keep {
+                    out.expired_backfills.push(b.req.id);
+                }
+                keep
+            });
+        }
+    }
+
+    fn build_index(&self, now: Timestamp, st: &mut QueueState) {
+        let cfg = &self.config;
+        let sc = &mut st.scratch;
+        let n = st.by_rating.len();
+        sc.cands.clear();
+        sc.pos.clear();
+        sc.pos.resize(st.slots.len(), NONE);
+        let relax_ms = cfg.rematch_relax_after_s.map(|s| u64::from(s) * 1000);
+        // Windows and budgets are step functions of wait: cache the last lookup, since
+        // neighbours in rating order rarely share an age but the schedule has few steps.
+        for (i, &slot) in st.by_rating.iter().enumerate() {
+            let e = st.slots[slot as usize]
+                .as_ref()
+                .expect("indexed ticket is live");
+            let waited = now.since(e.created);
+            let window = cfg.rating_widening.at(waited);
+            let budget = u64::from(cfg.latency_budget_ms) + cfg.latency_widening.at(waited) as u64;
+            let mut mask = 0u64;
+            for (r, &lat) in e.latency.iter().enumerate() {
+                if u64::from(lat) <= budget {
+                    mask |= 1 << r;
+                }
+            }
+            sc.cands.push(Cand {
+                rating: e.rating,
+                window,
+                mask,
+                self_bits: e.self_bits,
+                recent_bits: e.recent_bits,
+                slot,
+                size: e.size() as u8,
+                relaxed: relax_ms.is_some_and(|r| waited >= r),
+                taken: false,
+            });
+            sc.pos[slot as usize] = i as u32;
+        }
+        sc.right.clear();
+        sc.right.extend(0..=n as u32);
+        sc.left.clear();
+        sc.left.extend(0..=n as u32);
+        sc.taken_slots.clear();
+    }
+
+    fn run_tickets(&self, now: Timestamp, st: &mut QueueState, matches: &mut Vec<FormedMatch>) {
+        let need_total = self.config.players_per_match();
+        for k in 0..st.ages.len() {
+            let slot = st.ages[k];
+            let ai = st.scratch.pos[slot as usize];
+            if ai == NONE || st.scratch.cands[ai as usize].taken {
+                continue;
+            }
+            if self.find_group(st, ai as usize, need_total) {
+                self.form_match(now, st, ai as usize, None, matches);
+            }
+        }
+    }
+
+    /// Looks for tickets that complete a match with anchor `ai`. On success the group is in
+    /// `scratch.chosen` and the team of each piece (anchor first) in `scratch.assign`.
+    fn find_group(&self, st: &mut QueueState, ai: usize, need_total: usize) -> bool {
+        let QueueState { slots, scratch, .. } = st;
+        let sc = scratch;
+        let a = sc.cands[ai];
+        let need = need_total.saturating_sub(usize::from(a.size));
+        if need == 0 {
+            return false;
+        }
+        sc.pool.clear();
+        let mut pool_players = 0usize;
+        let mut budget = SELECT_BUDGET;
+        let mut l = find_left(&mut sc.left, ai);
+        let mut r = find_right(&mut sc.right, ai + 1);
+        let n = sc.cands.len();
+        let mut examined = 0usize;
+        loop {
+            let dl = if l != NONE {
+                a.rating - sc.cands[l as usize].rating
+            } else {
+                f64::INFINITY
+            };
+            let dr = if (r as usize) < n {
+                sc.cands[r as usize].rating - a.rating
+            } else {
+                f64::INFINITY
+            };
+            let c = if dl <= dr {
+                if dl > a.window {
+                    break;
+                }
+                let c = l as usize;
+                l = find_left(&mut sc.left, c);
+                c
+            } else {
+                if dr > a.window {
+                    break;
+                }
+                let c = r as usize;
+                r = find_right(&mut sc.right, c + 1);
+                c
+            };
+            examined += 1;
+            if examined > self.config.scan_limit {
+                break;
+            }
+            let cand = &sc.cands[c];
+            if usize::from(cand.size) > need || !compatible(slots, &a, cand) {
+                continue;
+            }
+            sc.pool.push(c as u32);
+            pool_players += usize::from(cand.size);
+            if pool_players < need {
+                continue;
+            }
+            // Try groups that include this newest candidate (groups without it were tried).
+            sc.chosen.clear();
+            sc.chosen.push(c as u32);
+            let last = sc.pool.len() - 1;
+            let pool = std::mem::take(&mut sc.pool);
+            let found = select(
+                self,
+                slots,
+                sc,
+                ai,
+                &pool[..last],
+                0,
+                need - usize::from(cand.size),
+                a.mask & cand.mask,
+                &mut budget,
+            );
+            sc.pool = pool;
+            if found {
+                return true;
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        false
+    }
+
+    fn run_backfills(&self, now: Timestamp, st: &mut QueueState, matches: &mut Vec<FormedMatch>) {
+        let mut i = 0;
+        while i < st.backfills.len() {
+            if let Some(assignments) = self.fill_backfill(now, st, i) {
+                let bf = st.backfills.remove(i);
+                self.form_backfill(now, st, bf, assignments, matches);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Candidates for backfill request `bi`, as (cand index, team) pairs.
+    fn fill_backfill(
+        &self,
+        now: Timestamp,
+        st: &mut QueueState,
+        bi: usize,
+    ) -> Option<Vec<(u32, usize)>> {
+        let QueueState {
+            slots,
+            scratch: sc,
+            backfills,
+            ..
+        } = st;
+        let bf = &backfills[bi];
+        let waited = now.since(bf.req.created_at);
+        let window = self.config.rating_widening.at(waited);
+        let region_bit = 1u64 << bf.req.region.0;
+        let mut open = bf.req.open_slots.clone();
+        let need: usize = open.iter().sum();
+        let max_open = *open.iter().max().unwrap_or(&0);
+        let n = sc.cands.len();
+        let p = sc.cands.partition_point(|c| c.rating < bf.target);
+        let mut l = find_left(&mut sc.left, p);
+        let mut r = find_right(&mut sc.right, p);
+        let mut pool: Vec<u32> = Vec::new();
+        let mut players = 0usize;
+        let mut examined = 0usize;
+        let mut budget = SELECT_BUDGET;
+        loop {
+            let dl = if l != NONE {
+                bf.target - sc.cands[l as usize].rating
+            } else {
+                f64::INFINITY
+            };
+            let dr = if (r as usize) < n {
+                sc.cands[r as usize].rating - bf.target
+            } else {
+                f64::INFINITY
+            };
+            let c = if dl <= dr {
+                if dl > window {
+                    break;
+                }
+                let c = l as usize;
+                l = find_left(&mut sc.left, c);
+                c
+            } else {
+                if dr > window {
+                    break;
+                }
+                let c = r as usize;
+                r = find_right(&mut sc.right, c + 1);
+                c
+            };
+            examined += 1;
+            if examined > self.config.scan_limit {
+                break;
+            }
+            let cand = sc.cands[c];
+            if usize::from(cand.size) > max_open
+                || cand.mask & region_bit == 0
+                || (cand.rating - bf.target).abs() > window.min(cand.window)
+                || (!cand.relaxed && backfill_conflict(slots, bf, &cand))
+            {
+                continue;
+            }
+            pool.push(c as u32);
+            players += usize::from(cand.size);
+            if players < need {
+                continue;
+            }
+            let mut chosen: Vec<(u32, usize)> = Vec::new();
+            let last = pool.len() - 1;
+            for t in 0..open.len() {
+                if open[t] >= usize::from(cand.size) {
+                    open[t] -= usize::from(cand.size);
+                    chosen.push((c as u32, t));
+                    if fill(
+                        slots,
+                        &sc.cands,
+                        &pool[..last],
+                        0,
+                        &mut open,
+                        need - usize::from(cand.size),
+                        &mut chosen,
+                        &mut budget,
+                    ) {
+                        return Some(chosen);
+                    }
+                    chosen.pop();
+                    open[t] += usize::from(cand.size);
+                }
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        None
+    }
+
+    fn form_backfill(
+        &self,
+        now: Timestamp,
+        st: &mut QueueState,
+        bf: BackfillEntry,
+        assignments: Vec<(u32, usize)>,
+        matches: &mut Vec<FormedMatch>,
+    ) {
+        let mut teams: Vec<MatchTeam> = bf
+            .req
+            .teams
+            .iter()
+            .map(|t| MatchTeam {
+                tickets: Vec::new(),
+                players: t.iter().map(|m| m.player).collect(),
+                ratings: t.iter().map(|m| m.rating).collect(),
+                rating_sum: t.iter().map(|m| m.rating.rating).sum(),
+                win_probability: 0.0,
+            })
+            .collect();
+        let mut tickets = Vec::with_capacity(assignments.len());
+        for &(c, t) in &assignments {
+            let slot = take(st, c as usize);
+            let e = st.release(slot).expect("taken ticket is live");
+            st.free.push(slot);
+            st.waits.record(e.rating, now.since(e.created));
+            push_entry(&mut teams[t], &e);
+            tickets.push(e.id);
+        }
+        let quality = self.predict(&mut teams);
+        matches.push(FormedMatch {
+            backfill: Some(bf.req.id),
+            tickets,
+            teams,
+            region: bf.req.region,
+            quality,
+            formed_at: now,
+        });
+    }
+
+    fn form_match(
+        &self,
+        now: Timestamp,
+        st: &mut QueueState,
+        ai: usize,
+        backfill: Option<TicketId>,
+        matches: &mut Vec<FormedMatch>,
+    ) {
+        let mut group: Vec<u32> = Vec::with_capacity(st.scratch.chosen.len() + 1);
+        group.push(ai as u32);
+        group.extend_from_slice(&st.scratch.chosen);
+        let assign = std::mem::take(&mut st.scratch.assign);
+        let mask = group
+            .iter()
+            .fold(u64::MAX, |m, &c| m & st.scratch.cands[c as usize].mask);
+        // Region: the shared one with the lowest worst-case latency.
+        let mut region = 0u8;
+        let mut best = u32::MAX;
+        let mut bits = mask;
+        while bits != 0 {
+            let r = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let worst = group
+                .iter()
+                .map(|&c| {
+                    let slot = st.scratch.cands[c as usize].slot;
+                    st.slots[slot as usize].as_ref().expect("live").latency[r]
+                })
+                .max()
+                .unwrap_or(0);
+            if worst < best {
+                best = worst;
+                region = r as u8;
+            }
+        }
+        let mut teams: Vec<MatchTeam> = (0..self.config.teams)
+            .map(|_| MatchTeam {
+                tickets: Vec::new(),
+                players: Vec::with_capacity(self.config.team_size),
+                ratings: Vec::with_capacity(self.config.team_size),
+                rating_sum: 0.0,
+                win_probability: 0.0,
+            })
+            .collect();
+        let mut tickets = Vec::with_capacity(group.len());
+        for (i, &c) in group.iter().enumerate() {
+            let slot = take(st, c as usize);
+            let e = st.release(slot).expect("taken ticket is live");
+            st.free.push(slot);
+            st.waits.record(e.rating, now.since(e.created));
+            push_entry(&mut teams[assign[i]], &e);
+            tickets.push(e.id);
+        }
+        st.scratch.assign = assign;
+        let quality = self.predict(&mut teams);
+        matches.push(FormedMatch {
+            backfill,
+            tickets,
+            teams,
+            region: RegionId(region),
+            quality,
+            formed_at: now,
+        });
+    }
+
+    /// Fills in each team's win probability; returns the match quality.
+    fn predict(&self, teams: &mut [MatchTeam]) -> f64 {
+        let refs: Vec<&[PlayerRating]> = teams.iter().map(|t| t.ratings.as_slice()).collect();
+        let p = self.rater.win_probabilities(&refs);
+        for (t, p) in teams.iter_mut().zip(&p) {
+            t.win_probability = *p;
+        }
+        fairness_quality(&p)
+    }
+
+    fn finish(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
+        if !st.scratch.taken_slots.is_empty() {
+            let slots = &st.slots;
+            st.ages.retain(|&s| slots[s as usize].is_some());
+            st.by_rating.retain(|&s| slots[s as usize].is_some());
+        }
+        out.waiting.reserve(st.ages.len());
+        for (i, &slot) in st.ages.iter().enumerate() {
+            let e = st.slots[slot as usize]
+                .as_ref()
+                .expect("aged ticket is live");
+            let waited = now.since(e.created);
+            out.waiting.push(WaitingTicket {
+                ticket: e.id,
+                position: i + 1,
+                waited_ms: waited,
+                estimated_wait_ms: st.waits.estimate(e.rating, waited),
+            });
+        }
+    }
+}
+
+fn push_entry(team: &mut MatchTeam, e: &Entry) {
+    team.tickets.push(e.id);
+    for m in e.members.iter() {
+        team.players.push(m.player);
+        team.ratings.push(m.rating);
+        team.rating_sum += m.rating.rating;
+    }
+}
+
+/// Marks index position `c` taken; returns its slot.
+fn take(st: &mut QueueState, c: usize) -> u32 {
+    let sc = &mut st.scratch;
+    sc.cands[c].taken = true;
+    sc.right[c] = c as u32 + 1;
+    sc.left[c + 1] = c as u32;
+    sc.taken_slots.push(sc.cands[c].slot);
+    sc.cands[c].slot
+}
+
+/// First live index ≥ `i` (or `n`). `right[i] == i` means live.
+fn find_right(right: &mut [u32], i: usize) -> u32 {
+    let mut root = i as u32;
+    while right[root as usize] != root {
+        root = right[root as usize];
+    }
+    let mut cur = i as u32;
+    while right[cur as usize] != root {
+        let next = right[cur as usize];
+        right[cur as usize] = root;
+        cur = next;
+    }
+    root
+}
+
+/// Last live index < `i`, or `NONE`. Stored shifted by one: `left[k]` is about index `k − 1`,
+/// and `left[0] == 0` is the "none" sentinel.
+fn find_left(left: &mut [u32], i: usize) -> u32 {
+    let mut root = i as u32;
+    while left[root as usize] != root {
+        root = left[root as usize];
+    }
+    let mut cur = i as u32;
+    while left[cur as usize] != root {
+        let next = left[cur as usize];
+        left[cur as usize] = root;
+        cur = next;
+    }
+    if root == 0 { NONE } else { root - 1 }
+}
+
+/// Whether two tickets may be in the same match.
+fn compatible(slots: &[Option<Entry>], a: &Cand, b: &Cand) -> bool {
+    (a.rating - b.rating).abs() <= a.window.min(b.window)
+        && a.mask & b.mask != 0
+        && (a.relaxed || b.relaxed || !recent_conflict(slots, a, b))
+}
+
+fn recent_conflict(slots: &[Option<Entry>], a: &Cand, b: &Cand) -> bool {
+    if a.recent_bits & b.self_bits == 0 && b.recent_bits & a.self_bits == 0 {
+        return false;
+    }
+    let ea = slots[a.slot as usize].as_ref().expect("live");
+    let eb = slots[b.slot as usize].as_ref().expect("live");
+    let lists = |x: &Entry, y: &Entry| {
+        x.recent
+            .iter()
+            .any(|p| y.members.iter().any(|m| m.player == *p))
+    };
+    lists(ea, eb) || lists(eb, ea)
+}
+
+fn backfill_conflict(slots: &[Option<Entry>], bf: &BackfillEntry, c: &Cand) -> bool {
+    if c.recent_bits & bf.existing_bits == 0 {
+        return false;
+    }
+    let e = slots[c.slot as usize].as_ref().expect("live");
+    e.recent
+        .iter()
+        .any(|p| bf.req.teams.iter().flatten().any(|m| m.player == *p))
+}
+
+/// Depth-first choice of pool members (nearest first) completing a match with the anchor and
+/// the tickets already in `sc.chosen`. At a complete group, checks the team packing.
+#[allow(clippy::too_many_arguments)]
+fn select(
+    mm: &Matchmaker,
+    slots: &[Option<Entry>],
+    sc: &mut super::state::TickScratch,
+    anchor: usize,
+    pool: &[u32],
+    start: usize,
+    need: usize,
+    mask: u64,
+    budget: &mut usize,
+) -> bool {
+    if need == 0 {
+        return pack(mm, slots, sc, anchor);
+    }
+    for idx in start..pool.len() {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let c = pool[idx] as usize;
+        let cand = sc.cands[c];
+        let size = usize::from(cand.size);
+        if size > need || mask & cand.mask == 0 {
+            continue;
+        }
+        if !sc
+            .chosen
+            .iter()
+            .all(|&x| compatible(slots, &sc.cands[x as usize], &cand))
+        {
+            continue;
+        }
+        sc.chosen.push(c as u32);
+        if select(
+            mm,
+            slots,
+            sc,
+            anchor,
+            pool,
+            idx + 1,
+            need - size,
+            mask & cand.mask,
+            budget,
+        ) {
+            return true;
+        }
+        sc.chosen.pop();
+    }
+    false
+}
+
+/// Splits anchor + chosen into teams; result in `sc.assign` (anchor first, then `chosen` order).
+fn pack(
+    mm: &Matchmaker,
+    slots: &[Option<Entry>],
+    sc: &mut super::state::TickScratch,
+    anchor: usize,
+) -> bool {
+    sc.pieces.clear();
+    for &c in std::iter::once(&(anchor as u32)).chain(sc.chosen.iter()) {
+        let cand = &sc.cands[c as usize];
+        let e = slots[cand.slot as usize].as_ref().expect("live");
+        sc.pieces.push(Piece {
+            size: e.size(),
+            sum: e.rating_sum,
+        });
+    }
+    teams::partition(
+        &sc.pieces,
+        mm.config.teams,
+        mm.config.team_size,
+        &mut sc.teams,
+        &mut sc.assign,
+    )
+}
+
+/// Depth-first fill of a backfill's open slots from `pool`.
+#[allow(clippy::too_many_arguments)]
+fn fill(
+    slots: &[Option<Entry>],
+    cands: &[Cand],
+    pool: &[u32],
+    start: usize,
+    open: &mut [usize],
+    need: usize,
+    chosen: &mut Vec<(u32, usize)>,
+    budget: &mut usize,
+) -> bool {
+    if need == 0 {
+        return true;
+    }
+    for idx in start..pool.len() {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let c = pool[idx];
+        let cand = &cands[c as usize];
+        let size = usize::from(cand.size);
+        if size > need
+            || !chosen
+                .iter()
+                .all(|&(x, _)| compatible(slots, &cands[x as usize], cand))
+        {
+            continue;
+        }
+        for t in 0..open.len() {
+            if open[t] >= size {
+                open[t] -= size;
+                chosen.push((c, t));
+                if fill(
+                    slots,
+                    cands,
+                    pool,
+                    idx + 1,
+                    open,
+                    need - size,
+                    chosen,
+                    budget,
+                ) {
+                    return true;
+                }
+                chosen.pop();
+                open[t] += size;
+            }
+        }
+    }
+    false
+}
+
+/// Merges sorted `add` into sorted `base` (stable: `base` first on ties).
+fn merge_into(base: &mut Vec<u32>, add: &[u32], buf: &mut Vec<u32>, le: impl Fn(u32, u32) -> bool) {
+    buf.clear();
+    buf.reserve(base.len() + add.len());
+    let (mut i, mut j) = (0, 0);
+    while i < base.len() && j < add.len() {
+        if le(base[i], add[j]) {
+            buf.push(base[i]);
+            i += 1;
+        } else {
+            buf.push(add[j]);
+            j += 1;
+        }
+    }
+    buf.extend_from_slice(&base[i..]);
+    buf.extend_from_slice(&add[j..]);
+    std::mem::swap(base, buf);
+}
