@@ -8,6 +8,11 @@
 //! `OffsetDateTime` it writes with [`stored_timestamp`], so what is read back equals what was
 //! written (after that truncation) on both backends. The `Player` returned by
 //! [`Store::create_player`] and [`Store::update_player`] already carries the stored values.
+//!
+//! Migrations live in `migrations/sqlite` and `migrations/postgres`, one file per step in each,
+//! same number and same meaning (`0001_accounts.sql`, then `0002_…`). They are embedded and run
+//! by `SqliteStore::open` / `PostgresStore::connect`. Never edit a released file: sqlx checks
+//! their checksums; add the next number instead.
 
 use std::time::Duration;
 
