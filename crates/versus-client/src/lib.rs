@@ -1,1 +1,191 @@
-//! placeholder
+//! The Versus Rust SDK: typed calls to the REST API. Integration tests, the load generator and
+//! the CLI use it, so it is exercised on every test run.
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+use versus_protocol::{
+    DetailedHealth, Health, LoginRequest, PlayerProfile, Problem, PublicPlayer, RefreshRequest,
+    RegisterRequest, RegisterResponse, TokenResponse, UpdatePlayerRequest,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error; `problem` is its RFC 7807 body.
+    #[error("{status}: {} ({})", problem.detail, problem.code)]
+    Api {
+        status: StatusCode,
+        problem: Box<Problem>,
+    },
+    /// The server answered with an error that was not a problem document.
+    #[error("{status}: unexpected error body: {body}")]
+    UnexpectedBody { status: StatusCode, body: String },
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+}
+
+impl ClientError {
+    /// The problem's stable `code`, when the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { problem, .. } => Some(&problem.code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Api { status, .. } | Self::UnexpectedBody { status, .. } => Some(*status),
+            Self::Transport(err) => err.status(),
+        }
+    }
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// A connection to one Versus server, optionally authenticated as one player.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    access_token: Option<String>,
+}
+
+impl Client {
+    /// `base_url` is the server root, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self::with_http(reqwest::Client::new(), base_url)
+    }
+
+    /// Shares one HTTP connection pool among many clients (the load generator's players).
+    pub fn with_http(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        Self {
+            http,
+            base_url,
+            access_token: None,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// A copy of this client that sends `token` as its bearer token.
+    pub fn authenticated(&self, token: impl Into<String>) -> Self {
+        Self {
+            access_token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    pub fn access_token(&self) -> Option<&str> {
+        self.access_token.as_deref()
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<T> {
+        let response = self.send(method, path, body).await?;
+        Ok(response.json().await?)
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<reqwest::Response> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
+        if let Some(token) = &self.access_token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await?;
+        match serde_json::from_str::<Problem>(&text) {
+            Ok(problem) => Err(ClientError::Api {
+                status,
+                problem: Box::new(problem),
+            }),
+            Err(_) => Err(ClientError::UnexpectedBody { status, body: text }),
+        }
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> ClientResult<RegisterResponse> {
+        let body = RegisterRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            display_name: None,
+        };
+        self.call(Method::POST, "/api/v1/auth/register", Some(&body))
+            .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> ClientResult<TokenResponse> {
+        let body = LoginRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        self.call(Method::POST, "/api/v1/auth/login", Some(&body))
+            .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> ClientResult<TokenResponse> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+        };
+        self.call(Method::POST, "/api/v1/auth/refresh", Some(&body))
+            .await
+    }
+
+    pub async fn logout(&self, refresh_token: &str) -> ClientResult<()> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+        };
+        self.send(Method::POST, "/api/v1/auth/logout", Some(&body))
+            .await
+            .map(drop)
+    }
+
+    pub async fn profile(&self) -> ClientResult<PlayerProfile> {
+        self.call::<(), _>(Method::GET, "/api/v1/auth/profile", None)
+            .await
+    }
+
+    pub async fn me(&self) -> ClientResult<PlayerProfile> {
+        self.call::<(), _>(Method::GET, "/api/v1/players/me", None)
+            .await
+    }
+
+    pub async fn update_me(&self, update: &UpdatePlayerRequest) -> ClientResult<PlayerProfile> {
+        self.call(Method::PATCH, "/api/v1/players/me", Some(update))
+            .await
+    }
+
+    pub async fn player(&self, id: Uuid) -> ClientResult<PublicPlayer> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/players/{id}"), None)
+            .await
+    }
+
+    pub async fn health(&self) -> ClientResult<Health> {
+        self.call::<(), _>(Method::GET, "/health", None).await
+    }
+
+    pub async fn health_detailed(&self) -> ClientResult<DetailedHealth> {
+        self.call::<(), _>(Method::GET, "/health/detailed", None)
+            .await
+    }
+}

@@ -1,0 +1,99 @@
+//! The `versus` command line: `serve`, `migrate`, `version`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{App, open_store};
+use crate::config::{Config, Overrides};
+use crate::telemetry;
+
+#[derive(Debug, Parser)]
+#[command(name = "versus", version, about = "Versus game backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML). Without it, ./versus.toml is read when present.
+    #[arg(long, env = "VERSUS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded SQLite database and generated secrets.
+    #[arg(long, env = "VERSUS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (every role in one process).
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Address to listen on, e.g. 0.0.0.0:8080.
+        #[arg(long, env = "VERSUS_BIND")]
+        bind: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the version and exit.
+    Version,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config, bind } => {
+            let config = load(&config, bind)?;
+            telemetry::init_logging(&config.log, &config.service_name);
+            let app = App::build(config).await?;
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Migrate { config } => {
+            let config = load(&config, None)?;
+            telemetry::init_logging(&config.log, &config.service_name);
+            let store = open_store(&config).await?;
+            tracing::info!(store = store.backend(), "migrations applied");
+            store.close().await;
+            Ok(())
+        }
+        Command::Version => {
+            println!("versus {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}
+
+fn load(args: &ConfigArgs, bind: Option<SocketAddr>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        bind,
+        data_dir: args.data_dir.clone(),
+    };
+    Ok(Config::load(args.config.as_deref(), &overrides)?)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,189 @@
+//! The one error type at the HTTP edge. Every 4xx and 5xx leaves the server as an RFC 7807
+//! `application/problem+json` body with a stable `code`; a 5xx hides its cause from the client
+//! and logs the chain instead.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use versus_protocol::Problem;
+use versus_protocol::problem::PROBLEM_CONTENT_TYPE;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{field}: {detail}")]
+    Validation { field: String, detail: String },
+    #[error("{detail}")]
+    MalformedBody {
+        field: Option<String>,
+        detail: String,
+    },
+    #[error("expected a JSON body with content-type application/json")]
+    UnsupportedMediaType,
+    #[error("request body is larger than the {limit} bytes allowed")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("unknown username or wrong password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        field: Option<&'static str>,
+        detail: String,
+    },
+    #[error("too many requests; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("service unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, detail: impl ToString) -> Self {
+        Self::Validation {
+            field: field.into(),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation { .. } | Self::MalformedBody { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "validation_failed",
+            Self::MalformedBody { .. } => "malformed_body",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn field(&self) -> Option<String> {
+        match self {
+            Self::Validation { field, .. } => Some(field.clone()),
+            Self::MalformedBody { field, .. } => field.clone(),
+            Self::Conflict { field, .. } => field.map(str::to_owned),
+            _ => None,
+        }
+    }
+}
+
+/// The problem body for a status with no more specific story, e.g. a 405 or a timeout raised by
+/// a layer rather than a handler.
+pub fn problem_for_status(status: StatusCode) -> Problem {
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        s if s.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    let title = status.canonical_reason().unwrap_or("Error");
+    problem(status, code, title.to_owned(), None)
+}
+
+fn problem(status: StatusCode, code: &str, detail: String, field: Option<String>) -> Problem {
+    Problem {
+        type_uri: format!("https://versus.dev/problems/{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail,
+        code: code.to_owned(),
+        field,
+        request_id: None,
+    }
+}
+
+/// Serialises a problem with its content type. The request id is filled in by the
+/// request-id middleware on the way out.
+pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
+    let body = serde_json::to_vec(problem).expect("a Problem always serialises");
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(err) = &self {
+            tracing::error!(
+                error = format!("{err:#}"),
+                "request failed with an internal error"
+            );
+        }
+        let body = problem(status, self.code(), self.to_string(), self.field());
+        let mut response = problem_response(status, &body);
+        match &self {
+            Self::RateLimited { retry_after } => {
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Self::Unauthorized(_) | Self::InvalidCredentials => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<versus_store::StoreError> for ApiError {
+    fn from(err: versus_store::StoreError) -> Self {
+        match err {
+            versus_store::StoreError::UsernameTaken => Self::Conflict {
+                code: "username_taken",
+                field: Some("username"),
+                detail: "username is already taken".to_owned(),
+            },
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,287 @@
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::on_both_backends;
+use crate::support::{Backend, expect_problem, spawn_app, spawn_app_with, unique};
+
+on_both_backends!(
+    register_login_refresh_logout,
+    usernames_are_unique_case_insensitively,
+    refresh_token_reuse_revokes_the_family,
+    unknown_user_and_wrong_password_look_the_same,
+    accounts_and_tokens_survive_a_restart,
+    auth_is_rate_limited_per_ip,
+    login_is_rate_limited_per_username,
+);
+
+async fn register_login_refresh_logout(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let name = unique("ada");
+
+    let registered = app
+        .client
+        .register(&name, "correct horse battery")
+        .await
+        .unwrap();
+    assert_eq!(registered.player.username, name);
+    assert_eq!(registered.player.display_name, name);
+    assert_eq!(registered.tokens.token_type, "Bearer");
+    assert_eq!(registered.tokens.expires_in, 900);
+
+    let tokens = app
+        .client
+        .login(&name.to_uppercase(), "correct horse battery")
+        .await
+        .unwrap();
+    let me = app
+        .client
+        .authenticated(&tokens.access_token)
+        .profile()
+        .await
+        .unwrap();
+    assert_eq!(me.id, registered.player.id);
+
+    let rotated = app.client.refresh(&tokens.refresh_token).await.unwrap();
+    assert_ne!(rotated.refresh_token, tokens.refresh_token);
+    app.client
+        .authenticated(&rotated.access_token)
+        .me()
+        .await
+        .unwrap();
+
+    app.client.logout(&rotated.refresh_token).await.unwrap();
+    let err = app
+        .client
+        .refresh(&rotated.refresh_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("unauthorized"));
+    // Logout is idempotent, and does not reveal whether a token exists.
+    app.client.logout(&rotated.refresh_token).await.unwrap();
+    app.client.logout("never-issued").await.unwrap();
+    app.finish().await;
+}
+
+async fn usernames_are_unique_case_insensitively(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let name = unique("Bob");
+    app.client
+        .register(&name, "correct horse battery")
+        .await
+        .unwrap();
+    let response = app
+        .http
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"username": name.to_lowercase(), "password": "another password"}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_problem(response, 409, "username_taken").await;
+    assert_eq!(body["field"], "username");
+    app.finish().await;
+}
+
+async fn refresh_token_reuse_revokes_the_family(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let name = unique("eve");
+    app.client
+        .register(&name, "correct horse battery")
+        .await
+        .unwrap();
+    let first = app
+        .client
+        .login(&name, "correct horse battery")
+        .await
+        .unwrap();
+    let second = app.client.refresh(&first.refresh_token).await.unwrap();
+    // A thief replays the spent token: refused, and the legitimate newer token dies with it.
+    assert_eq!(
+        app.client
+            .refresh(&first.refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Some("unauthorized")
+    );
+    assert_eq!(
+        app.client
+            .refresh(&second.refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Some("unauthorized")
+    );
+    // Another login is a separate family and still works.
+    let other = app
+        .client
+        .login(&name, "correct horse battery")
+        .await
+        .unwrap();
+    app.client.refresh(&other.refresh_token).await.unwrap();
+    app.finish().await;
+}
+
+async fn unknown_user_and_wrong_password_look_the_same(backend: Backend) {
+    // Real argon2id cost here, so the time comparison means something.
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.auth.argon2 = versus_server::config::Argon2Config::default();
+    })
+    .await
+    else {
+        return;
+    };
+    let name = unique("carol");
+    app.client
+        .register(&name, "correct horse battery")
+        .await
+        .unwrap();
+
+    let attempt = |username: String| {
+        let http = app.http.clone();
+        let url = app.url("/api/v1/auth/login");
+        async move {
+            let started = Instant::now();
+            let response = http
+                .post(url)
+                .json(&json!({"username": username, "password": "wrong password!"}))
+                .send()
+                .await
+                .unwrap();
+            (started.elapsed(), response)
+        }
+    };
+    let (_, wrong_password) = attempt(name.clone()).await;
+    let wrong_password = expect_problem(wrong_password, 401, "invalid_credentials").await;
+    let (_, unknown_user) = attempt(unique("nobody")).await;
+    let unknown_user = expect_problem(unknown_user, 401, "invalid_credentials").await;
+    assert_eq!(wrong_password["detail"], unknown_user["detail"]);
+
+    // Both paths run one full argon2id verification. Compare medians of several tries rather
+    // than single timings, and only fail on a gross gap (a skipped hash is ~10x faster).
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..5 {
+        known.push(attempt(name.clone()).await.0);
+        unknown.push(attempt(unique("nobody")).await.0);
+    }
+    known.sort();
+    unknown.sort();
+    let (known, unknown) = (known[2].as_secs_f64(), unknown[2].as_secs_f64());
+    assert!(
+        unknown > known * 0.5 && unknown < known * 2.0,
+        "known {known:.4}s vs unknown {unknown:.4}s"
+    );
+    app.finish().await;
+}
+
+async fn accounts_and_tokens_survive_a_restart(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let name = unique("dave");
+    let registered = app
+        .client
+        .register(&name, "correct horse battery")
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    // The access token is still valid (same signing key), the refresh token still rotates.
+    let me = app
+        .client
+        .authenticated(&registered.tokens.access_token)
+        .me()
+        .await
+        .unwrap();
+    assert_eq!(me.username, name);
+    app.client
+        .refresh(&registered.tokens.refresh_token)
+        .await
+        .unwrap();
+    app.client
+        .login(&name, "correct horse battery")
+        .await
+        .unwrap();
+    app.finish().await;
+}
+
+async fn auth_is_rate_limited_per_ip(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.limits.auth_per_ip = versus_server::config::RateConfig {
+            per_minute: 60,
+            burst: 3,
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    for _ in 0..3 {
+        app.client.logout("whatever").await.unwrap();
+    }
+    let response = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": "someone", "password": "something"}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    expect_problem(response, 429, "rate_limited").await;
+    app.finish().await;
+}
+
+async fn login_is_rate_limited_per_username(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.limits.login_per_username = versus_server::config::RateConfig {
+            per_minute: 1,
+            burst: 2,
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    let name = unique("frank");
+    app.client
+        .register(&name, "correct horse battery")
+        .await
+        .unwrap();
+    app.client
+        .login(&name, "wrong password 1")
+        .await
+        .unwrap_err();
+    app.client
+        .login(&name, "wrong password 2")
+        .await
+        .unwrap_err();
+    // Even the right password waits now: the bucket belongs to the username, not the guess.
+    let err = app
+        .client
+        .login(&name.to_uppercase(), "correct horse battery")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("rate_limited"));
+    // Other usernames are unaffected.
+    let other = unique("grace");
+    app.client
+        .register(&other, "correct horse battery")
+        .await
+        .unwrap();
+    app.client
+        .login(&other, "correct horse battery")
+        .await
+        .unwrap();
+    app.finish().await;
+}

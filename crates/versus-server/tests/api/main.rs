@@ -1,0 +1,10 @@
+//! The server's integration tests: each starts the real `versus` server on a random port, on
+//! SQLite and again on its own PostgreSQL database, and talks to it over HTTP.
+
+mod support;
+
+mod auth;
+mod authorization;
+mod hostile;
+mod ops;
+mod players;

@@ -1,0 +1,211 @@
+//! `spawn_app`: a real server per test, with its own data dir (SQLite) or database (PostgreSQL).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use versus_client::Client;
+use versus_server::config::{
+    Argon2Config, AuthConfig, LimitsConfig, LogConfig, LogFormat, RateConfig,
+};
+use versus_server::{App, Config};
+use versus_store::testing::{TestDatabase, postgres_test_db};
+
+/// The signing key of every test server, so tests can forge tokens (expired, other issuer).
+pub const JWT_SECRET: &str = "test-signing-key-that-is-long-enough-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub http: reqwest::Client,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    database: Option<TestDatabase>,
+    data_dir: PathBuf,
+}
+
+pub fn test_config(data_dir: PathBuf) -> Config {
+    let defaults = Config::default();
+    let generous = RateConfig {
+        per_minute: 100_000,
+        burst: 10_000,
+    };
+    Config {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir,
+        log: LogConfig {
+            level: "warn".into(),
+            format: LogFormat::Json,
+        },
+        auth: AuthConfig {
+            jwt_secret: Some(SecretString::from(JWT_SECRET)),
+            // The cheapest argon2id parameters: tests measure behaviour, not hashing cost.
+            argon2: Argon2Config {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..defaults.auth
+        },
+        limits: LimitsConfig {
+            auth_per_ip: generous,
+            login_per_username: generous,
+            ..defaults.limits
+        },
+        ..defaults
+    }
+}
+
+/// Starts a server on `backend`, or returns `None` when PostgreSQL is unreachable and skipping
+/// is allowed (the store's test helper prints why, and panics instead under CI).
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let data_dir = std::env::temp_dir().join(format!("versus-test-{}", uuid::Uuid::now_v7()));
+    let mut config = test_config(data_dir.clone());
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let db = postgres_test_db().await?;
+            config.database_url = Some(SecretString::from(db.url.clone()));
+            config.database_max_connections = 8;
+            Some(db)
+        }
+    };
+    tweak(&mut config);
+    let mut app = start(config).await;
+    app.database = database;
+    app.data_dir = data_dir;
+    Some(app)
+}
+
+async fn start(config: Config) -> TestApp {
+    versus_server::telemetry::init_logging(&config.log, "versus-test");
+    let app = App::build(config.clone())
+        .await
+        .expect("the test server builds");
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let base = format!("http://{addr}");
+    TestApp {
+        addr,
+        client: Client::new(base),
+        http: reqwest::Client::new(),
+        config,
+        stop: Some(stop),
+        server: Some(server),
+        database: None,
+        data_dir: PathBuf::new(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the server gracefully and starts it again on the same data (new port).
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown().await;
+        let mut restarted = start(self.config.clone()).await;
+        restarted.database = self.database.take();
+        restarted.data_dir = std::mem::take(&mut self.data_dir);
+        restarted
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+    }
+
+    /// Stops the server and removes its data. Tests call this at the end; a panicking test
+    /// leaves its PostgreSQL database for the store helper's hourly sweep.
+    pub async fn finish(mut self) {
+        self.shutdown().await;
+        if let Some(db) = self.database.take() {
+            db.drop().await;
+        }
+        if !self.data_dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+
+    /// Registers a fresh player and returns a client authenticated as them.
+    pub async fn player(&self, username: &str) -> Player {
+        let response = self
+            .client
+            .register(username, "correct horse battery")
+            .await
+            .expect("register");
+        Player {
+            id: response.player.id,
+            refresh_token: response.tokens.refresh_token.clone(),
+            client: self.client.authenticated(response.tokens.access_token),
+        }
+    }
+}
+
+pub struct Player {
+    pub id: uuid::Uuid,
+    pub refresh_token: String,
+    pub client: Client,
+}
+
+/// Declares each listed `async fn name(backend: Backend)` as a test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::support::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::support::Backend::Postgres).await })*
+        }
+    };
+}
+
+/// A unique username per call, so tests sharing a server never collide.
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("{prefix}_{}", &id[id.len() - 12..])
+}
+
+/// Asserts a response is a problem document with the given status and code; returns its body.
+pub async fn expect_problem(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let body: serde_json::Value = response.json().await.expect("a JSON problem body");
+    assert_eq!(body["code"], code, "problem code in {body}");
+    assert_eq!(body["status"], status);
+    assert!(body["request_id"].is_string(), "request id in {body}");
+    body
+}
