@@ -10,6 +10,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub mod problem;
+pub mod queue;
+pub mod ws;
 
 pub use problem::Problem;
 
