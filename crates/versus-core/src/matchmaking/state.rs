@@ -341,6 +341,44 @@ impl QueueState {
         Ok(())
     }
 
+    /// Indexes tickets added (and forgets tickets cancelled) since the last tick. The tick does
+    /// this itself; a caller may call it between ticks to spread the O(n + k log k) merge.
+    pub fn index_arrivals(&mut self) {
+        if self.cancelled_since_tick {
+            let slots = &self.slots;
+            self.ages.retain(|&s| slots[s as usize].is_some());
+            self.by_rating.retain(|&s| slots[s as usize].is_some());
+            self.arrivals.retain(|&s| slots[s as usize].is_some());
+            self.free.append(&mut self.freed_pending);
+            self.cancelled_since_tick = false;
+        }
+        if !self.arrivals.is_empty() {
+            let slots = &self.slots;
+            let entry = |s: u32| slots[s as usize].as_ref().expect("arrival is live");
+            let age_key = |s: u32| (entry(s).created, entry(s).seq);
+            self.arrivals.sort_unstable_by_key(|&s| age_key(s));
+            super::tick::merge_into(
+                &mut self.ages,
+                &self.arrivals,
+                &mut self.scratch.merge,
+                |a, b| age_key(a) <= age_key(b),
+            );
+            let rating_cmp = |a: u32, b: u32| {
+                let (x, y) = (entry(a), entry(b));
+                x.rating.total_cmp(&y.rating).then(x.seq.cmp(&y.seq))
+            };
+            let rating_le = |a: u32, b: u32| rating_cmp(a, b).is_le();
+            self.arrivals.sort_unstable_by(|&a, &b| rating_cmp(a, b));
+            super::tick::merge_into(
+                &mut self.by_rating,
+                &self.arrivals,
+                &mut self.scratch.merge,
+                rating_le,
+            );
+            self.arrivals.clear();
+        }
+    }
+
     /// Tickets searching (not counting backfill requests).
     pub fn len(&self) -> usize {
         self.by_id.len()

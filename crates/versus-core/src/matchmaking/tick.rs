@@ -136,36 +136,7 @@ impl Matchmaker {
     }
 
     fn prepare(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
-        if st.cancelled_since_tick {
-            let slots = &st.slots;
-            st.ages.retain(|&s| slots[s as usize].is_some());
-            st.by_rating.retain(|&s| slots[s as usize].is_some());
-            st.arrivals.retain(|&s| slots[s as usize].is_some());
-            st.free.append(&mut st.freed_pending);
-            st.cancelled_since_tick = false;
-        }
-        if !st.arrivals.is_empty() {
-            let slots = &st.slots;
-            let entry = |s: u32| slots[s as usize].as_ref().expect("arrival is live");
-            let age_key = |s: u32| (entry(s).created, entry(s).seq);
-            st.arrivals.sort_unstable_by_key(|&s| age_key(s));
-            merge_into(&mut st.ages, &st.arrivals, &mut st.scratch.merge, |a, b| {
-                age_key(a) <= age_key(b)
-            });
-            let rating_cmp = |a: u32, b: u32| {
-                let (x, y) = (entry(a), entry(b));
-                x.rating.total_cmp(&y.rating).then(x.seq.cmp(&y.seq))
-            };
-            let rating_le = |a: u32, b: u32| rating_cmp(a, b).is_le();
-            st.arrivals.sort_unstable_by(|&a, &b| rating_cmp(a, b));
-            merge_into(
-                &mut st.by_rating,
-                &st.arrivals,
-                &mut st.scratch.merge,
-                rating_le,
-            );
-            st.arrivals.clear();
-        }
+        st.index_arrivals();
         if let Some(max_s) = self.config.max_wait_s {
             let max_ms = u64::from(max_s) * 1000;
             let mut k = 0;
@@ -799,7 +770,12 @@ fn fill(
 }
 
 /// Merges sorted `add` into sorted `base` (stable: `base` first on ties).
-fn merge_into(base: &mut Vec<u32>, add: &[u32], buf: &mut Vec<u32>, le: impl Fn(u32, u32) -> bool) {
+pub(crate) fn merge_into(
+    base: &mut Vec<u32>,
+    add: &[u32],
+    buf: &mut Vec<u32>,
+    le: impl Fn(u32, u32) -> bool,
+) {
     buf.clear();
     buf.reserve(base.len() + add.len());
     let (mut i, mut j) = (0, 0);

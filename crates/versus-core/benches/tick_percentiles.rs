@@ -1,0 +1,78 @@
+//! Tick latency percentiles and memory per waiting ticket, which criterion does not report.
+//!
+//! For each queue and pool size: `runs` independent standing pools (different seeds), one tick
+//! each, timed with `Instant` around `tick` only; prints p50 / p99 / max, matches formed, and
+//! memory per waiting ticket two ways:
+//!  * accounted: `QueueState::memory_bytes()` — `size_of` of every stored struct plus every
+//!    container's capacity (no allocator overhead). A counting global allocator would need
+//!    `unsafe impl GlobalAlloc`, which the workspace forbids (`unsafe_code = "forbid"`).
+//!  * RSS: growth of the process's resident set (from /proc/self/statm) while a pool is built
+//!    and indexed, divided by the ticket count — includes allocator overhead and slack.
+//!
+//! Run: `cargo bench -p versus-core --bench tick_percentiles`
+
+use std::time::Instant;
+
+use versus_core::matchmaking::QueueState;
+
+mod common;
+
+fn rss_bytes() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    println!(
+        "queue           tickets  runs  p50_ms  p99_ms  max_ms  matches  acct_B/ticket  rss_B/ticket"
+    );
+    for (name, teams, team_size, party_share) in common::QUEUES {
+        for n in common::SIZES {
+            let runs = if n >= 100_000 { 30 } else { 100 };
+            let mut times = Vec::with_capacity(runs);
+            let mut matches = 0;
+            let mut acct = 0.0;
+            let mut rss = None;
+            for run in 0..runs {
+                let before = rss_bytes();
+                let (mm, mut state) =
+                    common::standing_pool(teams, team_size, n, party_share, 1000 + run as u64);
+                let after = rss_bytes();
+                // Warm the per-tick scratch capacity the way a running queue has it.
+                let mut warm: QueueState = state.clone();
+                mm.tick(common::NOW, &mut warm);
+                state = {
+                    let mut s = state;
+                    s.index_arrivals();
+                    s
+                };
+                acct = state.memory_bytes() as f64 / n as f64;
+                if run == 0
+                    && let (Some(b), Some(a)) = (before, after)
+                {
+                    rss = Some(a.saturating_sub(b) as f64 / n as f64);
+                }
+                let t = Instant::now();
+                let out = mm.tick(common::NOW, &mut state);
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                matches = out.matches.len();
+                drop(warm);
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "{name:<15} {n:>7}  {runs:>4}  {:>6.2}  {:>6.2}  {:>6.2}  {matches:>7}  {acct:>13.0}  {}",
+                pct(&times, 0.5),
+                pct(&times, 0.99),
+                times[times.len() - 1],
+                rss.map_or("n/a".to_string(), |r| format!("{r:>12.0}")),
+            );
+        }
+    }
+}
