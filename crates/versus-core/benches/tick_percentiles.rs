@@ -13,8 +13,6 @@
 
 use std::time::Instant;
 
-use versus_core::matchmaking::QueueState;
-
 mod common;
 
 fn rss_bytes() -> Option<usize> {
@@ -33,8 +31,13 @@ fn main() {
     println!(
         "queue           tickets  runs  p50_ms  p99_ms  max_ms  matches  acct_B/ticket  rss_B/ticket"
     );
+    // Optional filter, e.g. `VERSUS_BENCH_FILTER=1v1/100000`.
+    let filter = std::env::var("VERSUS_BENCH_FILTER").unwrap_or_default();
     for (name, teams, team_size, party_share) in common::QUEUES {
         for n in common::SIZES {
+            if !format!("{name}/{n}").contains(&filter) {
+                continue;
+            }
             let runs = if n >= 100_000 { 30 } else { 100 };
             let mut times = Vec::with_capacity(runs);
             let mut matches = 0;
@@ -45,14 +48,6 @@ fn main() {
                 let (mm, mut state) =
                     common::standing_pool(teams, team_size, n, party_share, 1000 + run as u64);
                 let after = rss_bytes();
-                // Warm the per-tick scratch capacity the way a running queue has it.
-                let mut warm: QueueState = state.clone();
-                mm.tick(common::NOW, &mut warm);
-                state = {
-                    let mut s = state;
-                    s.index_arrivals();
-                    s
-                };
                 acct = state.memory_bytes() as f64 / n as f64;
                 if run == 0
                     && let (Some(b), Some(a)) = (before, after)
@@ -63,7 +58,6 @@ fn main() {
                 let out = mm.tick(common::NOW, &mut state);
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
                 matches = out.matches.len();
-                drop(warm);
             }
             times.sort_by(f64::total_cmp);
             println!(

@@ -781,6 +781,47 @@ impl AnyRatingSystem {
     }
 }
 
+impl AnyRatingSystem {
+    /// Probability that team `a` beats team `b`: the same number as
+    /// `win_probabilities(&[a, b])[0]`, computed without heap allocation for Elo, Glicko-2 and
+    /// Weng-Lin (teams of up to 32) — the matchmaker calls this once per formed match.
+    pub fn two_team_win_probability(&self, a: &[PlayerRating], b: &[PlayerRating]) -> f64 {
+        const STACK: usize = 32;
+        match self {
+            Self::Elo(_) => {
+                let ra = EloRating {
+                    rating: mean(a.iter().map(|p| p.rating)),
+                };
+                let rb = EloRating {
+                    rating: mean(b.iter().map(|p| p.rating)),
+                };
+                skillratings::elo::expected_score(&ra, &rb).0
+            }
+            Self::Glicko2(_) => {
+                let (ca, cb) = (Glicko2::composite(a), Glicko2::composite(b));
+                skillratings::glicko2::expected_score(&to_g2(&ca), &to_g2(&cb)).0
+            }
+            Self::WengLin(w) if a.len() <= STACK && b.len() <= STACK => {
+                let mut ba = [WengLinRating::new(); STACK];
+                let mut bb = [WengLinRating::new(); STACK];
+                for (x, p) in ba.iter_mut().zip(a) {
+                    *x = to_wl(p);
+                }
+                for (x, p) in bb.iter_mut().zip(b) {
+                    *x = to_wl(p);
+                }
+                skillratings::weng_lin::expected_score_two_teams(
+                    &ba[..a.len()],
+                    &bb[..b.len()],
+                    &w.config(),
+                )
+                .0
+            }
+            _ => self.win_probabilities(&[a, b])[0],
+        }
+    }
+}
+
 impl RatingSystem for AnyRatingSystem {
     fn kind(&self) -> RatingSystemKind {
         self.inner().kind()
@@ -818,4 +859,32 @@ pub fn fairness_quality(win_probabilities: &[f64]) -> f64 {
         .cloned()
         .fold(f64::INFINITY, f64::min);
     (1.0 - (max - min)).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_team_fast_path_equals_the_general_one() {
+        let a = [
+            PlayerRating::new(1510.0, 80.0),
+            PlayerRating::new(1390.0, 40.0),
+        ];
+        let b = [
+            PlayerRating::new(1600.0, 120.0),
+            PlayerRating::new(1350.0, 60.0),
+        ];
+        for c in [
+            RatingConfig::elo(),
+            RatingConfig::glicko2(),
+            RatingConfig::weng_lin_scaled(1500.0, 300.0),
+            RatingConfig::trueskill(),
+        ] {
+            let s = c.build().unwrap();
+            let general = s.win_probabilities(&[&a, &b])[0];
+            let fast = s.two_team_win_probability(&a, &b);
+            assert!((general - fast).abs() < 1e-12, "{c:?}: {general} vs {fast}");
+        }
+    }
 }

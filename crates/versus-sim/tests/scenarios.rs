@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use versus_core::matchmaking::*;
-use versus_core::rating::PlayerRating;
 use versus_sim::{Checker, Report, Scenario, SimError, TicketRecord, run, run_scenario_file};
 
 fn scenarios_dir() -> PathBuf {
@@ -176,7 +175,6 @@ fn checker_catches_broken_matches() {
     let team = |t: u128, r: f64, p: f64| MatchTeam {
         tickets: vec![TicketId(t)],
         players: vec![PlayerId(t)],
-        ratings: vec![PlayerRating::new(r, 50.0)],
         rating_sum: r,
         win_probability: p,
     };

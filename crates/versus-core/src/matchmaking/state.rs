@@ -14,6 +14,7 @@ use super::teams;
 use super::ticket::{
     BackfillRequest, CancelOutcome, Member, PlayerId, TicketError, TicketId, Timestamp,
 };
+use crate::rating::PlayerRating;
 
 /// A fixed, seedless hasher for our integer ids: `HashMap`'s default hasher draws OS randomness,
 /// which the core must not; and this one is faster for 128-bit ids.
@@ -54,6 +55,23 @@ pub(crate) fn player_bit(p: PlayerId) -> u64 {
     1u64 << (mix64((p.0 as u64) ^ ((p.0 >> 64) as u64)) & 63)
 }
 
+/// A ticket's players: a solo ticket (the common case) needs no heap allocation.
+#[derive(Clone, Debug)]
+pub(crate) enum Members {
+    Solo(Member),
+    Party(Box<[Member]>),
+}
+
+impl std::ops::Deref for Members {
+    type Target = [Member];
+    fn deref(&self) -> &[Member] {
+        match self {
+            Self::Solo(m) => std::slice::from_ref(m),
+            Self::Party(ms) => ms,
+        }
+    }
+}
+
 /// A searching ticket, as stored.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
@@ -64,17 +82,11 @@ pub(crate) struct Entry {
     pub rating: f64,
     /// Sum of member ratings (team balance works on sums).
     pub rating_sum: f64,
-    pub members: Box<[Member]>,
+    pub members: Members,
     pub latency: Box<[u32]>,
     pub recent: Box<[PlayerId]>,
     pub self_bits: u64,
     pub recent_bits: u64,
-}
-
-impl Entry {
-    pub fn size(&self) -> usize {
-        self.members.len()
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -83,6 +95,43 @@ pub(crate) struct BackfillEntry {
     pub seq: u64,
     pub target: f64,
     pub existing_bits: u64,
+}
+
+/// A ticket in the rating index: everything the tick reads, contiguous, in rating order, so
+/// a tick touches the ticket slab only for parties and for the rare exact rematch check.
+/// `window`, `mask`, `relaxed` and `taken` are recomputed each tick.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cand {
+    pub rating: f64,
+    pub window: f64,
+    pub mask: u64,
+    pub self_bits: u64,
+    pub recent_bits: u64,
+    pub rating_sum: f64,
+    pub created: u64,
+    pub seq: u64,
+    pub id: TicketId,
+    /// The player and rating of a solo ticket (parties read the slab).
+    pub player: PlayerId,
+    pub prating: PlayerRating,
+    /// Latency per region when the queue has at most [`INLINE_REGIONS`] regions.
+    pub lat: [u16; INLINE_REGIONS],
+    pub slot: u32,
+    pub size: u8,
+    pub relaxed: bool,
+    pub taken: bool,
+}
+
+pub(crate) const INLINE_REGIONS: usize = 8;
+
+/// A ticket in the age list (oldest first): what the waiting report needs, contiguous.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Aged {
+    pub created: u64,
+    pub seq: u64,
+    pub id: TicketId,
+    pub rating: f64,
+    pub slot: u32,
 }
 
 /// Queue-shape facts the pool needs to validate tickets without the whole config.
@@ -135,17 +184,23 @@ impl WaitStats {
 /// Per-tick working memory, kept between ticks so a tick allocates almost nothing.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TickScratch {
-    pub cands: Vec<super::tick::Cand>,
+    /// The rating index (persistent across ticks, sorted by rating then arrival).
+    pub cands: Vec<Cand>,
     pub pos: Vec<u32>,
     pub right: Vec<u32>,
     pub left: Vec<u32>,
     pub pool: Vec<u32>,
     pub chosen: Vec<u32>,
-    pub merge: Vec<u32>,
     pub pieces: Vec<teams::Piece>,
     pub assign: Vec<usize>,
     pub teams: teams::Scratch,
     pub taken_slots: Vec<u32>,
+    pub unmap_ids: Vec<TicketId>,
+    pub unmap_players: Vec<PlayerId>,
+    pub ratings: Vec<PlayerRating>,
+    pub team_ratings: Vec<(usize, PlayerRating)>,
+    pub group: Vec<u32>,
+    pub mark: Vec<bool>,
 }
 
 /// The pool of one queue shard. Create it with [`Matchmaker::new_state`](super::Matchmaker::new_state).
@@ -156,13 +211,13 @@ pub struct QueueState {
     pub(crate) free: Vec<u32>,
     pub(crate) freed_pending: Vec<u32>,
     pub(crate) by_id: IdMap<TicketId, u32>,
-    pub(crate) searching: IdMap<PlayerId, TicketId>,
-    /// Slots sorted by (created, seq); compacted at each tick.
-    pub(crate) ages: Vec<u32>,
-    /// Slots sorted by (rating, seq); compacted at each tick.
-    pub(crate) by_rating: Vec<u32>,
-    /// Slots added since the last tick.
-    pub(crate) arrivals: Vec<u32>,
+    pub(crate) searching: IdMap<PlayerId, u32>,
+    /// Whether a slot holds a searching ticket (a dense copy of `slots[i].is_some()`).
+    pub(crate) live: Vec<bool>,
+    /// Searching tickets by (created, seq); compacted at each tick.
+    pub(crate) ages: Vec<Aged>,
+    /// Tickets added since the last tick, not yet merged into `ages` and the rating index.
+    pub(crate) arrivals: Vec<Cand>,
     pub(crate) cancelled_since_tick: bool,
     pub(crate) backfills: Vec<BackfillEntry>,
     pub(crate) next_seq: u64,
@@ -186,8 +241,8 @@ impl QueueState {
             freed_pending: Vec::new(),
             by_id: IdMap::default(),
             searching: IdMap::default(),
+            live: Vec::new(),
             ages: Vec::new(),
-            by_rating: Vec::new(),
             arrivals: Vec::new(),
             cancelled_since_tick: false,
             backfills: Vec::new(),
@@ -234,6 +289,10 @@ impl QueueState {
             }
         }
         let id = ticket.id;
+        let mut lat = [u16::MAX; INLINE_REGIONS];
+        for (l, &ms) in lat.iter_mut().zip(ticket.region_latency_ms.iter()) {
+            *l = ms.min(u32::from(u16::MAX)) as u16;
+        }
         let rating = l
             .aggregation
             .aggregate(ticket.members.iter().map(|m| m.rating.rating));
@@ -246,34 +305,63 @@ impl QueueState {
             .recent_opponents
             .iter()
             .fold(0, |b, &p| b | player_bit(p));
-        for m in &ticket.members {
-            self.searching.insert(m.player, ticket.id);
-        }
         let entry = Entry {
             id: ticket.id,
             created: ticket.created_at,
             seq: self.next_seq,
             rating,
             rating_sum,
-            members: ticket.members.into_boxed_slice(),
-            latency: ticket.region_latency_ms.into_boxed_slice(),
+            members: if n == 1 {
+                Members::Solo(ticket.members[0])
+            } else {
+                Members::Party(ticket.members.into_boxed_slice())
+            },
+            // Kept inline in the rating index when the queue has few regions.
+            latency: if l.regions <= INLINE_REGIONS {
+                Box::default()
+            } else {
+                ticket.region_latency_ms.into_boxed_slice()
+            },
             recent: ticket.recent_opponents.into_boxed_slice(),
             self_bits,
             recent_bits,
         };
         self.next_seq += 1;
         let slot = match self.free.pop() {
-            Some(s) => {
-                self.slots[s as usize] = Some(entry);
-                s
-            }
+            Some(s) => s,
             None => {
-                self.slots.push(Some(entry));
+                self.slots.push(None);
+                self.live.push(false);
                 (self.slots.len() - 1) as u32
             }
         };
+        let first = entry.members[0];
+        self.arrivals.push(Cand {
+            rating: entry.rating,
+            window: 0.0,
+            mask: 0,
+            self_bits: entry.self_bits,
+            recent_bits: entry.recent_bits,
+            rating_sum: entry.rating_sum,
+            created: entry.created.millis(),
+            seq: entry.seq,
+            id: entry.id,
+            player: first.player,
+            prating: first.rating,
+            lat,
+            slot,
+            size: entry.members.len() as u8,
+            relaxed: false,
+            taken: false,
+        });
+        self.slots[slot as usize] = Some(entry);
+        self.live[slot as usize] = true;
         self.by_id.insert(id, slot);
-        self.arrivals.push(slot);
+        if let Some(e) = &self.slots[slot as usize] {
+            for m in e.members.iter() {
+                self.searching.insert(m.player, slot);
+            }
+        }
         Ok(())
     }
 
@@ -345,36 +433,37 @@ impl QueueState {
     /// this itself; a caller may call it between ticks to spread the O(n + k log k) merge.
     pub fn index_arrivals(&mut self) {
         if self.cancelled_since_tick {
-            let slots = &self.slots;
-            self.ages.retain(|&s| slots[s as usize].is_some());
-            self.by_rating.retain(|&s| slots[s as usize].is_some());
-            self.arrivals.retain(|&s| slots[s as usize].is_some());
+            let live = &self.live;
+            self.ages.retain(|a| live[a.slot as usize]);
+            self.scratch.cands.retain(|c| live[c.slot as usize]);
+            self.arrivals.retain(|c| live[c.slot as usize]);
             self.free.append(&mut self.freed_pending);
             self.cancelled_since_tick = false;
         }
         if !self.arrivals.is_empty() {
-            let slots = &self.slots;
-            let entry = |s: u32| slots[s as usize].as_ref().expect("arrival is live");
-            let age_key = |s: u32| (entry(s).created, entry(s).seq);
-            self.arrivals.sort_unstable_by_key(|&s| age_key(s));
-            super::tick::merge_into(
-                &mut self.ages,
-                &self.arrivals,
-                &mut self.scratch.merge,
-                |a, b| age_key(a) <= age_key(b),
-            );
-            let rating_cmp = |a: u32, b: u32| {
-                let (x, y) = (entry(a), entry(b));
-                x.rating.total_cmp(&y.rating).then(x.seq.cmp(&y.seq))
-            };
-            let rating_le = |a: u32, b: u32| rating_cmp(a, b).is_le();
-            self.arrivals.sort_unstable_by(|&a, &b| rating_cmp(a, b));
-            super::tick::merge_into(
-                &mut self.by_rating,
-                &self.arrivals,
-                &mut self.scratch.merge,
-                rating_le,
-            );
+            self.arrivals.sort_unstable_by_key(|c| (c.created, c.seq));
+            let aged: Vec<Aged> = self
+                .arrivals
+                .iter()
+                .map(|c| Aged {
+                    created: c.created,
+                    seq: c.seq,
+                    id: c.id,
+                    rating: c.rating,
+                    slot: c.slot,
+                })
+                .collect();
+            merge_sorted(&mut self.ages, &aged, |a, b| {
+                (a.created, a.seq) <= (b.created, b.seq)
+            });
+            self.arrivals
+                .sort_unstable_by(|a, b| a.rating.total_cmp(&b.rating).then(a.seq.cmp(&b.seq)));
+            merge_sorted(&mut self.scratch.cands, &self.arrivals, |a, b| {
+                a.rating
+                    .total_cmp(&b.rating)
+                    .then(a.seq.cmp(&b.seq))
+                    .is_le()
+            });
             self.arrivals.clear();
         }
     }
@@ -414,24 +503,30 @@ impl QueueState {
         let mut b = size_of::<Self>();
         b += self.slots.capacity() * size_of::<Option<Entry>>();
         for e in self.slots.iter().flatten() {
-            b += e.members.len() * size_of::<Member>()
+            let party = if e.members.len() > 1 {
+                e.members.len()
+            } else {
+                0
+            };
+            b += party * size_of::<Member>()
                 + e.latency.len() * size_of::<u32>()
                 + e.recent.len() * size_of::<PlayerId>();
         }
         b += (self.free.capacity() + self.freed_pending.capacity()) * 4;
         b += map_bytes::<TicketId, u32>(self.by_id.capacity());
-        b += map_bytes::<PlayerId, TicketId>(self.searching.capacity());
-        b += (self.ages.capacity() + self.by_rating.capacity() + self.arrivals.capacity()) * 4;
+        b += map_bytes::<PlayerId, u32>(self.searching.capacity());
+        b += self.live.capacity();
+        b += self.ages.capacity() * size_of::<Aged>();
+        b += self.arrivals.capacity() * size_of::<Cand>();
         b += self.backfills.capacity() * size_of::<BackfillEntry>();
         b += self.waits.buckets.capacity() * size_of::<(i64, f64)>();
         let s = &self.scratch;
-        b += s.cands.capacity() * size_of::<super::tick::Cand>();
+        b += s.cands.capacity() * size_of::<Cand>();
         b += (s.pos.capacity()
             + s.right.capacity()
             + s.left.capacity()
             + s.pool.capacity()
             + s.chosen.capacity()
-            + s.merge.capacity()
             + s.taken_slots.capacity())
             * 4;
         b
@@ -440,10 +535,67 @@ impl QueueState {
     /// Frees a slot's ticket (not yet its place in the sorted lists).
     pub(crate) fn release(&mut self, slot: u32) -> Option<Entry> {
         let entry = self.slots[slot as usize].take()?;
+        self.live[slot as usize] = false;
         self.by_id.remove(&entry.id);
-        for m in &entry.members {
+        for m in entry.members.iter() {
             self.searching.remove(&m.player);
         }
         Some(entry)
+    }
+
+    /// Takes a matched ticket out of its slot; its map entries are dropped in bulk by
+    /// [`Self::unmap_matched`] at the end of the tick (one sequential pass beats tens of
+    /// thousands of random hash removals when a tick forms many matches).
+    pub(crate) fn take_matched(&mut self, slot: u32) -> Entry {
+        let entry = self.slots[slot as usize]
+            .take()
+            .expect("matched ticket is live");
+        self.live[slot as usize] = false;
+        self.scratch.unmap_ids.push(entry.id);
+        for m in entry.members.iter() {
+            self.scratch.unmap_players.push(m.player);
+        }
+        entry
+    }
+
+    pub(crate) fn unmap_matched(&mut self) {
+        let n = self.scratch.unmap_ids.len();
+        if n == 0 {
+            return;
+        }
+        if n * 8 >= self.by_id.len() {
+            let live = &self.live;
+            self.by_id.retain(|_, s| live[*s as usize]);
+            self.searching.retain(|_, s| live[*s as usize]);
+        } else {
+            for id in &self.scratch.unmap_ids {
+                self.by_id.remove(id);
+            }
+            for p in &self.scratch.unmap_players {
+                self.searching.remove(p);
+            }
+        }
+        self.scratch.unmap_ids.clear();
+        self.scratch.unmap_players.clear();
+    }
+}
+
+/// Merges sorted `add` into sorted `base` (stable: `base` first on ties), in place from the back.
+pub(crate) fn merge_sorted<T: Copy>(base: &mut Vec<T>, add: &[T], le: impl Fn(&T, &T) -> bool) {
+    if add.is_empty() {
+        return;
+    }
+    let old = base.len();
+    base.extend_from_slice(add);
+    let (mut i, mut j, mut k) = (old, add.len(), base.len());
+    while j > 0 {
+        if i > 0 && !le(&base[i - 1], &add[j - 1]) {
+            base[k - 1] = base[i - 1];
+            i -= 1;
+        } else {
+            base[k - 1] = add[j - 1];
+            j -= 1;
+        }
+        k -= 1;
     }
 }

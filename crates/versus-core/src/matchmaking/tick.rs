@@ -17,24 +17,10 @@
 //! Work per tick is O(n + k log k + Σ scanned candidates), never a pass over the pool per ticket.
 
 use super::config::QueueConfig;
-use super::state::{BackfillEntry, Entry, QueueState};
+use super::state::{BackfillEntry, Cand, Entry, INLINE_REGIONS, QueueState};
 use super::teams::{self, Piece};
 use super::ticket::{PlayerId, RegionId, TicketId, Timestamp};
 use crate::rating::{AnyRatingSystem, PlayerRating, RatingSystem, fairness_quality};
-
-/// A ticket as the tick sees it: everything a compatibility check reads, contiguous.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Cand {
-    rating: f64,
-    window: f64,
-    mask: u64,
-    self_bits: u64,
-    recent_bits: u64,
-    slot: u32,
-    size: u8,
-    relaxed: bool,
-    taken: bool,
-}
 
 /// One team of a formed match.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,8 +29,6 @@ pub struct MatchTeam {
     pub tickets: Vec<TicketId>,
     /// Every player of the team (for a backfill, the players already there come first).
     pub players: Vec<PlayerId>,
-    /// Ratings of `players`, same order.
-    pub ratings: Vec<PlayerRating>,
     pub rating_sum: f64,
     /// Predicted probability that this team wins, from the queue's rating system.
     pub win_probability: f64,
@@ -141,20 +125,19 @@ impl Matchmaker {
             let max_ms = u64::from(max_s) * 1000;
             let mut k = 0;
             while k < st.ages.len() {
-                let s = st.ages[k];
-                let e = st.slots[s as usize].as_ref().expect("aged ticket is live");
-                if now.since(e.created) < max_ms {
+                let aged = st.ages[k];
+                if now.millis().saturating_sub(aged.created) < max_ms {
                     break;
                 }
-                out.expired.push(e.id);
-                st.release(s);
-                st.free.push(s);
+                out.expired.push(aged.id);
+                st.release(aged.slot);
+                st.free.push(aged.slot);
                 k += 1;
             }
             if k > 0 {
                 st.ages.drain(..k);
-                let slots = &st.slots;
-                st.by_rating.retain(|&s| slots[s as usize].is_some());
+                let live = &st.live;
+                st.scratch.cands.retain(|c| live[c.slot as usize]);
             }
             st.backfills.retain(|b| {
                 let keep = now.since(b.req.created_at) < max_ms;
@@ -168,39 +151,41 @@ impl Matchmaker {
 
     fn build_index(&self, now: Timestamp, st: &mut QueueState) {
         let cfg = &self.config;
-        let sc = &mut st.scratch;
-        let n = st.by_rating.len();
-        sc.cands.clear();
+        let inline = cfg.regions.len() <= INLINE_REGIONS;
+        let QueueState {
+            slots, scratch: sc, ..
+        } = st;
+        let n = sc.cands.len();
         sc.pos.clear();
-        sc.pos.resize(st.slots.len(), NONE);
+        sc.pos.resize(slots.len(), NONE);
         let relax_ms = cfg.rematch_relax_after_s.map(|s| u64::from(s) * 1000);
-        // Windows and budgets are step functions of wait: cache the last lookup, since
-        // neighbours in rating order rarely share an age but the schedule has few steps.
-        for (i, &slot) in st.by_rating.iter().enumerate() {
-            let e = st.slots[slot as usize]
-                .as_ref()
-                .expect("indexed ticket is live");
-            let waited = now.since(e.created);
-            let window = cfg.rating_widening.at(waited);
-            let budget = u64::from(cfg.latency_budget_ms) + cfg.latency_widening.at(waited) as u64;
+        let budget_ms = u64::from(cfg.latency_budget_ms);
+        for (i, c) in sc.cands.iter_mut().enumerate() {
+            let waited = now.millis().saturating_sub(c.created);
+            c.window = cfg.rating_widening.at(waited);
+            let budget = budget_ms + cfg.latency_widening.at(waited) as u64;
             let mut mask = 0u64;
-            for (r, &lat) in e.latency.iter().enumerate() {
-                if u64::from(lat) <= budget {
-                    mask |= 1 << r;
+            if inline {
+                for (r, &lat) in c.lat[..cfg.regions.len()].iter().enumerate() {
+                    // u16::MAX stands for "65535 ms or more / unreachable".
+                    if lat != u16::MAX && u64::from(lat) <= budget {
+                        mask |= 1 << r;
+                    }
+                }
+            } else {
+                let e = slots[c.slot as usize]
+                    .as_ref()
+                    .expect("indexed ticket is live");
+                for (r, &lat) in e.latency.iter().enumerate() {
+                    if u64::from(lat) <= budget {
+                        mask |= 1 << r;
+                    }
                 }
             }
-            sc.cands.push(Cand {
-                rating: e.rating,
-                window,
-                mask,
-                self_bits: e.self_bits,
-                recent_bits: e.recent_bits,
-                slot,
-                size: e.size() as u8,
-                relaxed: relax_ms.is_some_and(|r| waited >= r),
-                taken: false,
-            });
-            sc.pos[slot as usize] = i as u32;
+            c.mask = mask;
+            c.relaxed = relax_ms.is_some_and(|r| waited >= r);
+            c.taken = false;
+            sc.pos[c.slot as usize] = i as u32;
         }
         sc.right.clear();
         sc.right.extend(0..=n as u32);
@@ -211,8 +196,9 @@ impl Matchmaker {
 
     fn run_tickets(&self, now: Timestamp, st: &mut QueueState, matches: &mut Vec<FormedMatch>) {
         let need_total = self.config.players_per_match();
+        matches.reserve(st.scratch.cands.len() / self.config.teams);
         for k in 0..st.ages.len() {
-            let slot = st.ages[k];
+            let slot = st.ages[k].slot;
             let ai = st.scratch.pos[slot as usize];
             if ai == NONE || st.scratch.cands[ai as usize].taken {
                 continue;
@@ -433,21 +419,21 @@ impl Matchmaker {
             .map(|t| MatchTeam {
                 tickets: Vec::new(),
                 players: t.iter().map(|m| m.player).collect(),
-                ratings: t.iter().map(|m| m.rating).collect(),
                 rating_sum: t.iter().map(|m| m.rating.rating).sum(),
                 win_probability: 0.0,
             })
             .collect();
+        st.scratch.team_ratings.clear();
+        for (t, team) in bf.req.teams.iter().enumerate() {
+            st.scratch
+                .team_ratings
+                .extend(team.iter().map(|m| (t, m.rating)));
+        }
         let mut tickets = Vec::with_capacity(assignments.len());
         for &(c, t) in &assignments {
-            let slot = take(st, c as usize);
-            let e = st.release(slot).expect("taken ticket is live");
-            st.free.push(slot);
-            st.waits.record(e.rating, now.since(e.created));
-            push_entry(&mut teams[t], &e);
-            tickets.push(e.id);
+            consume(st, c as usize, t, &mut teams, &mut tickets, now);
         }
-        let quality = self.predict(&mut teams);
+        let quality = self.predict(&mut teams, st);
         matches.push(FormedMatch {
             backfill: Some(bf.req.id),
             tickets,
@@ -466,7 +452,8 @@ impl Matchmaker {
         backfill: Option<TicketId>,
         matches: &mut Vec<FormedMatch>,
     ) {
-        let mut group: Vec<u32> = Vec::with_capacity(st.scratch.chosen.len() + 1);
+        let mut group = std::mem::take(&mut st.scratch.group);
+        group.clear();
         group.push(ai as u32);
         group.extend_from_slice(&st.scratch.chosen);
         let assign = std::mem::take(&mut st.scratch.assign);
@@ -476,15 +463,24 @@ impl Matchmaker {
         // Region: the shared one with the lowest worst-case latency.
         let mut region = 0u8;
         let mut best = u32::MAX;
-        let mut bits = mask;
+        let mut bits = if mask.count_ones() == 1 {
+            region = mask.trailing_zeros() as u8;
+            0
+        } else {
+            mask
+        };
         while bits != 0 {
             let r = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             let worst = group
                 .iter()
                 .map(|&c| {
-                    let slot = st.scratch.cands[c as usize].slot;
-                    st.slots[slot as usize].as_ref().expect("live").latency[r]
+                    let cand = &st.scratch.cands[c as usize];
+                    if r < INLINE_REGIONS {
+                        u32::from(cand.lat[r])
+                    } else {
+                        st.slots[cand.slot as usize].as_ref().expect("live").latency[r]
+                    }
                 })
                 .max()
                 .unwrap_or(0);
@@ -497,22 +493,17 @@ impl Matchmaker {
             .map(|_| MatchTeam {
                 tickets: Vec::new(),
                 players: Vec::with_capacity(self.config.team_size),
-                ratings: Vec::with_capacity(self.config.team_size),
                 rating_sum: 0.0,
                 win_probability: 0.0,
             })
             .collect();
         let mut tickets = Vec::with_capacity(group.len());
         for (i, &c) in group.iter().enumerate() {
-            let slot = take(st, c as usize);
-            let e = st.release(slot).expect("taken ticket is live");
-            st.free.push(slot);
-            st.waits.record(e.rating, now.since(e.created));
-            push_entry(&mut teams[assign[i]], &e);
-            tickets.push(e.id);
+            consume(st, c as usize, assign[i], &mut teams, &mut tickets, now);
         }
         st.scratch.assign = assign;
-        let quality = self.predict(&mut teams);
+        st.scratch.group = group;
+        let quality = self.predict(&mut teams, st);
         matches.push(FormedMatch {
             backfill,
             tickets,
@@ -523,9 +514,29 @@ impl Matchmaker {
         });
     }
 
-    /// Fills in each team's win probability; returns the match quality.
-    fn predict(&self, teams: &mut [MatchTeam]) -> f64 {
-        let refs: Vec<&[PlayerRating]> = teams.iter().map(|t| t.ratings.as_slice()).collect();
+    /// Fills in each team's win probability from `(team, rating)` pairs; returns the quality.
+    fn predict(&self, teams: &mut [MatchTeam], st: &mut QueueState) -> f64 {
+        let tr = &mut st.scratch.team_ratings;
+        tr.sort_by_key(|&(t, _)| t);
+        let ratings = &mut st.scratch.ratings;
+        ratings.clear();
+        ratings.extend(tr.iter().map(|&(_, r)| r));
+        let mut bounds = [0usize; 65];
+        for &(t, _) in tr.iter() {
+            bounds[t + 1] += 1;
+        }
+        for t in 0..teams.len() {
+            bounds[t + 1] += bounds[t];
+        }
+        tr.clear();
+        let slice = |t: usize| &ratings[bounds[t]..bounds[t + 1]];
+        if teams.len() == 2 {
+            let p0 = self.rater.two_team_win_probability(slice(0), slice(1));
+            teams[0].win_probability = p0;
+            teams[1].win_probability = 1.0 - p0;
+            return fairness_quality(&[p0, 1.0 - p0]);
+        }
+        let refs: Vec<&[PlayerRating]> = (0..teams.len()).map(slice).collect();
         let p = self.rater.win_probabilities(&refs);
         for (t, p) in teams.iter_mut().zip(&p) {
             t.win_probability = *p;
@@ -535,32 +546,76 @@ impl Matchmaker {
 
     fn finish(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
         if !st.scratch.taken_slots.is_empty() {
-            let slots = &st.slots;
-            st.ages.retain(|&s| slots[s as usize].is_some());
-            st.by_rating.retain(|&s| slots[s as usize].is_some());
+            // Release matched tickets in slab order: a sequential sweep, not random frees.
+            let mut taken = std::mem::take(&mut st.scratch.taken_slots);
+            if taken.len() * 16 >= st.slots.len() {
+                // Many: sweep a slot bitmap in order (sequential) instead of sorting.
+                let mut mark = std::mem::take(&mut st.scratch.mark);
+                mark.clear();
+                mark.resize(st.slots.len(), false);
+                for &slot in &taken {
+                    mark[slot as usize] = true;
+                }
+                for (slot, &m) in mark.iter().enumerate() {
+                    if m {
+                        drop(st.take_matched(slot as u32));
+                        st.free.push(slot as u32);
+                    }
+                }
+                st.scratch.mark = mark;
+            } else {
+                for &slot in &taken {
+                    drop(st.take_matched(slot));
+                    st.free.push(slot);
+                }
+            }
+            taken.clear();
+            st.scratch.taken_slots = taken;
+            st.unmap_matched();
+            let live = &st.live;
+            st.ages.retain(|a| live[a.slot as usize]);
+            st.scratch.cands.retain(|c| !c.taken);
         }
         out.waiting.reserve(st.ages.len());
-        for (i, &slot) in st.ages.iter().enumerate() {
-            let e = st.slots[slot as usize]
-                .as_ref()
-                .expect("aged ticket is live");
-            let waited = now.since(e.created);
+        for (i, a) in st.ages.iter().enumerate() {
+            let waited = now.millis().saturating_sub(a.created);
             out.waiting.push(WaitingTicket {
-                ticket: e.id,
+                ticket: a.id,
                 position: i + 1,
                 waited_ms: waited,
-                estimated_wait_ms: st.waits.estimate(e.rating, waited),
+                estimated_wait_ms: st.waits.estimate(a.rating, waited),
             });
         }
     }
 }
 
-fn push_entry(team: &mut MatchTeam, e: &Entry) {
-    team.tickets.push(e.id);
-    for m in e.members.iter() {
-        team.players.push(m.player);
-        team.ratings.push(m.rating);
-        team.rating_sum += m.rating.rating;
+/// Takes index position `c` onto team `team`: its players join the team, its wait is recorded.
+fn consume(
+    st: &mut QueueState,
+    c: usize,
+    team: usize,
+    teams: &mut [MatchTeam],
+    tickets: &mut Vec<TicketId>,
+    now: Timestamp,
+) {
+    take(st, c);
+    let cand = st.scratch.cands[c];
+    st.waits
+        .record(cand.rating, now.millis().saturating_sub(cand.created));
+    let t = &mut teams[team];
+    t.tickets.push(cand.id);
+    tickets.push(cand.id);
+    if cand.size == 1 {
+        t.players.push(cand.player);
+        t.rating_sum += cand.prating.rating;
+        st.scratch.team_ratings.push((team, cand.prating));
+    } else {
+        let e = st.slots[cand.slot as usize].as_ref().expect("live");
+        for m in e.members.iter() {
+            t.players.push(m.player);
+            t.rating_sum += m.rating.rating;
+            st.scratch.team_ratings.push((team, m.rating));
+        }
     }
 }
 
@@ -693,17 +748,16 @@ fn select(
 /// Splits anchor + chosen into teams; result in `sc.assign` (anchor first, then `chosen` order).
 fn pack(
     mm: &Matchmaker,
-    slots: &[Option<Entry>],
+    _slots: &[Option<Entry>],
     sc: &mut super::state::TickScratch,
     anchor: usize,
 ) -> bool {
     sc.pieces.clear();
     for &c in std::iter::once(&(anchor as u32)).chain(sc.chosen.iter()) {
         let cand = &sc.cands[c as usize];
-        let e = slots[cand.slot as usize].as_ref().expect("live");
         sc.pieces.push(Piece {
-            size: e.size(),
-            sum: e.rating_sum,
+            size: usize::from(cand.size),
+            sum: cand.rating_sum,
         });
     }
     teams::partition(
@@ -767,28 +821,4 @@ fn fill(
         }
     }
     false
-}
-
-/// Merges sorted `add` into sorted `base` (stable: `base` first on ties).
-pub(crate) fn merge_into(
-    base: &mut Vec<u32>,
-    add: &[u32],
-    buf: &mut Vec<u32>,
-    le: impl Fn(u32, u32) -> bool,
-) {
-    buf.clear();
-    buf.reserve(base.len() + add.len());
-    let (mut i, mut j) = (0, 0);
-    while i < base.len() && j < add.len() {
-        if le(base[i], add[j]) {
-            buf.push(base[i]);
-            i += 1;
-        } else {
-            buf.push(add[j]);
-            j += 1;
-        }
-    }
-    buf.extend_from_slice(&base[i..]);
-    buf.extend_from_slice(&add[j..]);
-    std::mem::swap(base, buf);
 }
