@@ -195,8 +195,6 @@ pub(crate) struct TickScratch {
     pub assign: Vec<usize>,
     pub teams: teams::Scratch,
     pub taken_slots: Vec<u32>,
-    pub unmap_ids: Vec<TicketId>,
-    pub unmap_players: Vec<PlayerId>,
     pub ratings: Vec<PlayerRating>,
     pub team_ratings: Vec<(usize, PlayerRating)>,
     pub group: Vec<u32>,
@@ -543,40 +541,28 @@ impl QueueState {
         Some(entry)
     }
 
-    /// Takes a matched ticket out of its slot; its map entries are dropped in bulk by
-    /// [`Self::unmap_matched`] at the end of the tick (one sequential pass beats tens of
-    /// thousands of random hash removals when a tick forms many matches).
-    pub(crate) fn take_matched(&mut self, slot: u32) -> Entry {
+    /// Takes a matched ticket out of its slot. With `unmap`, its id and players leave the
+    /// lookup maps now; without, the caller calls [`Self::unmap_bulk`] once (one sequential
+    /// pass beats tens of thousands of random hash removals when a tick forms many matches).
+    pub(crate) fn take_matched(&mut self, slot: u32, unmap: bool) -> Entry {
         let entry = self.slots[slot as usize]
             .take()
             .expect("matched ticket is live");
         self.live[slot as usize] = false;
-        self.scratch.unmap_ids.push(entry.id);
-        for m in entry.members.iter() {
-            self.scratch.unmap_players.push(m.player);
+        if unmap {
+            self.by_id.remove(&entry.id);
+            for m in entry.members.iter() {
+                self.searching.remove(&m.player);
+            }
         }
         entry
     }
 
-    pub(crate) fn unmap_matched(&mut self) {
-        let n = self.scratch.unmap_ids.len();
-        if n == 0 {
-            return;
-        }
-        if n * 8 >= self.by_id.len() {
-            let live = &self.live;
-            self.by_id.retain(|_, s| live[*s as usize]);
-            self.searching.retain(|_, s| live[*s as usize]);
-        } else {
-            for id in &self.scratch.unmap_ids {
-                self.by_id.remove(id);
-            }
-            for p in &self.scratch.unmap_players {
-                self.searching.remove(p);
-            }
-        }
-        self.scratch.unmap_ids.clear();
-        self.scratch.unmap_players.clear();
+    /// Drops every map entry whose slot is no longer live.
+    pub(crate) fn unmap_bulk(&mut self) {
+        let live = &self.live;
+        self.by_id.retain(|_, s| live[*s as usize]);
+        self.searching.retain(|_, s| live[*s as usize]);
     }
 }
 

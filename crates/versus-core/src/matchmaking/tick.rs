@@ -82,7 +82,7 @@ pub struct Matchmaker {
     rater: AnyRatingSystem,
 }
 
-const SELECT_BUDGET: usize = 4_000;
+const SELECT_BUDGET: usize = 1_000;
 const NONE: u32 = u32::MAX;
 
 impl Matchmaker {
@@ -548,6 +548,7 @@ impl Matchmaker {
         if !st.scratch.taken_slots.is_empty() {
             // Release matched tickets in slab order: a sequential sweep, not random frees.
             let mut taken = std::mem::take(&mut st.scratch.taken_slots);
+            let bulk = taken.len() * 8 >= st.by_id.len();
             if taken.len() * 16 >= st.slots.len() {
                 // Many: sweep a slot bitmap in order (sequential) instead of sorting.
                 let mut mark = std::mem::take(&mut st.scratch.mark);
@@ -558,20 +559,22 @@ impl Matchmaker {
                 }
                 for (slot, &m) in mark.iter().enumerate() {
                     if m {
-                        drop(st.take_matched(slot as u32));
+                        drop(st.take_matched(slot as u32, !bulk));
                         st.free.push(slot as u32);
                     }
                 }
                 st.scratch.mark = mark;
             } else {
                 for &slot in &taken {
-                    drop(st.take_matched(slot));
+                    drop(st.take_matched(slot, !bulk));
                     st.free.push(slot);
                 }
             }
             taken.clear();
             st.scratch.taken_slots = taken;
-            st.unmap_matched();
+            if bulk {
+                st.unmap_bulk();
+            }
             let live = &st.live;
             st.ages.retain(|a| live[a.slot as usize]);
             st.scratch.cands.retain(|c| !c.taken);

@@ -395,7 +395,11 @@ fn any_formable(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        // PROPTEST_CASES overrides (e.g. 2000 for a long run).
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96),
+        ..ProptestConfig::default()
+    })]
 
     /// No player in two matches, no ticket matched twice or after cancel/expiry, team sizes
     /// exact, parties intact, every rule in force at the tick held, positions consistent.
