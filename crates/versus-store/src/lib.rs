@@ -96,8 +96,20 @@ pub enum Rotation {
     Unknown,
 }
 
+/// Where and how a player likes to be matched: regions best first, modes (queue names) in the
+/// player's order. Both lists are stored and read back exactly, order and duplicates included;
+/// empty lists are allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MatchmakingPreferences {
+    pub regions: Vec<Region>,
+    pub modes: Vec<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A write referred to a player that does not exist.
+    #[error("no such player")]
+    UnknownPlayer,
     #[error("username is already taken")]
     UsernameTaken,
     #[error("a record with this id already exists")]
@@ -160,4 +172,19 @@ pub trait Store: Send + Sync + 'static {
         player_id: Uuid,
         now: OffsetDateTime,
     ) -> StoreResult<u64>;
+
+    /// The player's matchmaking preferences; `None` when they never set any (or the player
+    /// does not exist).
+    async fn matchmaking_preferences(
+        &self,
+        player_id: Uuid,
+    ) -> StoreResult<Option<MatchmakingPreferences>>;
+    /// Stores `prefs` as the player's preferences, replacing any previous ones (an upsert), and
+    /// stamps them with `now`. [`StoreError::UnknownPlayer`] when there is no such player.
+    async fn set_matchmaking_preferences(
+        &self,
+        player_id: Uuid,
+        prefs: &MatchmakingPreferences,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
 }

@@ -1,12 +1,12 @@
 //! What both backends share: turning stored columns back into domain types (a value that no
-//! longer parses is `Corrupt`, never a panic), the one timestamp normalisation, and the mapping
-//! of unique violations to `StoreError`s.
+//! longer parses is `Corrupt`, never a panic), the one timestamp normalisation, the mapping
+//! of constraint violations to `StoreError`s, and the encoding of matchmaking preferences.
 
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 use versus_core::account::{DisplayName, Region, Username};
 
-use crate::{Player, StoreError, StoreResult};
+use crate::{MatchmakingPreferences, Player, StoreError, StoreResult};
 
 /// The instant a backend stores for `t`: converted to UTC and truncated to whole microseconds
 /// (PostgreSQL's precision; SQLite is made to match). Reading a timestamp back yields exactly
@@ -82,6 +82,46 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
         };
     }
     StoreError::Database(err)
+}
+
+/// [`classify`] for a write whose only foreign key is its `player_id`: a foreign-key violation
+/// means there is no such player.
+pub(crate) fn classify_player_write(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err
+        && db.is_foreign_key_violation()
+    {
+        return StoreError::UnknownPlayer;
+    }
+    classify(err)
+}
+
+/// Preferences as both backends store them: two JSON arrays of strings, order kept.
+pub(crate) fn encode_preferences(prefs: &MatchmakingPreferences) -> (String, String) {
+    let regions: Vec<&str> = prefs.regions.iter().map(Region::as_str).collect();
+    let modes: Vec<&str> = prefs.modes.iter().map(String::as_str).collect();
+    (
+        serde_json::Value::from(regions).to_string(),
+        serde_json::Value::from(modes).to_string(),
+    )
+}
+
+/// The inverse of [`encode_preferences`]; anything that is not an array of strings, or a
+/// region that no longer parses, is `Corrupt`.
+pub(crate) fn decode_preferences(
+    player_id: Uuid,
+    regions: &str,
+    modes: &str,
+) -> StoreResult<MatchmakingPreferences> {
+    let corrupt = |field: &str, why: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("preferences of player {player_id}: {field}: {why}"))
+    };
+    let regions: Vec<String> = serde_json::from_str(regions).map_err(|e| corrupt("regions", &e))?;
+    let modes: Vec<String> = serde_json::from_str(modes).map_err(|e| corrupt("modes", &e))?;
+    let regions = regions
+        .iter()
+        .map(|raw| Region::parse(raw).map_err(|e| corrupt("regions", &e)))
+        .collect::<StoreResult<_>>()?;
+    Ok(MatchmakingPreferences { regions, modes })
 }
 
 /// What a refresh-token row says about presenting it at `now`.

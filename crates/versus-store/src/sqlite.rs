@@ -26,10 +26,13 @@ use tracing::instrument;
 use uuid::Uuid;
 use versus_core::account::Username;
 
-use crate::record::{PlayerRecord, TokenState, classify, to_stored, token_state};
+use crate::record::{
+    PlayerRecord, TokenState, classify, classify_player_write, decode_preferences,
+    encode_preferences, to_stored, token_state,
+};
 use crate::{
-    Credentials, NewPlayer, NewRefreshToken, Player, PlayerPatch, Rotation, Store, StoreError,
-    StoreResult,
+    Credentials, MatchmakingPreferences, NewPlayer, NewRefreshToken, Player, PlayerPatch, Rotation,
+    Store, StoreError, StoreResult,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -387,6 +390,45 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    #[instrument(skip(self))]
+    async fn matchmaking_preferences(
+        &self,
+        player_id: Uuid,
+    ) -> StoreResult<Option<MatchmakingPreferences>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT regions, modes FROM matchmaking_preferences WHERE player_id = ?1",
+        )
+        .bind(player_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(regions, modes)| decode_preferences(player_id, &regions, &modes))
+            .transpose()
+    }
+
+    #[instrument(skip(self, prefs))]
+    async fn set_matchmaking_preferences(
+        &self,
+        player_id: Uuid,
+        prefs: &MatchmakingPreferences,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (regions, modes) = encode_preferences(prefs);
+        sqlx::query(
+            "INSERT INTO matchmaking_preferences (player_id, regions, modes, updated_at) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (player_id) DO UPDATE SET regions = excluded.regions, \
+             modes = excluded.modes, updated_at = excluded.updated_at",
+        )
+        .bind(player_id)
+        .bind(regions)
+        .bind(modes)
+        .bind(encode_time(now)?)
+        .execute(&self.pool)
+        .await
+        .map_err(classify_player_write)?;
+        Ok(())
     }
 }
 

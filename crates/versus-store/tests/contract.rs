@@ -13,8 +13,8 @@ use uuid::Uuid;
 use versus_core::account::{DisplayName, Region, Username};
 use versus_store::testing::{self, TestDatabase};
 use versus_store::{
-    NewPlayer, NewRefreshToken, PlayerPatch, PostgresStore, Rotation, SqliteStore, Store,
-    StoreError, stored_timestamp,
+    MatchmakingPreferences, NewPlayer, NewRefreshToken, PlayerPatch, PostgresStore, Rotation,
+    SqliteStore, Store, StoreError, stored_timestamp,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -736,6 +736,151 @@ async fn unstorable_timestamps_are_errors(b: &mut Backend) {
     assert_eq!(b.store.player(created.id).await.unwrap(), Some(created));
 }
 
+fn preferences(regions: &[&str], modes: &[&str]) -> MatchmakingPreferences {
+    MatchmakingPreferences {
+        regions: regions.iter().map(|r| region(r)).collect(),
+        modes: modes.iter().map(|&m| m.to_owned()).collect(),
+    }
+}
+
+async fn preferences_unset_are_none(b: &mut Backend) {
+    let player = b.store.create_player(new_player("Rosa")).await.unwrap();
+    assert_eq!(
+        b.store.matchmaking_preferences(player.id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        b.store
+            .matchmaking_preferences(Uuid::now_v7())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn preferences_round_trip_in_order(b: &mut Backend) {
+    let alice = b.store.create_player(new_player("Alice")).await.unwrap();
+    let bob = b.store.create_player(new_player("Bob")).await.unwrap();
+    // Deliberately not sorted, with a duplicate and strings that need escaping.
+    let prefs = preferences(
+        &["na-east", "eu", "asia", "eu"],
+        &["ranked-1v1", "casual \"ffa\" 8", "名前 🎮", ""],
+    );
+    b.store
+        .set_matchmaking_preferences(alice.id, &prefs, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.store.matchmaking_preferences(alice.id).await.unwrap(),
+        Some(prefs)
+    );
+    // Empty lists are preferences too, distinct from "never set".
+    b.store
+        .set_matchmaking_preferences(bob.id, &MatchmakingPreferences::default(), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.store.matchmaking_preferences(bob.id).await.unwrap(),
+        Some(MatchmakingPreferences::default())
+    );
+}
+
+async fn preferences_are_overwritten(b: &mut Backend) {
+    let alice = b.store.create_player(new_player("Alice")).await.unwrap();
+    let bob = b.store.create_player(new_player("Bob")).await.unwrap();
+    let first = preferences(&["eu", "na-east"], &["ranked-1v1", "casual-ffa-8"]);
+    let second = preferences(&["asia"], &[]);
+    let bobs = preferences(&["na-east"], &["ranked-2v2"]);
+    b.store
+        .set_matchmaking_preferences(alice.id, &first, T0)
+        .await
+        .unwrap();
+    b.store
+        .set_matchmaking_preferences(bob.id, &bobs, T0)
+        .await
+        .unwrap();
+    b.store
+        .set_matchmaking_preferences(alice.id, &second, T0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.store.matchmaking_preferences(alice.id).await.unwrap(),
+        Some(second)
+    );
+    // Only that player's row changed.
+    assert_eq!(
+        b.store.matchmaking_preferences(bob.id).await.unwrap(),
+        Some(bobs)
+    );
+}
+
+async fn preferences_of_unknown_player_are_an_error(b: &mut Backend) {
+    let prefs = preferences(&["eu"], &["ranked-1v1"]);
+    let nobody = Uuid::now_v7();
+    let err = b
+        .store
+        .set_matchmaking_preferences(nobody, &prefs, T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownPlayer), "{err:?}");
+    assert_eq!(b.store.matchmaking_preferences(nobody).await.unwrap(), None);
+}
+
+async fn preferences_survive_reopen(b: &mut Backend) {
+    let player = b.store.create_player(new_player("Sven")).await.unwrap();
+    let prefs = preferences(&["asia", "na-east"], &["casual-ffa-8", "ranked-1v1"]);
+    b.store
+        .set_matchmaking_preferences(player.id, &prefs, T0)
+        .await
+        .unwrap();
+    b.reopen().await;
+    assert_eq!(
+        b.store.matchmaking_preferences(player.id).await.unwrap(),
+        Some(prefs)
+    );
+}
+
+async fn preferences_are_deleted_with_the_player(b: &mut Backend) {
+    let player = b.store.create_player(new_player("Tara")).await.unwrap();
+    b.store
+        .set_matchmaking_preferences(player.id, &preferences(&["eu"], &["ranked-1v1"]), T0)
+        .await
+        .unwrap();
+    b.pool
+        .execute("DELETE FROM players WHERE username_key = 'tara'")
+        .await;
+    assert_eq!(
+        b.store.matchmaking_preferences(player.id).await.unwrap(),
+        None
+    );
+}
+
+async fn corrupt_preferences_are_errors_not_panics(b: &mut Backend) {
+    let player = b.store.create_player(new_player("Uma")).await.unwrap();
+    b.store
+        .set_matchmaking_preferences(player.id, &preferences(&["eu"], &["ranked-1v1"]), T0)
+        .await
+        .unwrap();
+    b.pool
+        .execute("UPDATE matchmaking_preferences SET regions = '[\"Not A Region\"]'")
+        .await;
+    let err = b
+        .store
+        .matchmaking_preferences(player.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    b.pool
+        .execute("UPDATE matchmaking_preferences SET regions = '[\"eu\"]', modes = '[1, 2]'")
+        .await;
+    let err = b
+        .store
+        .matchmaking_preferences(player.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // One test per backend and contract function.
 
@@ -787,6 +932,13 @@ contract! {
     logout_racing_rotation_leaves_no_live_token,
     corrupt_rows_are_errors_not_panics,
     unstorable_timestamps_are_errors,
+    preferences_unset_are_none,
+    preferences_round_trip_in_order,
+    preferences_are_overwritten,
+    preferences_of_unknown_player_are_an_error,
+    preferences_survive_reopen,
+    preferences_are_deleted_with_the_player,
+    corrupt_preferences_are_errors_not_panics,
 }
 
 /// The in-memory SQLite store keeps its data across calls on its one connection.
