@@ -1,10 +1,19 @@
-//! The Versus Rust SDK: typed calls to the REST API. Integration tests, the load generator and
-//! the CLI use it, so it is exercised on every test run.
+//! The Versus Rust SDK: typed calls to the REST API, and ([`ws`]) a WebSocket client for the
+//! live event stream. Integration tests, the load generator and the CLI use it, so it is
+//! exercised on every test run.
+//!
+//! It speaks only the wire types of `versus-protocol`; it never interprets game rules.
 
+pub mod ws;
+
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
+use versus_protocol::queue::{
+    JoinQueueRequest, MatchmakingPreferences, MatchmakingStatistics, TicketView,
+};
 use versus_protocol::{
     DetailedHealth, Health, LoginRequest, PlayerProfile, Problem, PublicPlayer, RefreshRequest,
     RegisterRequest, RegisterResponse, TokenResponse, UpdatePlayerRequest,
@@ -23,6 +32,10 @@ pub enum ClientError {
     UnexpectedBody { status: StatusCode, body: String },
     #[error("transport: {0}")]
     Transport(#[from] reqwest::Error),
+    /// A value given to the SDK cannot be sent (e.g. an idempotency key that is not a valid
+    /// header value).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
 }
 
 impl ClientError {
@@ -38,8 +51,28 @@ impl ClientError {
         match self {
             Self::Api { status, .. } | Self::UnexpectedBody { status, .. } => Some(*status),
             Self::Transport(err) => err.status(),
+            Self::InvalidRequest(_) => None,
         }
     }
+
+    /// The match a 409 `already_matched` names in its detail: the leave lost the race.
+    pub fn match_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Api { problem, .. } if problem.code == "already_matched" => {
+                first_uuid(&problem.detail)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The first hyphenated UUID in `text`.
+fn first_uuid(text: &str) -> Option<Uuid> {
+    const LEN: usize = 36;
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(LEN - 1))
+        .filter(|&start| text.is_char_boundary(start) && text.is_char_boundary(start + LEN))
+        .find_map(|start| Uuid::try_parse(&text[start..start + LEN]).ok())
 }
 
 pub type ClientResult<T> = Result<T, ClientError>;
@@ -100,9 +133,21 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> ClientResult<reqwest::Response> {
+        self.send_with_headers(method, path, body, HeaderMap::new())
+            .await
+    }
+
+    async fn send_with_headers<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        headers: HeaderMap,
+    ) -> ClientResult<reqwest::Response> {
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base_url));
+            .request(method, format!("{}{path}", self.base_url))
+            .headers(headers);
         if let Some(token) = &self.access_token {
             request = request.bearer_auth(token);
         }
@@ -187,5 +232,88 @@ impl Client {
     pub async fn health_detailed(&self) -> ClientResult<DetailedHealth> {
         self.call::<(), _>(Method::GET, "/health/detailed", None)
             .await
+    }
+
+    /// `POST /api/v1/queue/join`. With an `idempotency_key`, repeating the call returns the same
+    /// ticket instead of a 409 `already_queued`.
+    pub async fn join_queue(
+        &self,
+        request: &JoinQueueRequest,
+        idempotency_key: Option<&str>,
+    ) -> ClientResult<TicketView> {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = idempotency_key {
+            let value = HeaderValue::from_str(key).map_err(|_| {
+                ClientError::InvalidRequest(format!(
+                    "idempotency key {key:?} is not a header value"
+                ))
+            })?;
+            headers.insert("idempotency-key", value);
+        }
+        let response = self
+            .send_with_headers(Method::POST, "/api/v1/queue/join", Some(request), headers)
+            .await?;
+        Ok(response.json().await?)
+    }
+
+    /// `DELETE /api/v1/queue/leave`: the cancelled ticket, or a 409 `already_matched` whose
+    /// detail names the match (see [`ClientError::match_id`]), or a 404 `not_queued`.
+    pub async fn leave_queue(&self) -> ClientResult<TicketView> {
+        self.call::<(), _>(Method::DELETE, "/api/v1/queue/leave", None)
+            .await
+    }
+
+    /// `GET /api/v1/queue/status` (404 `not_queued` without a ticket).
+    pub async fn queue_status(&self) -> ClientResult<TicketView> {
+        self.call::<(), _>(Method::GET, "/api/v1/queue/status", None)
+            .await
+    }
+
+    /// `PUT /api/v1/matchmaking/preferences`.
+    pub async fn set_preferences(
+        &self,
+        preferences: &MatchmakingPreferences,
+    ) -> ClientResult<MatchmakingPreferences> {
+        self.call(
+            Method::PUT,
+            "/api/v1/matchmaking/preferences",
+            Some(preferences),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/matchmaking/statistics`.
+    pub async fn matchmaking_statistics(&self) -> ClientResult<MatchmakingStatistics> {
+        self.call::<(), _>(Method::GET, "/api/v1/matchmaking/statistics", None)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_id_comes_from_the_already_matched_detail() {
+        let id = Uuid::now_v7();
+        let problem = |code: &str, detail: String| ClientError::Api {
+            status: StatusCode::CONFLICT,
+            problem: Box::new(Problem {
+                type_uri: "about:blank".into(),
+                title: "Conflict".into(),
+                status: 409,
+                detail,
+                code: code.into(),
+                field: None,
+                request_id: None,
+            }),
+        };
+        let matched = problem("already_matched", format!("the ticket is in match {id}."));
+        assert_eq!(matched.match_id(), Some(id));
+        assert_eq!(
+            problem("already_matched", "ünïcode, no id".into()).match_id(),
+            None
+        );
+        assert_eq!(problem("already_queued", id.to_string()).match_id(), None);
     }
 }

@@ -1,0 +1,343 @@
+//! One simulated player: sign up (or log in), connect the WebSocket, queue, wait for
+//! `match_found`, then queue again or quit. Everything it sees goes to the shared recorder.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use uuid::Uuid;
+use versus_client::ws::{ReconnectPolicy, ReconnectingSocket, WsEvent};
+use versus_client::{Client, ClientError};
+use versus_protocol::queue::{JoinQueueRequest, TicketState, TicketView};
+use versus_protocol::ws::{Envelope, ServerEvent};
+
+use crate::stats::Recorder;
+
+/// What every player shares.
+pub(crate) struct Arena {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub rest_slots: Semaphore,
+    pub queue: String,
+    pub requeue: bool,
+    /// When players stop queueing and leave.
+    pub deadline: Instant,
+    /// How long after the deadline a player still waits for an owed `match_found`.
+    pub drain: Duration,
+}
+
+pub(crate) struct PlayerPlan {
+    pub username: String,
+    pub password: String,
+    pub latencies: BTreeMap<String, u32>,
+    pub start_at: Instant,
+}
+
+/// How a wait for `match_found` ended.
+enum Wait {
+    Matched,
+    /// The ticket ended without a match (expired, cancelled by the server).
+    TicketEnded,
+    /// The duration ran out while searching.
+    TimeUp,
+    /// The WebSocket failed for good.
+    SocketLost,
+}
+
+fn rest_error(operation: &str, err: &ClientError) -> String {
+    match (err.code(), err.status()) {
+        (Some(code), _) => format!("{operation}: {code}"),
+        (None, Some(status)) => format!("{operation}: http {}", status.as_u16()),
+        (None, None) => format!("{operation}: transport"),
+    }
+}
+
+fn unix_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
+    tokio::time::sleep_until(plan.start_at).await;
+    if Instant::now() >= arena.deadline {
+        return;
+    }
+    let Some(client) = sign_in(&arena, &plan).await else {
+        return;
+    };
+    let token = client
+        .access_token()
+        .expect("signed-in clients have a token")
+        .to_owned();
+    let mut socket = ReconnectingSocket::new(
+        client.base_url().to_owned(),
+        token,
+        ReconnectPolicy {
+            max_attempts: Some(8),
+            ..ReconnectPolicy::default()
+        },
+    );
+    let player_id = match connect(&arena, &mut socket).await {
+        Some(id) => id,
+        None => return,
+    };
+    arena.recorder.connected(player_id, true);
+    let mut player = Player {
+        arena: &arena,
+        client,
+        socket,
+        player_id,
+        latencies: plan.latencies,
+        online: true,
+    };
+    player.run().await;
+    player.socket.close().await;
+    player.set_online(false);
+}
+
+async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<Client> {
+    let _slot = arena.rest_slots.acquire().await.ok()?;
+    let tokens = match arena.client.register(&plan.username, &plan.password).await {
+        Ok(registered) => registered.tokens,
+        Err(err) if err.code() == Some("username_taken") => {
+            match arena.client.login(&plan.username, &plan.password).await {
+                Ok(tokens) => tokens,
+                Err(err) => {
+                    arena.recorder.error(rest_error("login", &err));
+                    return None;
+                }
+            }
+        }
+        Err(err) => {
+            arena.recorder.error(rest_error("register", &err));
+            return None;
+        }
+    };
+    Some(arena.client.authenticated(tokens.access_token))
+}
+
+/// Waits for the first `Connected`; returns the player's id from the welcome.
+async fn connect(arena: &Arena, socket: &mut ReconnectingSocket) -> Option<Uuid> {
+    loop {
+        match socket.next().await {
+            Ok(WsEvent::Connected { welcome, .. }) => return Some(welcome.player_id),
+            Ok(WsEvent::Disconnected { error, .. }) => {
+                arena
+                    .recorder
+                    .error(format!("ws connect: {}", error.kind()));
+                if Instant::now() >= arena.deadline {
+                    return None;
+                }
+            }
+            Ok(other) => tracing::debug!(?other, "before the first connection"),
+            Err(error) => {
+                arena
+                    .recorder
+                    .error(format!("ws connect: {}", error.kind()));
+                return None;
+            }
+        }
+    }
+}
+
+struct Player<'a> {
+    arena: &'a Arena,
+    client: Client,
+    socket: ReconnectingSocket,
+    player_id: Uuid,
+    latencies: BTreeMap<String, u32>,
+    /// Whether this player's socket counts in `connected_now`.
+    online: bool,
+}
+
+impl Player<'_> {
+    fn set_online(&mut self, online: bool) {
+        if online != self.online {
+            match online {
+                true => self.arena.recorder.connected(self.player_id, false),
+                false => self.arena.recorder.disconnected(),
+            }
+            self.online = online;
+        }
+    }
+
+    async fn run(&mut self) {
+        loop {
+            if Instant::now() >= self.arena.deadline {
+                return;
+            }
+            let joined_at = Instant::now();
+            let Some(ticket) = self.join().await else {
+                return;
+            };
+            let recorder = &self.arena.recorder;
+            recorder.tickets_joined.fetch_add(1, Ordering::Relaxed);
+            recorder.searching_now.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.wait_for_match(ticket.ticket_id, joined_at).await;
+            recorder.searching_now.fetch_sub(1, Ordering::Relaxed);
+            match outcome {
+                Wait::Matched if self.arena.requeue => continue,
+                Wait::TicketEnded => continue,
+                Wait::Matched | Wait::SocketLost => return,
+                Wait::TimeUp => {
+                    self.leave_at_the_end(ticket.ticket_id).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn join(&mut self) -> Option<TicketView> {
+        let request = JoinQueueRequest {
+            queue: self.arena.queue.clone(),
+            latencies: self.latencies.clone(),
+        };
+        let key = Uuid::new_v4().to_string();
+        for _ in 0..2 {
+            let result = {
+                let _slot = self.arena.rest_slots.acquire().await.ok()?;
+                self.client.join_queue(&request, Some(&key)).await
+            };
+            match result {
+                Ok(ticket) => return Some(ticket),
+                // A ticket left over from an earlier run of the same players: leave, retry.
+                Err(err) if err.code() == Some("already_queued") => {
+                    self.arena.recorder.error(rest_error("join", &err));
+                    let _slot = self.arena.rest_slots.acquire().await.ok()?;
+                    if let Err(err) = self.client.leave_queue().await {
+                        self.arena.recorder.error(rest_error("leave", &err));
+                        return None;
+                    }
+                }
+                Err(err) => {
+                    self.arena.recorder.error(rest_error("join", &err));
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Reads the event stream until our ticket's `match_found` (or `until`).
+    async fn wait_for_match(&mut self, ticket_id: Uuid, joined_at: Instant) -> Wait {
+        self.wait_until(ticket_id, Some(joined_at), self.arena.deadline)
+            .await
+    }
+
+    async fn wait_until(
+        &mut self,
+        ticket_id: Uuid,
+        joined_at: Option<Instant>,
+        until: Instant,
+    ) -> Wait {
+        loop {
+            let next = tokio::select! {
+                next = self.socket.next() => next,
+                () = tokio::time::sleep_until(until) => return Wait::TimeUp,
+            };
+            let recorder = &self.arena.recorder;
+            match next {
+                Ok(WsEvent::Event(envelope)) => {
+                    if let Some(wait) = self.on_envelope(&envelope, ticket_id, joined_at) {
+                        return wait;
+                    }
+                }
+                Ok(WsEvent::Connected { .. }) => {
+                    recorder.reconnects.fetch_add(1, Ordering::Relaxed);
+                    self.set_online(true);
+                }
+                Ok(WsEvent::Disconnected { error, .. }) => {
+                    recorder.error(format!("ws: {}", error.kind()));
+                    self.set_online(false);
+                }
+                Ok(WsEvent::ResumeGap(_)) => {
+                    recorder.resume_gaps.fetch_add(1, Ordering::Relaxed);
+                    recorder.error("ws: resume_gap");
+                }
+                Err(error) => {
+                    recorder.error(format!("ws: {} (gave up)", error.kind()));
+                    self.set_online(false);
+                    return Wait::SocketLost;
+                }
+            }
+        }
+    }
+
+    fn on_envelope(
+        &self,
+        envelope: &Envelope,
+        ticket_id: Uuid,
+        joined_at: Option<Instant>,
+    ) -> Option<Wait> {
+        let recorder = &self.arena.recorder;
+        if envelope.event.is_stream_event() {
+            let delay = unix_ms_now().saturating_sub(envelope.ts).max(0);
+            recorder.delivery_ms(delay as u64);
+        }
+        match &envelope.event {
+            ServerEvent::MatchFound(found) => {
+                let roster = found
+                    .teams
+                    .iter()
+                    .flat_map(|team| team.players.iter().map(|p| p.player_id))
+                    .collect();
+                recorder.match_found(found.match_id, self.player_id, roster);
+                if found.ticket_id != ticket_id {
+                    return None;
+                }
+                if let Some(joined_at) = joined_at {
+                    recorder.time_to_match_ms(joined_at.elapsed().as_millis() as u64);
+                }
+                Some(Wait::Matched)
+            }
+            ServerEvent::QueueUpdate(update) if update.ticket_id == ticket_id => {
+                match update.state {
+                    TicketState::Searching => None,
+                    TicketState::Matched => {
+                        if let Some(match_id) = update.match_id {
+                            recorder.matched(match_id, self.player_id);
+                        }
+                        None
+                    }
+                    TicketState::Expired => {
+                        recorder.error("ticket: expired");
+                        Some(Wait::TicketEnded)
+                    }
+                    TicketState::Cancelled => {
+                        recorder.error("ticket: cancelled by the server");
+                        Some(Wait::TicketEnded)
+                    }
+                }
+            }
+            ServerEvent::Error(error) => {
+                recorder.error(format!("ws error event: {}", error.code));
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The run is over while searching: leave. A leave that loses the race to a match is owed
+    /// that match's `match_found`; wait for it a little.
+    async fn leave_at_the_end(&mut self, ticket_id: Uuid) {
+        let result = match self.arena.rest_slots.acquire().await {
+            Ok(_slot) => self.client.leave_queue().await,
+            Err(_) => return,
+        };
+        match result {
+            Ok(_) => {}
+            Err(err) if err.code() == Some("already_matched") => {
+                if let Some(match_id) = err.match_id() {
+                    self.arena.recorder.matched(match_id, self.player_id);
+                }
+                let until = Instant::now() + self.arena.drain;
+                self.wait_until(ticket_id, None, until).await;
+            }
+            Err(err) => self.arena.recorder.error(rest_error("leave", &err)),
+        }
+    }
+}
