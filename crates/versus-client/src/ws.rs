@@ -108,6 +108,12 @@ impl From<tungstenite::Error> for WsClientError {
                     reason: String::new(),
                 }
             }
+            tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ) => Self::Closed {
+                code: None,
+                reason: "connection ended without a closing handshake".into(),
+            },
             other => Self::Transport(Box::new(other)),
         }
     }
