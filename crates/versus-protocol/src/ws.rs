@@ -6,7 +6,8 @@
 //!   `system_announcement`). Reconnecting with `?last_event_id=N` replays every stream event
 //!   after `N` still in the server's bounded buffer, or sends `resume_gap` first when some are
 //!   gone. Connection-local replies (`welcome`, `pong`, `error`, `resume_gap`) are not part of the
-//!   stream: they carry the id of the last stream event sent before them and are never replayed.
+//!   stream: they carry the id of the player's newest stream event when they were sent, and are
+//!   never replayed.
 //! - `ts` is the server's send time in Unix milliseconds (for delivery-latency measurement).
 //!
 //! Client → server: text frames holding a [`ClientMessage`] `{"type", "data"}`: `ping`,

@@ -32,9 +32,12 @@ use versus_store::{PostgresStore, SqliteStore, Store};
 use crate::auth::{PasswordHasher, TokenIssuer};
 use crate::config::Config;
 use crate::error::{problem_for_status, problem_response};
+use crate::events::{EventBus, InProcessBus};
 use crate::extract::BodyLimit;
+use crate::matchmaking::Matchmaking;
 use crate::openapi::ApiDoc;
 use crate::ratelimit::RateLimits;
+use crate::realtime::Hub;
 use crate::state::AppState;
 use crate::{routes, secrets, telemetry};
 
@@ -69,7 +72,14 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let secret = secrets::jwt_secret(&config)?;
+        let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+        let hub = Hub::new(config.realtime.clone());
+        tokio::spawn(hub.clone().run(bus.subscribe()));
+        let matchmaking = Matchmaking::start(&config.queues, &config.matchmaking, bus.clone())?;
         let state = AppState {
+            bus,
+            hub,
+            matchmaking,
             tokens: Arc::new(TokenIssuer::new(secret.expose_secret(), &config.auth)),
             hasher: PasswordHasher::new(&config.auth.argon2, config.auth.max_concurrent_hashes)?,
             limits: RateLimits::new(&config.limits),
@@ -87,6 +97,11 @@ impl App {
             router,
             state,
         })
+    }
+
+    /// The shared state, for tests and embedders that publish events or inspect the hub.
+    pub fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -108,19 +123,26 @@ impl App {
         } = self;
         tracing::info!(addr = %listener.local_addr()?, store = state.store.backend(), "versus is serving");
 
-        let limits = state.limits.clone();
-        let janitor = tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                limits.forget_idle();
+        let janitor = tokio::spawn({
+            let state = state.clone();
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    state.limits.forget_idle();
+                    state.hub.forget_idle();
+                    state.matchmaking.forget_finished();
+                }
             }
         });
 
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+        let hub = state.hub.clone();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutdown requested; draining in-flight requests");
+            // WebSockets never finish on their own: ask them to close so the drain can end.
+            hub.close_all();
             let _ = stopping_tx.send(true);
         };
         let serve = axum::serve(
@@ -150,6 +172,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::players::router())
+        .merge(routes::queue::router())
+        .merge(routes::ws::router())
         .split_for_parts();
     let routes = api_router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))

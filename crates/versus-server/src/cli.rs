@@ -41,6 +41,15 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Run the matchmaker against generated traffic and print a report.
+    Sim {
+        /// Scenario file (TOML); see scenarios/README.md for its keys.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the version and exit.
     Version,
 }
@@ -59,6 +68,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&config).await?;
             tracing::info!(store = store.backend(), "migrations applied");
             store.close().await;
+            Ok(())
+        }
+        Command::Sim { scenario, json } => {
+            let report = versus_sim::run_scenario_file(&scenario)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            if report.violations > 0 {
+                anyhow::bail!("{} constraint violations", report.violations);
+            }
             Ok(())
         }
         Command::Version => {

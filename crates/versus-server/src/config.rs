@@ -29,6 +29,10 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub matchmaking: MatchmakingConfig,
+    pub realtime: RealtimeConfig,
+    /// The queues players can join. Replaces the shipped defaults entirely when given.
+    pub queues: Vec<QueueSettings>,
     /// How long shutdown waits for in-flight requests before giving up on them.
     pub shutdown_grace_secs: u64,
 }
@@ -44,6 +48,9 @@ impl Default for Config {
             log: LogConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            matchmaking: MatchmakingConfig::default(),
+            realtime: RealtimeConfig::default(),
+            queues: QueueSettings::shipped_defaults(),
             shutdown_grace_secs: 20,
         }
     }
@@ -165,6 +172,234 @@ pub struct RateConfig {
     pub burst: u32,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatchmakingConfig {
+    /// Milliseconds between matchmaker ticks, per queue.
+    pub tick_ms: u64,
+    /// A searching ticket whose owner has no live WebSocket is cancelled after this long.
+    pub disconnect_grace_secs: u64,
+    /// A searching ticket gets a `queue_update` at least this often (and whenever its position
+    /// changes, at most once per tick).
+    pub queue_update_interval_secs: u64,
+    /// How long an `Idempotency-Key` on a join is remembered.
+    pub idempotency_ttl_secs: u64,
+}
+
+impl Default for MatchmakingConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 1000,
+            disconnect_grace_secs: 30,
+            queue_update_interval_secs: 5,
+            idempotency_ttl_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// Stream events kept per player for replay after a reconnect.
+    pub replay_buffer: usize,
+    /// Frames queued for one connection before it is cut off as a slow reader.
+    pub send_buffer: usize,
+    /// A send blocked this long marks the peer as stalled.
+    pub send_timeout_secs: u64,
+    /// Seconds between server pings; three missed pongs close the connection.
+    pub ping_interval_secs: u64,
+    /// Largest inbound frame, bytes.
+    pub max_frame_bytes: usize,
+    /// Inbound messages per second per connection, and the burst allowed.
+    pub inbound_per_second: u32,
+    pub inbound_burst: u32,
+    /// Rate-limited messages tolerated per connection before it is closed for abuse.
+    pub abuse_close_after: u32,
+    /// Mailboxes (replay buffers) of players with no connection are dropped after this long.
+    pub mailbox_idle_secs: u64,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            replay_buffer: 256,
+            send_buffer: 512,
+            send_timeout_secs: 10,
+            ping_interval_secs: 15,
+            max_frame_bytes: 16 * 1024,
+            inbound_per_second: 10,
+            inbound_burst: 20,
+            abuse_close_after: 50,
+            mailbox_idle_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RatingSystemName {
+    Elo,
+    Glicko2,
+    WengLin,
+    /// Patented (Microsoft); only used when a queue asks for it.
+    TrueSkill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PartyRating {
+    Average,
+    Max,
+    /// `(1 − weight)·average + weight·max`.
+    WeightedTowardMax {
+        weight: f64,
+    },
+}
+
+/// One queue, as configured. Ratings are on a 1500-centred scale for every system, so rating
+/// windows mean the same whichever system a queue uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    pub name: String,
+    pub teams: usize,
+    pub team_size: usize,
+    #[serde(default = "QueueSettings::default_rating")]
+    pub rating: RatingSystemName,
+    #[serde(default = "QueueSettings::default_regions")]
+    pub regions: Vec<String>,
+    #[serde(default = "QueueSettings::default_latency_budget")]
+    pub latency_budget_ms: u32,
+    /// `[[after_seconds, extra_ms], ...]`
+    #[serde(default = "QueueSettings::default_latency_widening")]
+    pub latency_widening: Vec<(u32, f64)>,
+    /// `[[after_seconds, rating_window], ...]`
+    #[serde(default = "QueueSettings::default_rating_widening")]
+    pub rating_widening: Vec<(u32, f64)>,
+    #[serde(default = "QueueSettings::default_recent_opponents")]
+    pub recent_opponent_memory: usize,
+    /// Largest party; defaults to the team size.
+    #[serde(default)]
+    pub max_party_size: Option<usize>,
+    #[serde(default = "QueueSettings::default_party_rating")]
+    pub party_rating: PartyRating,
+    #[serde(default)]
+    pub backfill: bool,
+    /// Tickets expire after this long (seconds).
+    #[serde(default = "QueueSettings::default_max_wait")]
+    pub max_wait_secs: u32,
+}
+
+impl QueueSettings {
+    fn default_rating() -> RatingSystemName {
+        RatingSystemName::WengLin
+    }
+    fn default_regions() -> Vec<String> {
+        ["eu", "na", "asia"].map(String::from).to_vec()
+    }
+    fn default_latency_budget() -> u32 {
+        120
+    }
+    fn default_latency_widening() -> Vec<(u32, f64)> {
+        vec![(0, 0.0), (20, 30.0), (45, 80.0)]
+    }
+    fn default_rating_widening() -> Vec<(u32, f64)> {
+        vec![(0, 50.0), (5, 100.0), (15, 200.0), (30, 300.0), (60, 450.0)]
+    }
+    fn default_recent_opponents() -> usize {
+        3
+    }
+    fn default_party_rating() -> PartyRating {
+        PartyRating::WeightedTowardMax { weight: 0.5 }
+    }
+    fn default_max_wait() -> u32 {
+        600
+    }
+
+    fn new(name: &str, teams: usize, team_size: usize, rating: RatingSystemName) -> Self {
+        Self {
+            name: name.to_owned(),
+            teams,
+            team_size,
+            rating,
+            regions: Self::default_regions(),
+            latency_budget_ms: Self::default_latency_budget(),
+            latency_widening: Self::default_latency_widening(),
+            rating_widening: Self::default_rating_widening(),
+            recent_opponent_memory: Self::default_recent_opponents(),
+            max_party_size: None,
+            party_rating: Self::default_party_rating(),
+            backfill: false,
+            max_wait_secs: Self::default_max_wait(),
+        }
+    }
+
+    /// `ranked-1v1` (Glicko-2), `ranked-5v5` (Weng-Lin, parties up to 5, backfill) and
+    /// `casual-ffa-8` (Weng-Lin, free-for-all of 8).
+    pub fn shipped_defaults() -> Vec<Self> {
+        let mut five = Self::new("ranked-5v5", 2, 5, RatingSystemName::WengLin);
+        five.backfill = true;
+        vec![
+            Self::new("ranked-1v1", 2, 1, RatingSystemName::Glicko2),
+            five,
+            Self::new("casual-ffa-8", 8, 1, RatingSystemName::WengLin),
+        ]
+    }
+
+    /// The matchmaker's configuration for this queue.
+    pub fn to_core(&self) -> Result<versus_core::matchmaking::QueueConfig, String> {
+        use versus_core::matchmaking::{PartyAggregation, QueueConfig, Schedule};
+        use versus_core::rating::RatingConfig;
+        if self.teams < 2 || self.team_size == 0 {
+            return Err("needs at least 2 teams of at least 1 player".into());
+        }
+        if self.regions.is_empty() || self.regions.len() > 255 {
+            return Err("regions: needs 1 to 255 regions".into());
+        }
+        if self.rating_widening.is_empty() || self.latency_widening.is_empty() {
+            return Err("widening schedules must not be empty".into());
+        }
+        let mut config = QueueConfig::new(self.teams, self.team_size);
+        config.rating = match self.rating {
+            RatingSystemName::Elo => RatingConfig::Elo {
+                k: 32.0,
+                initial_rating: 1500.0,
+            },
+            RatingSystemName::Glicko2 => RatingConfig::glicko2(),
+            RatingSystemName::WengLin => RatingConfig::weng_lin_scaled(1500.0, 350.0),
+            RatingSystemName::TrueSkill => match RatingConfig::trueskill() {
+                RatingConfig::TrueSkill {
+                    draw_probability, ..
+                } => RatingConfig::TrueSkill {
+                    beta: 175.0,
+                    initial_rating: 1500.0,
+                    initial_deviation: 350.0,
+                    draw_probability,
+                    dynamics: 350.0 / 100.0,
+                },
+                other => other,
+            },
+        };
+        config.regions = self.regions.clone();
+        config.latency_budget_ms = self.latency_budget_ms;
+        config.latency_widening = Schedule::new(self.latency_widening.clone());
+        config.rating_widening = Schedule::new(self.rating_widening.clone());
+        config.recent_opponent_memory = self.recent_opponent_memory;
+        config.max_party_size = self.max_party_size.unwrap_or(self.team_size);
+        config.party_aggregation = match self.party_rating {
+            PartyRating::Average => PartyAggregation::Average,
+            PartyRating::Max => PartyAggregation::Max,
+            PartyRating::WeightedTowardMax { weight } => {
+                PartyAggregation::WeightedTowardMax(weight)
+            }
+        };
+        config.backfill = self.backfill;
+        config.max_wait_s = Some(self.max_wait_secs);
+        config.validate().map_err(|err| err.to_string())?;
+        Ok(config)
+    }
+}
+
 /// Flags given on the command line; they win over every other source.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -273,6 +508,52 @@ impl Config {
         ] {
             if rate.per_minute == 0 || rate.burst == 0 {
                 return invalid(key, "per_minute and burst must be at least 1");
+            }
+        }
+        if self.matchmaking.tick_ms < 10 || self.matchmaking.tick_ms > 60_000 {
+            return invalid("matchmaking.tick_ms", "must be between 10 and 60000");
+        }
+        let realtime = &self.realtime;
+        if realtime.replay_buffer == 0
+            || realtime.send_buffer == 0
+            || realtime.ping_interval_secs == 0
+        {
+            return invalid(
+                "realtime",
+                "replay_buffer, send_buffer and ping_interval_secs must be at least 1",
+            );
+        }
+        if realtime.max_frame_bytes < 256
+            || realtime.inbound_per_second == 0
+            || realtime.inbound_burst == 0
+        {
+            return invalid(
+                "realtime",
+                "max_frame_bytes must be at least 256 and inbound rates at least 1",
+            );
+        }
+        if self.queues.is_empty() {
+            return invalid("queues", "at least one queue is needed");
+        }
+        let mut names = std::collections::HashSet::new();
+        for queue in &self.queues {
+            let valid_name = !queue.name.is_empty()
+                && queue.name.len() <= 64
+                && queue
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid_name || !names.insert(queue.name.as_str()) {
+                return invalid(
+                    "queues.name",
+                    format!("{:?} must be unique, 1-64 of [A-Za-z0-9_-]", queue.name),
+                );
+            }
+            if let Err(why) = queue.to_core() {
+                return Err(ConfigError::Invalid {
+                    key: "queues",
+                    reason: format!("queue {:?}: {why}", queue.name),
+                });
             }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {

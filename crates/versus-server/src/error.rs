@@ -31,6 +31,8 @@ pub enum ApiError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{detail}")]
+    NotFoundCode { code: &'static str, detail: String },
+    #[error("{detail}")]
     Conflict {
         code: &'static str,
         field: Option<&'static str>,
@@ -63,7 +65,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::NotFoundCode { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -81,6 +83,7 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::NotFoundCode { code, .. } => code,
             Self::Conflict { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",

@@ -17,6 +17,8 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "players", description = "Player profiles"),
+        (name = "matchmaking", description = "Queues, tickets, preferences and statistics"),
+        (name = "realtime", description = "The player's WebSocket event channel"),
         (name = "ops", description = "Health and metrics"),
     )
 )]

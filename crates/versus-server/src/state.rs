@@ -8,7 +8,10 @@ use versus_store::Store;
 
 use crate::auth::{PasswordHasher, TokenIssuer};
 use crate::config::Config;
+use crate::events::EventBus;
+use crate::matchmaking::Matchmaking;
 use crate::ratelimit::RateLimits;
+use crate::realtime::Hub;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,4 +22,7 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     pub metrics: PrometheusHandle,
     pub started: Instant,
+    pub bus: Arc<dyn EventBus>,
+    pub hub: Arc<Hub>,
+    pub matchmaking: Arc<Matchmaking>,
 }

@@ -233,3 +233,45 @@ fn version_and_migrate() {
     assert!(dir.join("versus.db").exists());
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+#[test]
+fn sim_prints_a_json_report() {
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/low-population-night.toml"
+    );
+    let output = Command::new(BIN)
+        .args(["sim", "--json", "--scenario", scenario])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in [
+        "tickets",
+        "players",
+        "matches",
+        "unmatched",
+        "ttm_p50_s",
+        "ttm_p95_s",
+        "ttm_max_s",
+        "mean_team_rating_gap",
+        "p95_team_rating_gap",
+        "mean_quality",
+        "pct_within_latency_budget",
+        "tick_p50_ms",
+        "tick_p99_ms",
+        "violations",
+    ] {
+        assert!(report.get(key).is_some(), "report lacks {key}");
+    }
+    assert_eq!(report["violations"], 0);
+    let missing = Command::new(BIN)
+        .args(["sim", "--scenario", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+}

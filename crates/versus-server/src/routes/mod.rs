@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod health;
 pub mod players;
+pub mod queue;
+pub mod ws;
 
 use versus_protocol::{PlayerProfile, PublicPlayer};
 use versus_store::Player;

@@ -8,3 +8,4 @@ mod authorization;
 mod hostile;
 mod ops;
 mod players;
+mod realtime;

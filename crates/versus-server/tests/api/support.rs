@@ -24,6 +24,7 @@ pub enum Backend {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub state: versus_server::state::AppState,
     pub client: Client,
     pub http: reqwest::Client,
     pub config: Config,
@@ -61,6 +62,11 @@ pub fn test_config(data_dir: PathBuf) -> Config {
             login_per_username: generous,
             ..defaults.limits
         },
+        // Fast ticks keep the real-time tests short.
+        matchmaking: versus_server::config::MatchmakingConfig {
+            tick_ms: 50,
+            ..defaults.matchmaking
+        },
         ..defaults
     }
 }
@@ -96,6 +102,7 @@ async fn start(config: Config) -> TestApp {
         .await
         .expect("the test server builds");
     let addr = app.local_addr();
+    let state = app.state();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -103,6 +110,7 @@ async fn start(config: Config) -> TestApp {
     let base = format!("http://{addr}");
     TestApp {
         addr,
+        state,
         client: Client::new(base),
         http: reqwest::Client::new(),
         config,

@@ -1,0 +1,89 @@
+//! The event bus: how parts of the server tell players what happened without calling each other.
+//! The matchmaker publishes; the WebSocket hub subscribes and delivers. In one process the bus is
+//! a fan-out of unbounded channels (nothing is dropped between publisher and hub); the scale-out
+//! issue puts NATS JetStream behind the same trait.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+use versus_protocol::ws::ServerEvent;
+
+/// Who an event is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Audience {
+    Player(Uuid),
+    Players(Vec<Uuid>),
+    /// Every player with a live connection.
+    Everyone,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusEvent {
+    pub audience: Audience,
+    pub event: ServerEvent,
+}
+
+pub type Subscription = mpsc::UnboundedReceiver<Arc<BusEvent>>;
+
+pub trait EventBus: Send + Sync + 'static {
+    fn publish(&self, event: BusEvent);
+    /// A new subscriber sees every event published after it subscribed.
+    fn subscribe(&self) -> Subscription;
+}
+
+#[derive(Default)]
+pub struct InProcessBus {
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<BusEvent>>>>,
+}
+
+impl EventBus for InProcessBus {
+    fn publish(&self, event: BusEvent) {
+        let event = Arc::new(event);
+        let mut subscribers = self.subscribers.lock().expect("bus lock");
+        subscribers.retain(|subscriber| subscriber.send(event.clone()).is_ok());
+    }
+
+    fn subscribe(&self) -> Subscription {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribers.lock().expect("bus lock").push(tx);
+        rx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use versus_protocol::ws::SystemAnnouncement;
+
+    use super::*;
+
+    fn announcement(text: &str) -> BusEvent {
+        BusEvent {
+            audience: Audience::Everyone,
+            event: ServerEvent::SystemAnnouncement(SystemAnnouncement {
+                message: text.into(),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_gets_every_later_event_in_order() {
+        let bus = InProcessBus::default();
+        bus.publish(announcement("before anyone listened"));
+        let mut a = bus.subscribe();
+        let mut b = bus.subscribe();
+        for i in 0..100 {
+            bus.publish(announcement(&i.to_string()));
+        }
+        for sub in [&mut a, &mut b] {
+            for i in 0..100 {
+                assert_eq!(*sub.recv().await.unwrap(), announcement(&i.to_string()));
+            }
+            assert!(sub.try_recv().is_err());
+        }
+        drop(a);
+        bus.publish(announcement("after a left"));
+        assert_eq!(*b.recv().await.unwrap(), announcement("after a left"));
+        assert_eq!(bus.subscribers.lock().unwrap().len(), 1);
+    }
+}

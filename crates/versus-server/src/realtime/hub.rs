@@ -1,0 +1,410 @@
+//! The hub: one mailbox per player, holding the player's numbered event stream (a bounded replay
+//! buffer) and the player's one live connection, if any.
+//!
+//! Ids are assigned here, under the mailbox lock, in the order events are delivered; attaching a
+//! connection takes the replay and installs the connection under the same lock, so an event is
+//! either replayed or sent live, never both and never neither.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+use versus_protocol::ws::{Envelope, ResumeGap, ServerEvent};
+
+use crate::config::RealtimeConfig;
+use crate::events::{Audience, BusEvent, Subscription};
+
+/// A frame for one connection's writer.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A serialised envelope.
+    Text(Arc<str>),
+}
+
+/// Why a connection is being closed by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    Replaced,
+    SlowReader,
+    ShuttingDown,
+}
+
+impl Kick {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Replaced => "replaced by a newer connection",
+            Self::SlowReader => "send buffer full: client is not reading",
+            Self::ShuttingDown => "server shutting down",
+        }
+    }
+}
+
+struct Connection {
+    id: u64,
+    tx: mpsc::Sender<Outbound>,
+    kick: watch::Sender<Option<Kick>>,
+}
+
+struct Mailbox {
+    next_id: u64,
+    /// `(id, frame)`, oldest first, at most `replay_buffer` long.
+    buffer: VecDeque<(u64, Arc<str>)>,
+    connection: Option<Connection>,
+    idle_since: Instant,
+}
+
+impl Mailbox {
+    fn new() -> Self {
+        Self {
+            next_id: 1,
+            buffer: VecDeque::new(),
+            connection: None,
+            idle_since: Instant::now(),
+        }
+    }
+
+    fn last_id(&self) -> u64 {
+        self.next_id - 1
+    }
+}
+
+/// What a new connection starts with.
+pub struct Attached {
+    pub connection_id: u64,
+    pub rx: mpsc::Receiver<Outbound>,
+    pub kicked: watch::Receiver<Option<Kick>>,
+    /// Stream events after the requested id, oldest first.
+    pub replay: Vec<Arc<str>>,
+    /// Set when events after the requested id were already dropped from the buffer.
+    pub gap: Option<ResumeGap>,
+    pub last_event_id: u64,
+}
+
+pub struct Hub {
+    mailboxes: Mutex<HashMap<Uuid, Mailbox>>,
+    config: RealtimeConfig,
+    next_connection: AtomicU64,
+}
+
+pub fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Serialises a connection-local reply (not part of the stream).
+pub fn reply_frame(last_id: u64, event: ServerEvent) -> Arc<str> {
+    let envelope = Envelope {
+        id: last_id,
+        ts: now_millis(),
+        event,
+    };
+    serde_json::to_string(&envelope)
+        .expect("envelopes serialise")
+        .into()
+}
+
+impl Hub {
+    pub fn new(config: RealtimeConfig) -> Arc<Self> {
+        Arc::new(Self {
+            mailboxes: Mutex::new(HashMap::new()),
+            config,
+            next_connection: AtomicU64::new(1),
+        })
+    }
+
+    /// Delivers bus events until the bus closes.
+    pub async fn run(self: Arc<Self>, mut subscription: Subscription) {
+        while let Some(event) = subscription.recv().await {
+            self.deliver(&event);
+        }
+    }
+
+    pub fn deliver(&self, event: &BusEvent) {
+        let mut mailboxes = self.mailboxes.lock().expect("hub lock");
+        match &event.audience {
+            Audience::Player(player) => self.push(&mut mailboxes, *player, &event.event),
+            Audience::Players(players) => {
+                for player in players {
+                    self.push(&mut mailboxes, *player, &event.event);
+                }
+            }
+            Audience::Everyone => {
+                let connected: Vec<Uuid> = mailboxes
+                    .iter()
+                    .filter(|(_, m)| m.connection.is_some())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for player in connected {
+                    self.push(&mut mailboxes, player, &event.event);
+                }
+            }
+        }
+    }
+
+    fn push(&self, mailboxes: &mut HashMap<Uuid, Mailbox>, player: Uuid, event: &ServerEvent) {
+        let mailbox = mailboxes.entry(player).or_insert_with(Mailbox::new);
+        let id = mailbox.next_id;
+        mailbox.next_id += 1;
+        let envelope = Envelope {
+            id,
+            ts: now_millis(),
+            event: event.clone(),
+        };
+        let frame: Arc<str> = serde_json::to_string(&envelope)
+            .expect("envelopes serialise")
+            .into();
+        mailbox.buffer.push_back((id, frame.clone()));
+        while mailbox.buffer.len() > self.config.replay_buffer {
+            mailbox.buffer.pop_front();
+        }
+        let Some(connection) = &mailbox.connection else {
+            return;
+        };
+        match connection.tx.try_send(Outbound::Text(frame)) {
+            Ok(()) => {
+                metrics::counter!("game_ws_events_sent_total").increment(1);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // The event stays in the replay buffer: the client can resume once it reads again.
+                metrics::counter!("game_ws_events_dropped_total", "reason" => "slow_reader")
+                    .increment(1);
+                let _ = connection.kick.send(Some(Kick::SlowReader));
+                mailbox.connection = None;
+                mailbox.idle_since = Instant::now();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                metrics::counter!("game_ws_events_dropped_total", "reason" => "closed")
+                    .increment(1);
+                mailbox.connection = None;
+                mailbox.idle_since = Instant::now();
+            }
+        }
+    }
+
+    /// Makes a new connection the player's live one, kicking any older one, and hands it what it
+    /// missed after `last_event_id` (`None`: a fresh start, nothing replayed).
+    pub fn attach(&self, player: Uuid, last_event_id: Option<u64>) -> Attached {
+        let (tx, rx) = mpsc::channel(self.config.send_buffer);
+        let (kick, kicked) = watch::channel(None);
+        let connection_id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        let mut mailboxes = self.mailboxes.lock().expect("hub lock");
+        let mailbox = mailboxes.entry(player).or_insert_with(Mailbox::new);
+        if let Some(old) = mailbox.connection.take() {
+            let _ = old.kick.send(Some(Kick::Replaced));
+        }
+        let mut gap = None;
+        let replay = match last_event_id {
+            None => Vec::new(),
+            Some(after) => {
+                let oldest = mailbox
+                    .buffer
+                    .front()
+                    .map_or(mailbox.next_id, |(id, _)| *id);
+                if after + 1 < oldest && after < mailbox.last_id() {
+                    gap = Some(ResumeGap {
+                        requested_after: after,
+                        oldest_available: oldest,
+                    });
+                }
+                mailbox
+                    .buffer
+                    .iter()
+                    .filter(|(id, _)| *id > after)
+                    .map(|(_, frame)| frame.clone())
+                    .collect()
+            }
+        };
+        mailbox.connection = Some(Connection {
+            id: connection_id,
+            tx,
+            kick,
+        });
+        Attached {
+            connection_id,
+            rx,
+            kicked,
+            replay,
+            gap,
+            last_event_id: mailbox.last_id(),
+        }
+    }
+
+    /// Forgets a connection that ended, unless a newer one already replaced it.
+    pub fn detach(&self, player: Uuid, connection_id: u64) {
+        let mut mailboxes = self.mailboxes.lock().expect("hub lock");
+        if let Some(mailbox) = mailboxes.get_mut(&player)
+            && mailbox
+                .connection
+                .as_ref()
+                .is_some_and(|c| c.id == connection_id)
+        {
+            mailbox.connection = None;
+            mailbox.idle_since = Instant::now();
+        }
+    }
+
+    /// The newest stream event id of the player (0 before the first).
+    pub fn last_id(&self, player: Uuid) -> u64 {
+        let mailboxes = self.mailboxes.lock().expect("hub lock");
+        mailboxes.get(&player).map_or(0, Mailbox::last_id)
+    }
+
+    pub fn is_connected(&self, player: Uuid) -> bool {
+        let mailboxes = self.mailboxes.lock().expect("hub lock");
+        mailboxes
+            .get(&player)
+            .is_some_and(|m| m.connection.is_some())
+    }
+
+    /// The client holds the stream up to `id`: those events need not be replayed any more.
+    pub fn ack(&self, player: Uuid, id: u64) {
+        let mut mailboxes = self.mailboxes.lock().expect("hub lock");
+        if let Some(mailbox) = mailboxes.get_mut(&player) {
+            while mailbox
+                .buffer
+                .front()
+                .is_some_and(|(first, _)| *first <= id)
+            {
+                mailbox.buffer.pop_front();
+            }
+        }
+    }
+
+    /// Drops the mailboxes of players who have had no connection for `mailbox_idle_secs`.
+    pub fn forget_idle(&self) {
+        let idle = Duration::from_secs(self.config.mailbox_idle_secs);
+        let mut mailboxes = self.mailboxes.lock().expect("hub lock");
+        mailboxes.retain(|_, m| m.connection.is_some() || m.idle_since.elapsed() < idle);
+    }
+
+    /// Asks every live connection to close (server shutdown).
+    pub fn close_all(&self) {
+        let mut mailboxes = self.mailboxes.lock().expect("hub lock");
+        for mailbox in mailboxes.values_mut() {
+            if let Some(connection) = mailbox.connection.take() {
+                let _ = connection.kick.send(Some(Kick::ShuttingDown));
+            }
+        }
+    }
+
+    pub fn connected_count(&self) -> usize {
+        let mailboxes = self.mailboxes.lock().expect("hub lock");
+        mailboxes
+            .values()
+            .filter(|m| m.connection.is_some())
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use versus_protocol::ws::Notification;
+
+    use super::*;
+
+    fn note(text: &str) -> BusEvent {
+        BusEvent {
+            audience: Audience::Player(PLAYER),
+            event: ServerEvent::Notification(Notification {
+                kind: "test".into(),
+                message: text.into(),
+            }),
+        }
+    }
+
+    const PLAYER: Uuid = Uuid::from_u128(42);
+
+    fn hub(replay: usize, send: usize) -> Arc<Hub> {
+        Hub::new(RealtimeConfig {
+            replay_buffer: replay,
+            send_buffer: send,
+            ..RealtimeConfig::default()
+        })
+    }
+
+    fn ids(frames: &[Arc<str>]) -> Vec<u64> {
+        frames
+            .iter()
+            .map(|f| serde_json::from_str::<Envelope>(f).unwrap().id)
+            .collect()
+    }
+
+    #[test]
+    fn events_are_numbered_and_replayed_after_the_last_seen_id() {
+        let hub = hub(10, 10);
+        for i in 0..5 {
+            hub.deliver(&note(&i.to_string()));
+        }
+        let attached = hub.attach(PLAYER, Some(2));
+        assert_eq!(ids(&attached.replay), [3, 4, 5]);
+        assert!(attached.gap.is_none());
+        assert_eq!(attached.last_event_id, 5);
+        let fresh = hub.attach(PLAYER, None);
+        assert!(fresh.replay.is_empty());
+    }
+
+    #[test]
+    fn a_resume_past_the_buffer_reports_the_gap() {
+        let hub = hub(3, 10);
+        for i in 0..6 {
+            hub.deliver(&note(&i.to_string()));
+        }
+        let attached = hub.attach(PLAYER, Some(1));
+        assert_eq!(ids(&attached.replay), [4, 5, 6]);
+        assert_eq!(
+            attached.gap,
+            Some(ResumeGap {
+                requested_after: 1,
+                oldest_available: 4
+            })
+        );
+        // Up to date: no gap, nothing to replay.
+        let attached = hub.attach(PLAYER, Some(6));
+        assert!(attached.replay.is_empty() && attached.gap.is_none());
+    }
+
+    #[test]
+    fn live_delivery_then_slow_reader_is_kicked_and_can_resume() {
+        let hub = hub(100, 2);
+        let mut attached = hub.attach(PLAYER, None);
+        hub.deliver(&note("a"));
+        hub.deliver(&note("b"));
+        assert!(hub.is_connected(PLAYER));
+        hub.deliver(&note("c"));
+        assert_eq!(*attached.kicked.borrow(), Some(Kick::SlowReader));
+        assert!(!hub.is_connected(PLAYER));
+        let Outbound::Text(first) = attached.rx.try_recv().unwrap();
+        assert_eq!(ids(&[first]), [1]);
+        let resumed = hub.attach(PLAYER, Some(1));
+        assert_eq!(ids(&resumed.replay), [2, 3]);
+    }
+
+    #[test]
+    fn a_new_connection_replaces_the_old_one() {
+        let hub = hub(10, 10);
+        let old = hub.attach(PLAYER, None);
+        let new = hub.attach(PLAYER, None);
+        assert_eq!(*old.kicked.borrow(), Some(Kick::Replaced));
+        hub.detach(PLAYER, old.connection_id);
+        assert!(
+            hub.is_connected(PLAYER),
+            "the old connection's end must not detach the new one"
+        );
+        hub.detach(PLAYER, new.connection_id);
+        assert!(!hub.is_connected(PLAYER));
+    }
+
+    #[test]
+    fn acked_events_leave_the_buffer() {
+        let hub = hub(10, 10);
+        for i in 0..4 {
+            hub.deliver(&note(&i.to_string()));
+        }
+        hub.ack(PLAYER, 3);
+        let attached = hub.attach(PLAYER, Some(0));
+        assert_eq!(ids(&attached.replay), [4]);
+        assert!(attached.gap.is_some());
+    }
+}
