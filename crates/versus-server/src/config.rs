@@ -618,6 +618,11 @@ mod tests {
             defaults.auth.access_token_ttl_secs
         );
         assert_eq!(config.limits.max_body_bytes, defaults.limits.max_body_bytes);
+        let names =
+            |queues: &[QueueSettings]| queues.iter().map(|q| q.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&config.queues), names(&defaults.queues));
+        assert_eq!(config.matchmaking.tick_ms, defaults.matchmaking.tick_ms);
+        assert_eq!(config.realtime.send_buffer, defaults.realtime.send_buffer);
     }
 
     #[test]

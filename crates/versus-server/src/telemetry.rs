@@ -157,6 +157,20 @@ pub fn metrics_handle() -> PrometheusHandle {
                     ],
                 )
                 .expect("bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("game_queue_waiting_seconds".into()),
+                    &[
+                        0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+                    ],
+                )
+                .expect("bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("game_matchmaking_tick_duration_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                    ],
+                )
+                .expect("bucket list is not empty")
                 .install_recorder()
                 .expect("the metrics recorder is installed once per process");
             describe_metrics();
@@ -184,6 +198,37 @@ fn describe_metrics() {
         "http_request_duration_seconds",
         metrics::Unit::Seconds,
         "HTTP request latency, by route and status"
+    );
+    metrics::describe_gauge!(
+        "game_websocket_connections",
+        "Live player WebSocket connections"
+    );
+    metrics::describe_histogram!(
+        "game_queue_waiting_seconds",
+        metrics::Unit::Seconds,
+        "Time from joining a queue to being matched, by queue"
+    );
+    metrics::describe_counter!("game_matchmaking_success_total", "Matches formed, by queue");
+    metrics::describe_histogram!(
+        "game_matchmaking_tick_duration_seconds",
+        metrics::Unit::Seconds,
+        "Duration of one matchmaker tick, by queue"
+    );
+    metrics::describe_gauge!(
+        "game_queue_searching_tickets",
+        "Tickets searching, by queue"
+    );
+    metrics::describe_counter!(
+        "game_ws_events_sent_total",
+        "Events handed to live WebSocket connections"
+    );
+    metrics::describe_counter!(
+        "game_ws_events_dropped_total",
+        "Events not sent live (kept for replay), by reason"
+    );
+    metrics::describe_counter!(
+        "game_ws_messages_rate_limited_total",
+        "Inbound WebSocket messages refused by the per-connection rate limit"
     );
     metrics::describe_histogram!(
         "store_query_duration_seconds",

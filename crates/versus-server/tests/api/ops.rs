@@ -130,6 +130,13 @@ async fn openapi_documents_every_endpoint_and_error() {
         ("/api/v1/players/me", "get"),
         ("/api/v1/players/me", "patch"),
         ("/api/v1/players/{id}", "get"),
+        ("/api/v1/queue/join", "post"),
+        ("/api/v1/queue/leave", "delete"),
+        ("/api/v1/queue/status", "get"),
+        ("/api/v1/matchmaking/preferences", "get"),
+        ("/api/v1/matchmaking/preferences", "put"),
+        ("/api/v1/matchmaking/statistics", "get"),
+        ("/ws", "get"),
     ];
     for (path, method) in expected {
         let operation = &paths[path][method];

@@ -155,6 +155,25 @@ async fn hundred_players_are_matched_and_notified(backend: Backend) {
     }
     assert_eq!(by_match.len(), 50, "100 players, 50 matches");
     assert!(by_match.values().all(|players| players.len() == 2));
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "game_websocket_connections",
+        "game_queue_waiting_seconds_bucket{queue=\"ranked-1v1\"",
+        "game_matchmaking_success_total{queue=\"ranked-1v1\"}",
+        "game_matchmaking_tick_duration_seconds_bucket{queue=\"ranked-1v1\"",
+        "game_queue_searching_tickets{queue=\"ranked-1v1\"}",
+        "game_ws_events_sent_total",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
     app.finish().await;
 }
 
