@@ -23,7 +23,10 @@ impl Username {
         if raw.len() < Self::MIN_LEN || raw.len() > Self::MAX_LEN {
             return Err(InvalidField("must be 3 to 32 characters long"));
         }
-        if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(InvalidField(
                 "may contain only letters A-Z, digits, '_' and '-'",
             ));
@@ -170,7 +173,12 @@ mod tests {
     use super::*;
 
     fn check<T>(parse: fn(&str) -> Result<T, InvalidField>, input: &str, ok: bool) {
-        assert_eq!(parse(input).is_ok(), ok, "{input:?} should be {}", if ok { "accepted" } else { "refused" });
+        assert_eq!(
+            parse(input).is_ok(),
+            ok,
+            "{input:?} should be {}",
+            if ok { "accepted" } else { "refused" }
+        );
     }
 
     #[test]
@@ -178,7 +186,15 @@ mod tests {
         for good in ["abc", "Player_One", "x-y-z", "A".repeat(32).as_str(), "123"] {
             check(Username::parse, good, true);
         }
-        for bad in ["", "ab", "a b c", "élan", "name!", "A".repeat(33).as_str(), "x'; DROP TABLE--"] {
+        for bad in [
+            "",
+            "ab",
+            "a b c",
+            "élan",
+            "name!",
+            "A".repeat(33).as_str(),
+            "x'; DROP TABLE--",
+        ] {
             check(Username::parse, bad, false);
         }
         assert_eq!(Username::parse("MiXeD").unwrap().key(), "mixed");
@@ -186,10 +202,25 @@ mod tests {
 
     #[test]
     fn display_names() {
-        for good in ["a", "Zoë the Great", "名前", "🎮 gamer", "é".repeat(32).as_str()] {
+        for good in [
+            "a",
+            "Zoë the Great",
+            "名前",
+            "🎮 gamer",
+            "é".repeat(32).as_str(),
+        ] {
             check(DisplayName::parse, good, true);
         }
-        for bad in ["", " ", " lead", "trail ", "bell\u{7}", "zero\u{200B}width", "é".repeat(33).as_str(), "rtl\u{202E}"] {
+        for bad in [
+            "",
+            " ",
+            " lead",
+            "trail ",
+            "bell\u{7}",
+            "zero\u{200B}width",
+            "é".repeat(33).as_str(),
+            "rtl\u{202E}",
+        ] {
             check(DisplayName::parse, bad, false);
         }
     }
@@ -200,7 +231,10 @@ mod tests {
         check(Password::parse, &"ü".repeat(128), true);
         check(Password::parse, "1234567", false);
         check(Password::parse, &"x".repeat(129), false);
-        assert_eq!(format!("{:?}", Password::parse("secret-secret").unwrap()), "Password(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-secret").unwrap()),
+            "Password(<redacted>)"
+        );
     }
 
     #[test]
