@@ -187,6 +187,8 @@ impl Matchmaker {
             c.taken = false;
             sc.pos[c.slot as usize] = i as u32;
         }
+        sc.mark.clear();
+        sc.mark.resize(slots.len(), false);
         sc.right.clear();
         sc.right.extend(0..=n as u32);
         sc.left.clear();
@@ -199,6 +201,11 @@ impl Matchmaker {
         matches.reserve(st.scratch.cands.len() / self.config.teams);
         for k in 0..st.ages.len() {
             let slot = st.ages[k].slot;
+            // Taken-by-slot is read in age order, which is nearly slot order: no cache miss
+            // for the half of the anchors that were already picked as partners.
+            if st.scratch.mark[slot as usize] {
+                continue;
+            }
             let ai = st.scratch.pos[slot as usize];
             if ai == NONE || st.scratch.cands[ai as usize].taken {
                 continue;
@@ -551,12 +558,8 @@ impl Matchmaker {
             let bulk = taken.len() * 8 >= st.by_id.len();
             if taken.len() * 16 >= st.slots.len() {
                 // Many: sweep a slot bitmap in order (sequential) instead of sorting.
-                let mut mark = std::mem::take(&mut st.scratch.mark);
-                mark.clear();
-                mark.resize(st.slots.len(), false);
-                for &slot in &taken {
-                    mark[slot as usize] = true;
-                }
+                // `mark` holds exactly the slots taken this tick (set by `take`).
+                let mark = std::mem::take(&mut st.scratch.mark);
                 for (slot, &m) in mark.iter().enumerate() {
                     if m {
                         drop(st.take_matched(slot as u32, !bulk));
@@ -628,8 +631,10 @@ fn take(st: &mut QueueState, c: usize) -> u32 {
     sc.cands[c].taken = true;
     sc.right[c] = c as u32 + 1;
     sc.left[c + 1] = c as u32;
-    sc.taken_slots.push(sc.cands[c].slot);
-    sc.cands[c].slot
+    let slot = sc.cands[c].slot;
+    sc.taken_slots.push(slot);
+    sc.mark[slot as usize] = true;
+    slot
 }
 
 /// First live index ≥ `i` (or `n`). `right[i] == i` means live.
