@@ -1,10 +1,13 @@
 //! The searching pool of one queue: tickets and backfill requests, indexed by age and by
 //! rating. Tickets are added and cancelled between ticks; the tick consumes them.
 //!
-//! Layout: tickets live in a slab (`slots`); two slot lists are kept sorted — by age (oldest
-//! first, the order in which tickets pick) and by rating (the index candidates are found in).
-//! New tickets are merged into both lists at the next tick (O(n + k log k)); no list is ever
-//! re-sorted in full and nothing is ever scanned per ticket.
+//! Layout: tickets live in a slab (`slots`, with a dense `live` bitmap). Two lists are kept
+//! sorted across ticks: by age (`ages`, oldest first: the order in which tickets pick) and by
+//! rating (`scratch.cands`, the index candidates are found in; each entry carries everything a
+//! compatibility check reads, so the scan never touches the slab for solo tickets). New tickets
+//! are merged into both lists at the next tick (O(n + k log k)); no list is ever re-sorted in
+//! full and nothing is ever scanned per ticket. Player and ticket lookups use hash maps with a
+//! fixed hasher (no OS randomness).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
