@@ -202,6 +202,7 @@ pub(crate) struct TickScratch {
     pub team_ratings: Vec<(usize, PlayerRating)>,
     pub group: Vec<u32>,
     pub mark: Vec<bool>,
+    pub suffix: Vec<usize>,
 }
 
 /// The pool of one queue shard. Create it with [`Matchmaker::new_state`](super::Matchmaker::new_state).

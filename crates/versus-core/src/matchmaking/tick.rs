@@ -277,6 +277,12 @@ impl Matchmaker {
             sc.chosen.push(c as u32);
             let last = sc.pool.len() - 1;
             let pool = std::mem::take(&mut sc.pool);
+            // suffix[i] = players in pool[i..last]: a branch that cannot reach `need` stops.
+            sc.suffix.clear();
+            sc.suffix.resize(last + 1, 0);
+            for i in (0..last).rev() {
+                sc.suffix[i] = sc.suffix[i + 1] + usize::from(sc.cands[pool[i] as usize].size);
+            }
             let found = select(
                 self,
                 slots,
@@ -717,7 +723,7 @@ fn select(
         return pack(mm, slots, sc, anchor);
     }
     for idx in start..pool.len() {
-        if *budget == 0 {
+        if *budget == 0 || sc.suffix[idx] < need {
             return false;
         }
         *budget -= 1;
