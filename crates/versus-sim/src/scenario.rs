@@ -17,14 +17,21 @@ use crate::SimError;
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum StepSpec {
-    Pair(u32, f64),
+    Pair(f64, f64),
     Table {
-        #[serde(alias = "after_seconds", alias = "after")]
-        after_s: u32,
+        #[serde(
+            alias = "after_seconds",
+            alias = "after",
+            alias = "seconds",
+            alias = "at_s",
+            alias = "wait_s"
+        )]
+        after_s: f64,
         #[serde(
             alias = "window",
             alias = "rating_window",
             alias = "extra_ms",
+            alias = "extra",
             alias = "ms"
         )]
         value: f64,
@@ -32,11 +39,13 @@ pub enum StepSpec {
 }
 
 impl StepSpec {
-    fn pair(&self) -> (u32, f64) {
-        match *self {
+    /// (whole seconds, value), or `None` for a negative or non-finite time.
+    fn pair(&self) -> Option<(u32, f64)> {
+        let (a, v) = match *self {
             Self::Pair(a, v) => (a, v),
             Self::Table { after_s, value } => (after_s, value),
-        }
+        };
+        (a.is_finite() && a >= 0.0 && a < f64::from(u32::MAX)).then(|| (a.round() as u32, v))
     }
 }
 
@@ -377,15 +386,21 @@ impl Scenario {
         };
         c.regions = self.regions().iter().map(|r| r.name.clone()).collect();
         c.latency_budget_ms = q.latency_budget_ms;
-        let steps = |s: &Option<Vec<StepSpec>>, default: Vec<(u32, f64)>| match s {
-            Some(v) => Schedule::new(v.iter().map(StepSpec::pair).collect()),
-            None => Schedule::new(default),
+        let steps = |key: &str, s: &Option<Vec<StepSpec>>, default: Vec<(u32, f64)>| match s {
+            Some(v) => v
+                .iter()
+                .map(StepSpec::pair)
+                .collect::<Option<Vec<_>>>()
+                .map(Schedule::new)
+                .ok_or_else(|| invalid(key, "step times must be seconds >= 0")),
+            None => Ok(Schedule::new(default)),
         };
         // Default windows in units of the skill spread: 1v1 starts narrow (fair), team queues
         // wider (ten players must agree).
         let solo = q.team_size == 1 && q.teams == 2;
         let w = |f: f64| f * sd;
         c.rating_widening = steps(
+            "queue.rating_widening",
             &q.rating_widening,
             if solo {
                 vec![
@@ -406,9 +421,13 @@ impl Scenario {
                     (90, w(3.0)),
                 ]
             },
-        );
+        )?;
         // Latency is the last thing to give up: only after a minute, and modestly.
-        c.latency_widening = steps(&q.latency_widening, vec![(0, 0.0), (60, 40.0), (120, 80.0)]);
+        c.latency_widening = steps(
+            "queue.latency_widening",
+            &q.latency_widening,
+            vec![(0, 0.0), (60, 40.0), (120, 80.0)],
+        )?;
         c.recent_opponent_memory = q.recent_opponent_memory;
         c.rematch_relax_after_s = Some(q.rematch_relax_after_s.unwrap_or(60));
         c.max_party_size = self.max_party().min(c.team_size);

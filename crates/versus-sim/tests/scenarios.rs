@@ -139,6 +139,14 @@ fn bad_values_name_their_key() {
             "queue.rating_system",
         ),
         (
+            format!("{base}widening = [[0, 50], [-5, 100]]\n"),
+            "queue.rating_widening",
+        ),
+        (
+            format!("{base}latency_widening = [[0, 0], [10, -5]]\n"),
+            "queue.latency_widening",
+        ),
+        (
             format!("{base}[[regions]]\nname = \"x\"\nlatency_ms_min = 90\nlatency_ms_max = 10\n"),
             "regions.latency_ms_min",
         ),
