@@ -66,7 +66,7 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
     if Instant::now() >= arena.deadline {
         return;
     }
-    let Some(client) = sign_in(&arena, &plan).await else {
+    let Some((client, refresh_token)) = sign_in(&arena, &plan).await else {
         return;
     };
     let token = client
@@ -93,13 +93,15 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
         player_id,
         latencies: plan.latencies,
         online: true,
+        refresh_token,
     };
     player.run().await;
     player.socket.close().await;
     player.set_online(false);
 }
 
-async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<Client> {
+/// The player's authenticated client and refresh token.
+async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<(Client, String)> {
     let _slot = arena.rest_slots.acquire().await.ok()?;
     let tokens = match arena.client.register(&plan.username, &plan.password).await {
         Ok(registered) => registered.tokens,
@@ -117,7 +119,10 @@ async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<Client> {
             return None;
         }
     };
-    Some(arena.client.authenticated(tokens.access_token))
+    Some((
+        arena.client.authenticated(tokens.access_token),
+        tokens.refresh_token,
+    ))
 }
 
 /// Waits for the first `Connected`; returns the player's id from the welcome.
@@ -152,6 +157,8 @@ struct Player<'a> {
     latencies: BTreeMap<String, u32>,
     /// Whether this player's socket counts in `connected_now`.
     online: bool,
+    /// For runs longer than the access token lives.
+    refresh_token: String,
 }
 
 impl Player<'_> {
@@ -197,7 +204,7 @@ impl Player<'_> {
             latencies: self.latencies.clone(),
         };
         let key = Uuid::new_v4().to_string();
-        for _ in 0..2 {
+        for _ in 0..3 {
             let result = {
                 let _slot = self.arena.rest_slots.acquire().await.ok()?;
                 self.client.join_queue(&request, Some(&key)).await
@@ -213,6 +220,10 @@ impl Player<'_> {
                         return None;
                     }
                 }
+                // The access token expired (a run longer than its lifetime): refresh, retry.
+                Err(err) if err.status().is_some_and(|s| s.as_u16() == 401) => {
+                    self.refresh().await?;
+                }
                 Err(err) => {
                     self.arena.recorder.error(rest_error("join", &err));
                     return None;
@@ -220,6 +231,25 @@ impl Player<'_> {
             }
         }
         None
+    }
+
+    async fn refresh(&mut self) -> Option<()> {
+        let result = {
+            let _slot = self.arena.rest_slots.acquire().await.ok()?;
+            self.arena.client.refresh(&self.refresh_token).await
+        };
+        match result {
+            Ok(tokens) => {
+                self.client = self.arena.client.authenticated(&tokens.access_token);
+                self.socket.set_access_token(tokens.access_token);
+                self.refresh_token = tokens.refresh_token;
+                Some(())
+            }
+            Err(err) => {
+                self.arena.recorder.error(rest_error("refresh", &err));
+                None
+            }
+        }
     }
 
     /// Reads the event stream until our ticket's `match_found` (or `until`).
