@@ -586,7 +586,17 @@ impl Matchmaker {
             }
             let live = &st.live;
             st.ages.retain(|a| live[a.slot as usize]);
-            st.scratch.cands.retain(|c| !c.taken);
+            // Compact the index reading the 4-byte skip pointers, not the 144-byte entries:
+            // `right[i] == i` exactly for the entries nobody took.
+            let sc = &mut st.scratch;
+            let mut w = 0;
+            for i in 0..sc.cands.len() {
+                if sc.right[i] == i as u32 {
+                    sc.cands[w] = sc.cands[i];
+                    w += 1;
+                }
+            }
+            sc.cands.truncate(w);
         }
         out.waiting.reserve(st.ages.len());
         for (i, a) in st.ages.iter().enumerate() {
