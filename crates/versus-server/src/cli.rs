@@ -50,6 +50,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Simulate players against a running server (loopback only) and print a summary.
+    Loadgen(versus_loadgen::LoadgenArgs),
     /// Print the version and exit.
     Version,
 }
@@ -79,6 +81,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if report.violations > 0 {
                 anyhow::bail!("{} constraint violations", report.violations);
+            }
+            Ok(())
+        }
+        Command::Loadgen(args) => {
+            let json = args.json;
+            let summary = versus_loadgen::run(args).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!("{summary}");
             }
             Ok(())
         }

@@ -436,8 +436,8 @@ impl Config {
         };
         let env = Env::prefixed("VERSUS_")
             .filter(|key| {
-                let key = key.as_str();
-                !NON_CONFIG_ENV.contains(&key) && !key.starts_with("test_")
+                let key = key.as_str().to_ascii_lowercase();
+                !NON_CONFIG_ENV.contains(&key.as_str()) && !key.starts_with("test_")
             })
             .split("__");
         let mut figment = Figment::new().merge(Toml::file(toml_path)).merge(env);

@@ -187,7 +187,21 @@ impl Matchmaking {
             if let Some(existing) = tickets.get(&player)
                 && existing.state == TicketState::Searching
             {
+                // A retry racing the original join (same key) answers the original's ticket.
+                let same_key = idempotency_key.is_some_and(|key| {
+                    let keys = self.idempotency.lock().expect("idempotency lock");
+                    keys.get(&(player, key.to_owned()))
+                        .is_some_and(|(id, _)| *id == existing.ticket_id)
+                });
+                if same_key {
+                    return Ok((existing.view(), false));
+                }
                 return Err(JoinError::AlreadyQueued(existing.ticket_id));
+            }
+            if let Some(key) = idempotency_key {
+                // Remembered before the queue confirms, so a concurrent retry finds it.
+                let mut keys = self.idempotency.lock().expect("idempotency lock");
+                keys.insert((player, key.to_owned()), (ticket_id, now));
             }
             tickets.insert(
                 player,
@@ -239,13 +253,11 @@ impl Matchmaking {
             {
                 tickets.remove(&player);
             }
+            if let Some(key) = idempotency_key {
+                let mut keys = self.idempotency.lock().expect("idempotency lock");
+                keys.remove(&(player, key.to_owned()));
+            }
             return Err(JoinError::Invalid(ApiError::validation("queue", why)));
-        }
-        if let Some(key) = idempotency_key {
-            self.idempotency
-                .lock()
-                .expect("idempotency lock")
-                .insert((player, key.to_owned()), (ticket_id, now));
         }
         let view = {
             let tickets = self.tickets.lock().expect("tickets lock");
@@ -282,13 +294,16 @@ impl Matchmaking {
 
     fn remembered(&self, player: Uuid, key: &str) -> Option<TicketView> {
         let ttl = Duration::from_secs(self.config.idempotency_ttl_secs);
-        let mut keys = self.idempotency.lock().expect("idempotency lock");
-        keys.retain(|_, (_, at)| at.elapsed() < ttl);
-        let (ticket_id, _) = keys.get(&(player, key.to_owned()))?;
+        // Lock order is tickets, then idempotency: copy the id out before looking at tickets.
+        let ticket_id = {
+            let keys = self.idempotency.lock().expect("idempotency lock");
+            let (ticket_id, at) = keys.get(&(player, key.to_owned()))?;
+            (at.elapsed() < ttl).then_some(*ticket_id)?
+        };
         let tickets = self.tickets.lock().expect("tickets lock");
         tickets
             .get(&player)
-            .filter(|t| t.ticket_id == *ticket_id)
+            .filter(|t| t.ticket_id == ticket_id)
             .map(PlayerTicket::view)
     }
 
@@ -373,8 +388,13 @@ impl Matchmaking {
         }
     }
 
-    /// Forgets finished tickets an hour old, so the map holds only recent players.
+    /// Forgets finished tickets an hour old and expired idempotency keys, so the maps hold only
+    /// recent players.
     pub fn forget_finished(&self) {
+        let ttl = Duration::from_secs(self.config.idempotency_ttl_secs);
+        let mut keys = self.idempotency.lock().expect("idempotency lock");
+        keys.retain(|_, (_, at)| at.elapsed() < ttl);
+        drop(keys);
         let mut tickets = self.tickets.lock().expect("tickets lock");
         tickets.retain(|_, t| {
             t.ended

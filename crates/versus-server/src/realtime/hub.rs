@@ -160,6 +160,8 @@ impl Hub {
             mailbox.buffer.pop_front();
         }
         let Some(connection) = &mailbox.connection else {
+            // Offline players keep their mailbox while events keep coming for them.
+            mailbox.idle_since = Instant::now();
             return;
         };
         match connection.tx.try_send(Outbound::Text(frame)) {
@@ -202,7 +204,10 @@ impl Hub {
                     .buffer
                     .front()
                     .map_or(mailbox.next_id, |(id, _)| *id);
-                if after + 1 < oldest && after < mailbox.last_id() {
+                // Events after `after` were dropped, or the client saw ids this server no longer
+                // knows (its mailbox was forgotten while idle): either way, refresh over REST.
+                let dropped = after + 1 < oldest && after < mailbox.last_id();
+                if dropped || after > mailbox.last_id() {
                     gap = Some(ResumeGap {
                         requested_after: after,
                         oldest_available: oldest,
@@ -363,6 +368,9 @@ mod tests {
         // Up to date: no gap, nothing to replay.
         let attached = hub.attach(PLAYER, Some(6));
         assert!(attached.replay.is_empty() && attached.gap.is_none());
+        // Ids from the future (a mailbox this server forgot): a gap, so the client refreshes.
+        let attached = hub.attach(PLAYER, Some(99));
+        assert_eq!(attached.gap.map(|g| g.requested_after), Some(99));
     }
 
     #[test]

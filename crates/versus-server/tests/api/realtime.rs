@@ -652,6 +652,32 @@ async fn rest_queue_lifecycle_idempotency_and_statistics() {
     assert_eq!(left.status(), 200);
     assert_eq!(left.json::<Value>().await.unwrap()["state"], "cancelled");
 
+    // Concurrent retries with one key: one ticket, whichever answer comes first.
+    let (x, y) = tokio::join!(
+        post(Some("k-2"), body.clone()),
+        post(Some("k-2"), body.clone())
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let statuses = [x.status().as_u16(), y.status().as_u16()];
+    assert!(
+        statuses.contains(&201) && statuses.contains(&200),
+        "{statuses:?}"
+    );
+    let (x, y): (Value, Value) = (x.json().await.unwrap(), y.json().await.unwrap());
+    assert_eq!(x["ticket_id"], y["ticket_id"]);
+    assert_eq!(
+        rest(
+            &app,
+            &a,
+            reqwest::Method::DELETE,
+            "/api/v1/queue/leave",
+            None
+        )
+        .await
+        .status(),
+        200
+    );
+
     let prefs = rest(
         &app,
         &a,
