@@ -660,6 +660,18 @@ impl ReconnectingSocket {
         }
     }
 
+    /// The events as a `Stream`, for callers that only listen. It ends after the first `Err`
+    /// (which [`ReconnectingSocket::next`] returns only when reconnecting cannot help).
+    pub fn into_stream(self) -> impl futures::Stream<Item = WsResult<WsEvent>> {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut socket = state?;
+            match socket.next().await {
+                Ok(event) => Some((Ok(event), Some(socket))),
+                Err(error) => Some((Err(error), None)),
+            }
+        })
+    }
+
     /// Closes the current connection cleanly; a later `next` connects again, resuming.
     pub async fn close(&mut self) {
         if let Some(socket) = self.socket.take() {

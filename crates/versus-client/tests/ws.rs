@@ -240,11 +240,16 @@ async fn a_rejected_token_is_not_retried() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { accept(&listener).await.is_none() });
-    let mut client = ReconnectingSocket::new(base, "wrong", fast_policy());
-    let error = client.next().await.unwrap_err();
+    let client = ReconnectingSocket::new(base, "wrong", fast_policy());
+    let events: Vec<_> = client.into_stream().collect().await;
+    assert_eq!(
+        events.len(),
+        1,
+        "the stream ends after the error: {events:?}"
+    );
     assert!(
-        matches!(error, WsClientError::Rejected { status: 401, .. }),
-        "{error:?}"
+        matches!(events[0], Err(WsClientError::Rejected { status: 401, .. })),
+        "{events:?}"
     );
     assert!(server.await.unwrap(), "the fake server refused the upgrade");
 }

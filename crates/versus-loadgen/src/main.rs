@@ -7,7 +7,7 @@ use clap::Parser;
 use versus_loadgen::LoadgenArgs;
 
 #[derive(Parser)]
-#[command(name = "versus-loadgen", version, about, long_about = None)]
+#[command(name = "versus-loadgen", version, about, after_help = versus_loadgen::args::AFTER_HELP)]
 struct Cli {
     #[command(flatten)]
     args: LoadgenArgs,
