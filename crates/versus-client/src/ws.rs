@@ -21,14 +21,22 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use versus_protocol::ws::{Ack, ClientMessage, Envelope, ResumeGap, ServerEvent, Welcome};
 
 /// How long [`Socket::connect`] waits for the TCP connect, the upgrade and the `welcome`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// tungstenite allocates each connection's read buffer up front (128 KiB by default). Server
+/// frames are small JSON envelopes, and a load generator holds thousands of sockets: 4 KiB
+/// (it grows for a larger frame) keeps a connection cheap.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The largest server message accepted; envelopes are far smaller.
+const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// The close reason the server gives when a newer connection of the same player replaced this
 /// one. Reconnecting would only kick the newer connection out in turn.
@@ -274,8 +282,12 @@ impl Socket {
         })?;
         request.headers_mut().insert("authorization", bearer);
         let connect = async {
+            let config = WebSocketConfig::default()
+                .read_buffer_size(READ_BUFFER_BYTES)
+                .max_message_size(Some(MAX_MESSAGE_BYTES))
+                .max_frame_size(Some(MAX_MESSAGE_BYTES));
             let (mut stream, _response) =
-                tokio_tungstenite::connect_async_with_config(request, None, true).await?;
+                tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
             let mut tracker = tracker;
             let (first, _) = read_delivery(&mut stream, &mut tracker, None).await?;
             match first.event {

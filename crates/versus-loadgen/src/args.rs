@@ -50,6 +50,11 @@ pub struct LoadgenArgs {
     /// After a match, join the queue again (until the duration ends) instead of quitting.
     #[arg(long)]
     pub requeue: bool,
+    /// With --requeue: seconds a player "plays" its match before queueing again (each pause is
+    /// drawn between half and one and a half times this), connected and reading meanwhile.
+    /// 0 requeues at once, which makes the queue churn as fast as the server can match.
+    #[arg(long, default_value_t = 0.0)]
+    pub requeue_delay: f64,
     /// The same latencies for every player, e.g. `eu=30,na=110`. Without it each player gets
     /// generated ones: a home region at 10–60 ms and the others at 80–250 ms.
     #[arg(long, value_parser = parse_latencies)]
@@ -81,6 +86,7 @@ impl Default for LoadgenArgs {
             json: false,
             ramp_up: 10,
             requeue: false,
+            requeue_delay: 0.0,
             region_latencies: None,
             regions: vec!["eu".into(), "na".into(), "asia".into()],
             seed: 1,

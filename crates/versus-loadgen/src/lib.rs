@@ -37,6 +37,10 @@ const HARD_STOP_GRACE: Duration = Duration::from_secs(30);
 /// URL is not loopback or the server does not answer `/health`.
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
     let url = args::loopback_url(&args.url)?;
+    anyhow::ensure!(
+        args.requeue_delay.is_finite() && (0.0..=3600.0).contains(&args.requeue_delay),
+        "--requeue-delay must be between 0 and 3600 seconds"
+    );
     let nofile_limit = raise_open_file_limit();
     let wanted_files = u64::from(args.players) + u64::from(args.rest_concurrency) + 64;
     if nofile_limit.is_some_and(|limit| limit < wanted_files) {
@@ -66,6 +70,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
         rest_slots: Semaphore::new(args.rest_concurrency as usize),
         queue: args.queue.clone(),
         requeue: args.requeue,
+        requeue_delay: Duration::from_secs_f64(args.requeue_delay),
         deadline: started + duration,
         drain: Duration::from_secs(args.drain),
     });

@@ -23,6 +23,8 @@ pub(crate) struct Arena {
     pub rest_slots: Semaphore,
     pub queue: String,
     pub requeue: bool,
+    /// Mean pause between a match and the next join.
+    pub requeue_delay: Duration,
     /// When players stop queueing and leave.
     pub deadline: Instant,
     /// How long after the deadline a player still waits for an owed `match_found`.
@@ -187,7 +189,11 @@ impl Player<'_> {
             let outcome = self.wait_for_match(ticket.ticket_id, joined_at).await;
             recorder.searching_now.fetch_sub(1, Ordering::Relaxed);
             match outcome {
-                Wait::Matched if self.arena.requeue => continue,
+                Wait::Matched if self.arena.requeue => {
+                    if !self.play_the_match().await {
+                        return;
+                    }
+                }
                 Wait::TicketEnded => continue,
                 Wait::Matched | Wait::SocketLost => return,
                 Wait::TimeUp => {
@@ -196,6 +202,23 @@ impl Player<'_> {
                 }
             }
         }
+    }
+
+    /// Stays connected, reading, for the requeue delay. False when the socket was lost.
+    async fn play_the_match(&mut self) -> bool {
+        if self.arena.requeue_delay.is_zero() {
+            return true;
+        }
+        let pause = self
+            .arena
+            .requeue_delay
+            .mul_f64(0.5 + rand::random::<f64>());
+        let until = (Instant::now() + pause).min(self.arena.deadline);
+        // No ticket: nothing read here ends the wait but the clock or a lost socket.
+        !matches!(
+            self.wait_until(Uuid::nil(), None, until).await,
+            Wait::SocketLost
+        )
     }
 
     async fn join(&mut self) -> Option<TicketView> {
