@@ -59,7 +59,11 @@ async fn websocket(State(state): State<AppState>, mut parts: Parts) -> ApiResult
         })?;
     let max = state.config.realtime.max_frame_bytes;
     let last_event_id = query.last_event_id;
+    // tungstenite's defaults reserve 128 KiB of read buffer per socket; our frames are small
+    // (inbound is capped at `max_frame_bytes`), so a few KiB keeps 10k sockets cheap.
     Ok(upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {

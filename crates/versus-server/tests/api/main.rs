@@ -9,3 +9,4 @@ mod hostile;
 mod ops;
 mod players;
 mod realtime;
+mod sdk;
