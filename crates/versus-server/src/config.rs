@@ -200,8 +200,11 @@ impl Default for MatchmakingConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RealtimeConfig {
-    /// Stream events kept per player for replay after a reconnect.
+    /// Stream events kept per player for replay after a reconnect...
     pub replay_buffer: usize,
+    /// ...and for at most this long: a resume is for short drops (see
+    /// `matchmaking.disconnect_grace_secs`); older history is read over REST.
+    pub replay_max_age_secs: u64,
     /// Frames queued for one connection before it is cut off as a slow reader.
     pub send_buffer: usize,
     /// A send blocked this long marks the peer as stalled.
@@ -223,6 +226,7 @@ impl Default for RealtimeConfig {
     fn default() -> Self {
         Self {
             replay_buffer: 256,
+            replay_max_age_secs: 120,
             send_buffer: 512,
             send_timeout_secs: 10,
             ping_interval_secs: 15,

@@ -8,7 +8,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -50,8 +52,9 @@ struct Connection {
 
 struct Mailbox {
     next_id: u64,
-    /// `(id, frame)`, oldest first, at most `replay_buffer` long.
-    buffer: VecDeque<(u64, Arc<str>)>,
+    /// `(id, when, frame)`, oldest first, at most `replay_buffer` long and
+    /// `replay_max_age_secs` old.
+    buffer: VecDeque<(u64, Instant, Arc<str>)>,
     connection: Option<Connection>,
     idle_since: Instant,
 }
@@ -155,8 +158,15 @@ impl Hub {
         let frame: Arc<str> = serde_json::to_string(&envelope)
             .expect("envelopes serialise")
             .into();
-        mailbox.buffer.push_back((id, frame.clone()));
-        while mailbox.buffer.len() > self.config.replay_buffer {
+        let now = Instant::now();
+        mailbox.buffer.push_back((id, now, frame.clone()));
+        let max_age = Duration::from_secs(self.config.replay_max_age_secs);
+        while mailbox.buffer.len() > self.config.replay_buffer
+            || mailbox
+                .buffer
+                .front()
+                .is_some_and(|(_, at, _)| now.duration_since(*at) > max_age)
+        {
             mailbox.buffer.pop_front();
         }
         let Some(connection) = &mailbox.connection else {
@@ -203,7 +213,7 @@ impl Hub {
                 let oldest = mailbox
                     .buffer
                     .front()
-                    .map_or(mailbox.next_id, |(id, _)| *id);
+                    .map_or(mailbox.next_id, |(id, _, _)| *id);
                 // Events after `after` were dropped, or the client saw ids this server no longer
                 // knows (its mailbox was forgotten while idle): either way, refresh over REST.
                 let dropped = after + 1 < oldest && after < mailbox.last_id();
@@ -216,8 +226,8 @@ impl Hub {
                 mailbox
                     .buffer
                     .iter()
-                    .filter(|(id, _)| *id > after)
-                    .map(|(_, frame)| frame.clone())
+                    .filter(|(id, _, _)| *id > after)
+                    .map(|(_, _, frame)| frame.clone())
                     .collect()
             }
         };
@@ -270,7 +280,7 @@ impl Hub {
             while mailbox
                 .buffer
                 .front()
-                .is_some_and(|(first, _)| *first <= id)
+                .is_some_and(|(first, _, _)| *first <= id)
             {
                 mailbox.buffer.pop_front();
             }
@@ -402,6 +412,24 @@ mod tests {
         );
         hub.detach(PLAYER, new.connection_id);
         assert!(!hub.is_connected(PLAYER));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_older_than_the_max_age_leave_the_buffer() {
+        let hub = Hub::new(RealtimeConfig {
+            replay_buffer: 100,
+            replay_max_age_secs: 60,
+            ..RealtimeConfig::default()
+        });
+        hub.deliver(&note("old"));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        hub.deliver(&note("new"));
+        let attached = hub.attach(PLAYER, Some(0));
+        assert_eq!(ids(&attached.replay), [2]);
+        assert!(
+            attached.gap.is_some(),
+            "event 1 aged out: the client must refresh"
+        );
     }
 
     #[test]
