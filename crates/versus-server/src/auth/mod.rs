@@ -32,6 +32,14 @@ impl FromRequestParts<AppState> for AuthPlayer {
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized(
             "missing or malformed Authorization: Bearer header",
         ))?;
+        AuthPlayer::from_token(state, token)
+    }
+}
+
+impl AuthPlayer {
+    /// Verifies an access token however it arrived (header, or `?token=` on `/ws`) and records
+    /// the player on the request's span.
+    pub fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let claims = state.tokens.verify_access(token).map_err(|err| match err {
             TokenError::Expired => ApiError::Unauthorized("access token has expired"),
             TokenError::Invalid => ApiError::Unauthorized("access token is invalid"),

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use versus_protocol::Problem;
 
-use crate::auth::{AuthPlayer, TokenError};
+use crate::auth::AuthPlayer;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -42,14 +42,7 @@ async fn websocket(State(state): State<AppState>, mut parts: Parts) -> ApiResult
     let Query(query) = Query::<WsQuery>::try_from_uri(&parts.uri)
         .map_err(|err| ApiError::validation("query", err.body_text()))?;
     let player = match &query.token {
-        Some(token) => {
-            let claims = state.tokens.verify_access(token).map_err(|err| match err {
-                TokenError::Expired => ApiError::Unauthorized("access token has expired"),
-                TokenError::Invalid => ApiError::Unauthorized("access token is invalid"),
-            })?;
-            tracing::Span::current().record("player_id", tracing::field::display(claims.sub));
-            claims.sub
-        }
+        Some(token) => AuthPlayer::from_token(&state, token)?.id,
         None => AuthPlayer::from_request_parts(&mut parts, &state).await?.id,
     };
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
