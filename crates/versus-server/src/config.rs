@@ -202,7 +202,7 @@ impl Default for MatchmakingConfig {
 pub struct RealtimeConfig {
     /// Stream events kept per player for replay after a reconnect...
     pub replay_buffer: usize,
-    /// ...and for at most this long: a resume is for short drops (see
+    /// ...and for at most this long: a resume is for short drops (twice the default
     /// `matchmaking.disconnect_grace_secs`); older history is read over REST.
     pub replay_max_age_secs: u64,
     /// Frames queued for one connection before it is cut off as a slow reader.
@@ -226,7 +226,7 @@ impl Default for RealtimeConfig {
     fn default() -> Self {
         Self {
             replay_buffer: 256,
-            replay_max_age_secs: 120,
+            replay_max_age_secs: 60,
             send_buffer: 512,
             send_timeout_secs: 10,
             ping_interval_secs: 15,
