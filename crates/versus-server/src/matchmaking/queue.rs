@@ -174,10 +174,7 @@ impl QueueActor {
                 continue;
             };
             for player in waiting.players {
-                if let Some(ticket) = tickets
-                    .get_mut(&player)
-                    .filter(|t| t.ticket_id.as_u128() == id.0)
-                {
+                if let Some(ticket) = ticket_of(&mut tickets, player, *id) {
                     ticket.state = TicketState::Expired;
                     ticket.ended = Some(now);
                     events.push(BusEvent {
@@ -196,10 +193,7 @@ impl QueueActor {
             let due = waiting.last_position != Some(position)
                 || now.duration_since(waiting.last_update) >= interval;
             for player in &waiting.players {
-                if let Some(ticket) = tickets
-                    .get_mut(player)
-                    .filter(|t| t.ticket_id.as_u128() == entry.ticket.0)
-                {
+                if let Some(ticket) = ticket_of(&mut tickets, *player, entry.ticket) {
                     ticket.position = Some(position);
                     ticket.estimated_wait_ms = Some(entry.estimated_wait_ms);
                     if due {
@@ -281,10 +275,7 @@ impl QueueActor {
                 .record(waited.as_secs_f64());
             self.collector.record_wait(now, waited);
             for player in waiting.players {
-                let Some(ticket) = tickets
-                    .get_mut(&player)
-                    .filter(|t| t.ticket_id.as_u128() == ticket_id.0)
-                else {
+                let Some(ticket) = ticket_of(tickets, player, *ticket_id) else {
                     continue;
                 };
                 ticket.state = TicketState::Matched;
@@ -310,4 +301,15 @@ impl QueueActor {
         self.collector.record_match(now, mean_rating, &region);
         tracing::info!(queue = %queue, match_id = %match_id, quality = formed.quality, region = %region, "match formed");
     }
+}
+
+/// The player's ticket, if it is still `id` (a newer join replaces the entry).
+fn ticket_of(
+    tickets: &mut HashMap<Uuid, super::PlayerTicket>,
+    player: Uuid,
+    id: TicketId,
+) -> Option<&mut super::PlayerTicket> {
+    tickets
+        .get_mut(&player)
+        .filter(|t| t.ticket_id.as_u128() == id.0)
 }

@@ -101,12 +101,21 @@ async fn close_for(
         Kick::Replaced | Kick::SlowReader => close_code::POLICY,
         Kick::ShuttingDown => close_code::AWAY,
     };
+    close_with(sink, code, kick.reason()).await
+}
+
+/// Sends a close frame with a reason (best effort, bounded) and returns the reason.
+async fn close_with(
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    code: u16,
+    reason: &'static str,
+) -> &'static str {
     let close = Message::Close(Some(CloseFrame {
         code,
-        reason: Utf8Bytes::from(kick.reason()),
+        reason: Utf8Bytes::from_static(reason),
     }));
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
-    kick.reason()
+    reason
 }
 
 async fn send_frame(
@@ -172,9 +181,7 @@ async fn write_loop(
             _ = pings.tick() => {
                 let silent_for = started.elapsed().saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
                 if silent_for > ping_every * 3 {
-                    let close = Message::Close(Some(CloseFrame { code: close_code::POLICY, reason: Utf8Bytes::from_static("ping timeout") }));
-                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
-                    return "ping timeout";
+                    return close_with(&mut sink, close_code::POLICY, "ping timeout").await;
                 }
                 if !matches!(tokio::time::timeout(send_timeout, sink.send(Message::Ping(Default::default()))).await, Ok(Ok(()))) {
                     return "ping failed";
