@@ -13,6 +13,8 @@
 
 use std::time::Instant;
 
+use versus_core::matchmaking::TickOutcome;
+
 mod common;
 
 fn rss_bytes() -> Option<usize> {
@@ -29,7 +31,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     println!(
-        "queue           tickets  runs  p50_ms  p99_ms  max_ms  matches  acct_B/ticket  rss_B/ticket"
+        "queue           tickets  runs  p50_ms  p99_ms  max_ms  matches  maintain_p50_ms  acct_B/ticket  rss_B/ticket"
     );
     // Optional filter, e.g. `VERSUS_BENCH_FILTER=1v1/100000`.
     let filter = std::env::var("VERSUS_BENCH_FILTER").unwrap_or_default();
@@ -40,6 +42,9 @@ fn main() {
             }
             let runs = if n >= 100_000 { 30 } else { 100 };
             let mut times = Vec::with_capacity(runs);
+            let mut settle = Vec::with_capacity(runs);
+            // One outcome reused across ticks, as a server's queue loop keeps it.
+            let mut out = TickOutcome::default();
             let mut matches = 0;
             let mut acct = 0.0;
             let mut rss = None;
@@ -55,16 +60,21 @@ fn main() {
                     rss = Some(a.saturating_sub(b) as f64 / n as f64);
                 }
                 let t = Instant::now();
-                let out = mm.tick(common::NOW, &mut state);
+                mm.tick_into(common::NOW, &mut state, &mut out);
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
-                matches = out.matches.len();
+                matches = out.match_count();
+                let t = Instant::now();
+                state.maintain();
+                settle.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             times.sort_by(f64::total_cmp);
+            settle.sort_by(f64::total_cmp);
             println!(
-                "{name:<15} {n:>7}  {runs:>4}  {:>6.2}  {:>6.2}  {:>6.2}  {matches:>7}  {acct:>13.0}  {}",
+                "{name:<15} {n:>7}  {runs:>4}  {:>6.2}  {:>6.2}  {:>6.2}  {matches:>7}  {:>15.2}  {acct:>13.0}  {}",
                 pct(&times, 0.5),
                 pct(&times, 0.99),
                 times[times.len() - 1],
+                pct(&settle, 0.5),
                 rss.map_or("n/a".to_string(), |r| format!("{r:>12.0}")),
             );
         }

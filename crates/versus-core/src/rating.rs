@@ -797,6 +797,20 @@ impl AnyRatingSystem {
                 };
                 skillratings::elo::expected_score(&ra, &rb).0
             }
+            Self::Glicko2(_) if a.len() == 1 && b.len() == 1 => {
+                // Glickman's E(μ, μj, g(√(φ² + φj²))) as skillratings computes it, with a plain
+                // square root for its `hypot` (no overflow at these magnitudes; several times
+                // cheaper): a 1v1 tick predicts every match it forms.
+                const SCALE: f64 = 173.7178;
+                let (x, y) = (&a[0], &b[0]);
+                let (px, py) = (x.deviation / SCALE, y.deviation / SCALE);
+                let phi2 = px * px + py * py;
+                let g = (1.0 + (3.0 * phi2) / (std::f64::consts::PI * std::f64::consts::PI))
+                    .sqrt()
+                    .recip();
+                let (mx, my) = ((x.rating - 1500.0) / SCALE, (y.rating - 1500.0) / SCALE);
+                (1.0 + (-g * (mx - my)).exp()).recip()
+            }
             Self::Glicko2(_) => {
                 let (ca, cb) = (Glicko2::composite(a), Glicko2::composite(b));
                 skillratings::glicko2::expected_score(&to_g2(&ca), &to_g2(&cb)).0
@@ -885,6 +899,12 @@ mod tests {
             let general = s.win_probabilities(&[&a, &b])[0];
             let fast = s.two_team_win_probability(&a, &b);
             assert!((general - fast).abs() < 1e-12, "{c:?}: {general} vs {fast}");
+            // 1v1, where Glicko-2 takes its own path.
+            for (x, y) in [(a[0], b[0]), (a[1], b[1]), (b[1], a[0])] {
+                let general = s.win_probabilities(&[&[x], &[y]])[0];
+                let fast = s.two_team_win_probability(&[x], &[y]);
+                assert!((general - fast).abs() < 1e-12, "{c:?}: {general} vs {fast}");
+            }
         }
     }
 }

@@ -100,13 +100,18 @@ impl Checker {
     }
 
     /// Checks one match formed at `now_ms`; `tickets` are the simulator's records.
-    pub fn check(&mut self, m: &FormedMatch, now_ms: u64, tickets: &HashMap<u128, TicketRecord>) {
+    pub fn check(
+        &mut self,
+        m: &FormedMatch<'_>,
+        now_ms: u64,
+        tickets: &HashMap<u128, TicketRecord>,
+    ) {
         let id = m.tickets.first().map_or(0, |t| t.0);
-        if m.teams.len() != self.teams {
-            self.fail(format!("match of {id}: {} teams", m.teams.len()));
+        if m.team_count() != self.teams {
+            self.fail(format!("match of {id}: {} teams", m.team_count()));
         }
         let mut recs: Vec<(u128, &TicketRecord)> = Vec::new();
-        for t in &m.tickets {
+        for t in m.tickets {
             match tickets.get(&t.0) {
                 Some(r) => recs.push((t.0, r)),
                 None => self.fail(format!("match of {id}: unknown ticket {}", t.0)),
@@ -115,7 +120,7 @@ impl Checker {
                 self.fail(format!("ticket {} matched twice", t.0));
             }
         }
-        for (ti, team) in m.teams.iter().enumerate() {
+        for (ti, team) in m.teams().enumerate() {
             if team.players.len() != self.team_size {
                 self.fail(format!(
                     "match of {id}: team {ti} has {} players",
@@ -138,11 +143,11 @@ impl Checker {
                 ));
             }
         }
-        let placed: usize = m.teams.iter().map(|t| t.tickets.len()).sum();
+        let placed: usize = m.teams().map(|t| t.tickets.len()).sum();
         if placed != m.tickets.len() {
             self.fail(format!("match of {id}: tickets and teams disagree"));
         }
-        for p in m.teams.iter().flat_map(|t| &t.players) {
+        for p in m.teams().flat_map(|t| t.players) {
             if !self.matched_players_now.insert(p.0) {
                 self.fail(format!("player {} is in two matches at once", p.0));
             }
@@ -199,7 +204,7 @@ impl Checker {
             }
         }
         // Prediction and quality.
-        let p: Vec<f64> = m.teams.iter().map(|t| t.win_probability).collect();
+        let p: Vec<f64> = m.teams().map(|t| t.win_probability).collect();
         let sum: f64 = p.iter().sum();
         let spread =
             p.iter().cloned().fold(f64::MIN, f64::max) - p.iter().cloned().fold(f64::MAX, f64::min);
@@ -214,15 +219,14 @@ impl Checker {
         }
         // Remember opponents (our own history, last `memory` matches per player).
         if self.memory > 0 {
-            for (ti, team) in m.teams.iter().enumerate() {
+            for (ti, team) in m.teams().enumerate() {
                 let opponents: Vec<u128> = m
-                    .teams
-                    .iter()
+                    .teams()
                     .enumerate()
                     .filter(|&(u, _)| u != ti)
                     .flat_map(|(_, t)| t.players.iter().map(|p| p.0))
                     .collect();
-                for p in &team.players {
+                for p in team.players {
                     let h = self.history.entry(p.0).or_default();
                     h.push_back(opponents.clone());
                     while h.len() > self.memory {

@@ -77,6 +77,8 @@ pub fn run(scenario: &Scenario) -> Report {
         .expect("scenario validated before run");
     let mm = Matchmaker::new(config.clone()).expect("scenario validated before run");
     let mut pool = mm.new_state();
+    // One outcome reused across ticks, as a server keeps it (no allocation per tick).
+    let mut out = versus_core::matchmaking::TickOutcome::default();
     let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
     let regions = scenario.regions();
     let share_total: f64 = regions.iter().map(|r| r.share).sum();
@@ -248,7 +250,7 @@ pub fn run(scenario: &Scenario) -> Report {
         }
 
         let started = Instant::now();
-        let out = mm.tick(Timestamp::from_millis(now), &mut pool);
+        mm.tick_into(Timestamp::from_millis(now), &mut pool, &mut out);
         tick_times.push(started.elapsed().as_secs_f64() * 1000.0);
 
         expired += out.expired.len() as u64;
@@ -259,14 +261,13 @@ pub fn run(scenario: &Scenario) -> Report {
                 idle.extend(r.players.iter().map(|&p| p as u32));
             }
         }
-        for m in &out.matches {
-            checker.check(m, now, &records);
-            memory.record(m);
+        for m in out.matches() {
+            checker.check(&m, now, &records);
+            memory.record(&m);
             matches += 1;
             qualities.push(m.quality);
             let avgs: Vec<f64> = m
-                .teams
-                .iter()
+                .teams()
                 .map(|t| t.rating_sum / t.players.len().max(1) as f64)
                 .collect();
             let hi = avgs.iter().cloned().fold(f64::MIN, f64::max);
@@ -274,7 +275,7 @@ pub fn run(scenario: &Scenario) -> Report {
             gaps.push(hi - lo);
             let region = usize::from(m.region.0);
             let mut everyone = Vec::new();
-            for t in &m.tickets {
+            for t in m.tickets {
                 if let Some(r) = records.get(&t.0) {
                     ttm.push(now.saturating_sub(r.created_ms) as f64 / 1000.0);
                     for &p in &r.players {

@@ -180,23 +180,33 @@ fn checker_catches_broken_matches() {
     ]
     .into_iter()
     .collect();
-    let team = |t: u128, r: f64, p: f64| MatchTeam {
-        tickets: vec![TicketId(t)],
-        players: vec![PlayerId(t)],
+    let ids = [TicketId(1), TicketId(2), TicketId(3)];
+    let players = [PlayerId(1), PlayerId(2), PlayerId(3)];
+    let team = |t: usize, r: f64| MatchTeam {
+        tickets: &ids[t - 1..t],
+        players: &players[t - 1..t],
         rating_sum: r,
-        win_probability: p,
+        win_probability: 0.5,
     };
-    let m = |a: (u128, f64), b: (u128, f64)| FormedMatch {
-        backfill: None,
-        tickets: vec![TicketId(a.0), TicketId(b.0)],
-        teams: vec![team(a.0, a.1, 0.5), team(b.0, b.1, 0.5)],
-        region: RegionId(0),
-        quality: 1.0,
-        formed_at: Timestamp::from_secs(1),
-    };
-    checker.check(&m((1, 1500.0), (3, 1510.0)), 1000, &tickets);
+    let mut out = TickOutcome::default();
+    let formed = Timestamp::from_secs(1);
+    out.push_match(
+        None,
+        &[team(1, 1500.0), team(3, 1510.0)],
+        RegionId(0),
+        1.0,
+        formed,
+    );
+    out.push_match(
+        None,
+        &[team(2, 1700.0), team(3, 1510.0)],
+        RegionId(0),
+        1.0,
+        formed,
+    );
+    checker.check(&out.get_match(0).unwrap(), 1000, &tickets);
     assert_eq!(checker.violations, 0, "{:?}", checker.details);
-    checker.check(&m((2, 1700.0), (3, 1510.0)), 1000, &tickets);
+    checker.check(&out.get_match(1).unwrap(), 1000, &tickets);
     // 200-point gap outside the 50 window, and ticket 3 matched twice.
     assert!(checker.violations >= 2, "{:?}", checker.details);
 }

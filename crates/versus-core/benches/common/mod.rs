@@ -96,7 +96,7 @@ pub fn standing_pool(
     for t in tickets(n, party_share, team_size, seed) {
         state.add(t).unwrap();
     }
-    state.index_arrivals();
+    state.maintain();
     (mm, state)
 }
 

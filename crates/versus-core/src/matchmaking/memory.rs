@@ -24,19 +24,18 @@ impl OpponentMemory {
     }
 
     /// Records a formed match: every player's opponents are the players of the other teams.
-    pub fn record(&mut self, m: &FormedMatch) {
+    pub fn record(&mut self, m: &FormedMatch<'_>) {
         if self.n == 0 {
             return;
         }
-        for (t, team) in m.teams.iter().enumerate() {
+        for (t, team) in m.teams().enumerate() {
             let opponents: Box<[PlayerId]> = m
-                .teams
-                .iter()
+                .teams()
                 .enumerate()
                 .filter(|&(u, _)| u != t)
                 .flat_map(|(_, o)| o.players.iter().copied())
                 .collect();
-            for &p in &team.players {
+            for &p in team.players {
                 let ring = self.recent.entry(p).or_default();
                 if ring.len() == self.n {
                     ring.pop_front();

@@ -20,8 +20,12 @@
 //!     }).unwrap();
 //! }
 //! let out = mm.tick(Timestamp::from_secs(1), &mut pool);
-//! assert_eq!(out.matches.len(), 1);
-//! assert!(out.matches[0].quality > 0.95);
+//! assert_eq!(out.match_count(), 1);
+//! let m = out.matches().next().unwrap();
+//! assert!(m.quality > 0.95);
+//! assert_eq!(m.team(0).players, [PlayerId(0)]);
+//! // Settle the pool off the latency path (the next tick would do it otherwise).
+//! pool.maintain();
 //! ```
 
 mod config;

@@ -5,9 +5,15 @@
 //! sorted across ticks: by age (`ages`, oldest first: the order in which tickets pick) and by
 //! rating (`scratch.cands`, the index candidates are found in; each entry carries everything a
 //! compatibility check reads, so the scan never touches the slab for solo tickets). New tickets
-//! are merged into both lists at the next tick (O(n + k log k)); no list is ever re-sorted in
-//! full and nothing is ever scanned per ticket. Player and ticket lookups use hash maps with a
-//! fixed hasher (no OS randomness).
+//! are merged into both lists by [`QueueState::maintain`] (O(n + k log k)); no list is ever
+//! re-sorted in full and nothing is ever scanned per ticket. Player and ticket lookups use hash
+//! maps with a fixed hasher (no OS randomness).
+//!
+//! A tick only marks the tickets it matches (`live` goes false); dropping them from the slab, the
+//! lookup maps and the two lists is deferred to `maintain`, which the next tick runs first and a
+//! server runs right after publishing a tick's matches. The tick's latency is then the time to
+//! find matches, not to free memory. Until then a matched ticket's stale map entries are ignored
+//! by every lookup (they check `live`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -102,28 +108,30 @@ pub(crate) struct BackfillEntry {
 
 /// A ticket in the rating index: everything the tick reads, contiguous, in rating order, so
 /// a tick touches the ticket slab only for parties and for the rare exact rematch check.
-/// `window`, `mask`, `relaxed` and `taken` are recomputed each tick.
+/// What the scan reads (rating, age, latency, fingerprints) fills the first 64-byte line; what
+/// only a formed match reads, the second. Windows and region masks are functions of age and
+/// are computed when read ([`super::tick`]), so a tick makes no pass over the index.
 #[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
 pub(crate) struct Cand {
     pub rating: f64,
-    pub window: f64,
-    pub mask: u64,
+    pub created: u64,
+    /// Latency per region when the queue has at most [`INLINE_REGIONS`] regions.
+    pub lat: [u16; INLINE_REGIONS],
     pub self_bits: u64,
     pub recent_bits: u64,
-    pub rating_sum: f64,
-    pub created: u64,
     pub seq: u64,
+    pub slot: u32,
+    pub size: u8,
     pub id: TicketId,
     /// The player and rating of a solo ticket (parties read the slab).
     pub player: PlayerId,
     pub prating: PlayerRating,
-    /// Latency per region when the queue has at most [`INLINE_REGIONS`] regions.
-    pub lat: [u16; INLINE_REGIONS],
-    pub slot: u32,
-    pub size: u8,
-    pub relaxed: bool,
-    pub taken: bool,
+    pub rating_sum: f64,
 }
+
+// Two cache lines: the scan's line, then the formed match's.
+const _: () = assert!(std::mem::size_of::<Cand>() == 128);
 
 pub(crate) const INLINE_REGIONS: usize = 8;
 
@@ -155,6 +163,8 @@ pub(crate) struct WaitStats {
     /// (bucket, ewma ms), sorted by bucket.
     pub buckets: Vec<(i64, f64)>,
     pub global: Option<f64>,
+    /// Index of the bucket recorded last.
+    pub last: usize,
 }
 
 const EWMA_ALPHA: f64 = 0.1;
@@ -167,9 +177,22 @@ impl WaitStats {
         let v = ttm_ms as f64;
         self.global = Some(self.global.map_or(v, |g| g + EWMA_ALPHA * (v - g)));
         let b = self.bucket(rating);
+        // The two sides of a match are usually in the same bucket.
+        if let Some(x) = self.buckets.get_mut(self.last)
+            && x.0 == b
+        {
+            x.1 += EWMA_ALPHA * (v - x.1);
+            return;
+        }
         match self.buckets.binary_search_by_key(&b, |x| x.0) {
-            Ok(i) => self.buckets[i].1 += EWMA_ALPHA * (v - self.buckets[i].1),
-            Err(i) => self.buckets.insert(i, (b, v)),
+            Ok(i) => {
+                self.buckets[i].1 += EWMA_ALPHA * (v - self.buckets[i].1);
+                self.last = i;
+            }
+            Err(i) => {
+                self.buckets.insert(i, (b, v));
+                self.last = i;
+            }
         }
     }
     /// Expected remaining wait for a ticket at `rating` that has waited `waited_ms`.
@@ -184,24 +207,36 @@ impl WaitStats {
     }
 }
 
+/// A ticket's situation at this tick: all functions of its age, computed when it is read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Live {
+    pub window: f64,
+    pub mask: u64,
+    pub relaxed: bool,
+}
+
+/// A candidate under consideration: its index position and its situation.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pick {
+    pub c: u32,
+    pub live: Live,
+}
+
 /// Per-tick working memory, kept between ticks so a tick allocates almost nothing.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TickScratch {
     /// The rating index (persistent across ticks, sorted by rating then arrival).
     pub cands: Vec<Cand>,
+    /// Index position of each slot's ticket; rebuilt by `maintain` when the index changes.
     pub pos: Vec<u32>,
     pub right: Vec<u32>,
     pub left: Vec<u32>,
-    pub pool: Vec<u32>,
-    pub chosen: Vec<u32>,
+    pub pool: Vec<Pick>,
+    pub chosen: Vec<Pick>,
     pub pieces: Vec<teams::Piece>,
     pub assign: Vec<usize>,
     pub teams: teams::Scratch,
-    pub taken_slots: Vec<u32>,
     pub ratings: Vec<PlayerRating>,
-    pub team_ratings: Vec<(usize, PlayerRating)>,
-    pub group: Vec<u32>,
-    pub mark: Vec<bool>,
     pub suffix: Vec<usize>,
 }
 
@@ -214,13 +249,19 @@ pub struct QueueState {
     pub(crate) freed_pending: Vec<u32>,
     pub(crate) by_id: IdMap<TicketId, u32>,
     pub(crate) searching: IdMap<PlayerId, u32>,
-    /// Whether a slot holds a searching ticket (a dense copy of `slots[i].is_some()`).
+    /// Whether a slot holds a searching ticket (false once matched, even before `maintain`).
     pub(crate) live: Vec<bool>,
+    pub(crate) live_count: usize,
     /// Searching tickets by (created, seq); compacted at each tick.
     pub(crate) ages: Vec<Aged>,
     /// Tickets added since the last tick, not yet merged into `ages` and the rating index.
     pub(crate) arrivals: Vec<Cand>,
-    pub(crate) cancelled_since_tick: bool,
+    /// Slots matched by a tick and not yet released (their entries are still in the maps).
+    pub(crate) matched: Vec<u32>,
+    /// Some ticket left (matched, cancelled, expired) since the last `maintain`.
+    pub(crate) dirty: bool,
+    /// `scratch.pos` no longer matches `scratch.cands`.
+    pub(crate) pos_stale: bool,
     pub(crate) backfills: Vec<BackfillEntry>,
     pub(crate) next_seq: u64,
     pub(crate) waits: WaitStats,
@@ -244,15 +285,19 @@ impl QueueState {
             by_id: IdMap::default(),
             searching: IdMap::default(),
             live: Vec::new(),
+            live_count: 0,
             ages: Vec::new(),
             arrivals: Vec::new(),
-            cancelled_since_tick: false,
+            matched: Vec::new(),
+            dirty: false,
+            pos_stale: false,
             backfills: Vec::new(),
             next_seq: 0,
             waits: WaitStats {
                 bucket_width: config.rating_widening.steps()[0].value.max(1e-9),
                 buckets: Vec::new(),
                 global: None,
+                last: 0,
             },
             scratch: TickScratch::default(),
         }
@@ -274,9 +319,7 @@ impl QueueState {
                 expected: l.regions,
             });
         }
-        if self.by_id.contains_key(&ticket.id)
-            || self.backfills.iter().any(|b| b.req.id == ticket.id)
-        {
+        if self.contains(ticket.id) || self.backfills.iter().any(|b| b.req.id == ticket.id) {
             return Err(TicketError::DuplicateTicket);
         }
         for (i, m) in ticket.members.iter().enumerate() {
@@ -286,7 +329,7 @@ impl QueueState {
             if ticket.members[..i].iter().any(|o| o.player == m.player) {
                 return Err(TicketError::DuplicateMember);
             }
-            if self.searching.contains_key(&m.player) {
+            if self.is_searching(m.player) {
                 return Err(TicketError::PlayerAlreadySearching(m.player));
             }
         }
@@ -340,8 +383,6 @@ impl QueueState {
         let first = entry.members[0];
         self.arrivals.push(Cand {
             rating: entry.rating,
-            window: 0.0,
-            mask: 0,
             self_bits: entry.self_bits,
             recent_bits: entry.recent_bits,
             rating_sum: entry.rating_sum,
@@ -353,11 +394,10 @@ impl QueueState {
             lat,
             slot,
             size: entry.members.len() as u8,
-            relaxed: false,
-            taken: false,
         });
         self.slots[slot as usize] = Some(entry);
         self.live[slot as usize] = true;
+        self.live_count += 1;
         self.by_id.insert(id, slot);
         if let Some(e) = &self.slots[slot as usize] {
             for m in e.members.iter() {
@@ -370,10 +410,10 @@ impl QueueState {
     /// Removes a searching ticket. Exactly one answer: it was searching and is now cancelled
     /// (it will be in no match), or it was not searching (matched, expired or unknown).
     pub fn cancel(&mut self, id: TicketId) -> CancelOutcome {
-        if let Some(slot) = self.by_id.remove(&id) {
+        if let Some(&slot) = self.by_id.get(&id)
+            && self.live[slot as usize]
+        {
             self.release(slot);
-            self.freed_pending.push(slot);
-            self.cancelled_since_tick = true;
             return CancelOutcome::Cancelled;
         }
         if let Some(i) = self.backfills.iter().position(|b| b.req.id == id) {
@@ -407,7 +447,7 @@ impl QueueState {
         if usize::from(req.region.0) >= l.regions {
             return Err(TicketError::BackfillRegion(req.region));
         }
-        if self.by_id.contains_key(&req.id) || self.backfills.iter().any(|b| b.req.id == req.id) {
+        if self.contains(req.id) || self.backfills.iter().any(|b| b.req.id == req.id) {
             return Err(TicketError::DuplicateTicket);
         }
         let members = req.teams.iter().flatten();
@@ -431,16 +471,21 @@ impl QueueState {
         Ok(())
     }
 
-    /// Indexes tickets added (and forgets tickets cancelled) since the last tick. The tick does
-    /// this itself; a caller may call it between ticks to spread the O(n + k log k) merge.
-    pub fn index_arrivals(&mut self) {
-        if self.cancelled_since_tick {
+    /// Settles the pool between ticks: releases the tickets the last tick matched, forgets
+    /// cancelled and expired ones, and merges tickets added since into the age and rating
+    /// lists (O(n + k log k)). Every tick runs it first; a server runs it right after publishing
+    /// a tick's matches, so the next tick starts on a settled pool.
+    pub fn maintain(&mut self) {
+        if self.dirty {
+            self.release_matched();
             let live = &self.live;
             self.ages.retain(|a| live[a.slot as usize]);
             self.scratch.cands.retain(|c| live[c.slot as usize]);
             self.arrivals.retain(|c| live[c.slot as usize]);
+            // Slots are reused only now, once nothing refers to them.
             self.free.append(&mut self.freed_pending);
-            self.cancelled_since_tick = false;
+            self.dirty = false;
+            self.pos_stale = true;
         }
         if !self.arrivals.is_empty() {
             self.arrivals.sort_unstable_by_key(|c| (c.created, c.seq));
@@ -467,25 +512,70 @@ impl QueueState {
                     .is_le()
             });
             self.arrivals.clear();
+            self.pos_stale = true;
         }
+        if self.pos_stale {
+            let sc = &mut self.scratch;
+            sc.pos.clear();
+            sc.pos.resize(self.slots.len(), u32::MAX);
+            for (i, c) in sc.cands.iter().enumerate() {
+                sc.pos[c.slot as usize] = i as u32;
+            }
+            self.pos_stale = false;
+        }
+    }
+
+    /// Drops the entries of the tickets the last tick matched and their lookup-map entries.
+    fn release_matched(&mut self) {
+        if self.matched.is_empty() {
+            return;
+        }
+        let mut matched = std::mem::take(&mut self.matched);
+        // Many: one sequential pass over each map beats that many random removals.
+        let bulk = matched.len() * 8 >= self.by_id.len();
+        for &slot in &matched {
+            let entry = self.slots[slot as usize]
+                .take()
+                .expect("a matched slot holds its ticket until released");
+            if !bulk {
+                if self.by_id.get(&entry.id) == Some(&slot) {
+                    self.by_id.remove(&entry.id);
+                }
+                for m in entry.members.iter() {
+                    if self.searching.get(&m.player) == Some(&slot) {
+                        self.searching.remove(&m.player);
+                    }
+                }
+            }
+            self.freed_pending.push(slot);
+        }
+        if bulk {
+            let live = &self.live;
+            self.by_id.retain(|_, s| live[*s as usize]);
+            self.searching.retain(|_, s| live[*s as usize]);
+        }
+        matched.clear();
+        self.matched = matched;
     }
 
     /// Tickets searching (not counting backfill requests).
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.live_count
     }
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.live_count == 0
     }
     pub fn backfill_len(&self) -> usize {
         self.backfills.len()
     }
     pub fn contains(&self, id: TicketId) -> bool {
-        self.by_id.contains_key(&id)
+        self.by_id.get(&id).is_some_and(|&s| self.live[s as usize])
     }
     /// Whether `player` is on a searching ticket.
     pub fn is_searching(&self, player: PlayerId) -> bool {
-        self.searching.contains_key(&player)
+        self.searching
+            .get(&player)
+            .is_some_and(|&s| self.live[s as usize])
     }
 
     /// Bytes this state holds on the heap and inline, computed from `size_of` and the capacity
@@ -514,7 +604,7 @@ impl QueueState {
                 + e.latency.len() * size_of::<u32>()
                 + e.recent.len() * size_of::<PlayerId>();
         }
-        b += (self.free.capacity() + self.freed_pending.capacity()) * 4;
+        b += (self.free.capacity() + self.freed_pending.capacity() + self.matched.capacity()) * 4;
         b += map_bytes::<TicketId, u32>(self.by_id.capacity());
         b += map_bytes::<PlayerId, u32>(self.searching.capacity());
         b += self.live.capacity();
@@ -524,49 +614,33 @@ impl QueueState {
         b += self.waits.buckets.capacity() * size_of::<(i64, f64)>();
         let s = &self.scratch;
         b += s.cands.capacity() * size_of::<Cand>();
-        b += (s.pos.capacity()
-            + s.right.capacity()
-            + s.left.capacity()
-            + s.pool.capacity()
-            + s.chosen.capacity()
-            + s.taken_slots.capacity())
-            * 4;
+        b += (s.pos.capacity() + s.right.capacity() + s.left.capacity()) * 4;
+        b += (s.pool.capacity() + s.chosen.capacity()) * size_of::<Pick>();
         b
     }
 
-    /// Frees a slot's ticket (not yet its place in the sorted lists).
-    pub(crate) fn release(&mut self, slot: u32) -> Option<Entry> {
-        let entry = self.slots[slot as usize].take()?;
+    /// Removes a searching ticket now (cancelled or expired); its place in the sorted lists
+    /// and its slot are reclaimed by the next `maintain`.
+    pub(crate) fn release(&mut self, slot: u32) {
+        let entry = self.slots[slot as usize]
+            .take()
+            .expect("a live slot holds its ticket");
         self.live[slot as usize] = false;
+        self.live_count -= 1;
         self.by_id.remove(&entry.id);
         for m in entry.members.iter() {
             self.searching.remove(&m.player);
         }
-        Some(entry)
+        self.freed_pending.push(slot);
+        self.dirty = true;
     }
 
-    /// Takes a matched ticket out of its slot. With `unmap`, its id and players leave the
-    /// lookup maps now; without, the caller calls [`Self::unmap_bulk`] once (one sequential
-    /// pass beats tens of thousands of random hash removals when a tick forms many matches).
-    pub(crate) fn take_matched(&mut self, slot: u32, unmap: bool) -> Entry {
-        let entry = self.slots[slot as usize]
-            .take()
-            .expect("matched ticket is live");
+    /// Marks a live slot's ticket matched by this tick (released by the next `maintain`).
+    pub(crate) fn mark_matched(&mut self, slot: u32) {
         self.live[slot as usize] = false;
-        if unmap {
-            self.by_id.remove(&entry.id);
-            for m in entry.members.iter() {
-                self.searching.remove(&m.player);
-            }
-        }
-        entry
-    }
-
-    /// Drops every map entry whose slot is no longer live.
-    pub(crate) fn unmap_bulk(&mut self) {
-        let live = &self.live;
-        self.by_id.retain(|_, s| live[*s as usize]);
-        self.searching.retain(|_, s| live[*s as usize]);
+        self.live_count -= 1;
+        self.matched.push(slot);
+        self.dirty = true;
     }
 }
 

@@ -1,53 +1,101 @@
 //! The tick: one deterministic pass that turns searching tickets into matches.
 //!
 //! Order of work:
-//! 1. compact the pool (cancellations), merge new arrivals into the age and rating lists,
-//!    expire tickets past `max_wait_s`;
-//! 2. build the per-tick index: every ticket's current rating window, acceptable-region mask
-//!    and rematch relaxation, laid out contiguously in rating order, with skip pointers
-//!    (union-find) over tickets already taken this tick;
-//! 3. backfill requests, oldest first, pick from the index;
-//! 4. tickets, oldest first, each scanning outward from its own rating (nearest first, bounded
-//!    by its window and `scan_limit`) for a group that fills a match: every pair of tickets
-//!    within both of their windows, one region acceptable to all, no recent rematch, parties
-//!    whole, and a packing into teams of exactly `team_size`; teams are then balanced
-//!    (optimal split for two teams);
-//! 5. report matches, expiries, and every waiting ticket's position and estimated wait.
+//! 1. settle the pool ([`QueueState::maintain`]: release last tick's matches and cancellations,
+//!    merge new arrivals into the age and rating lists), expire tickets past `max_wait_s`;
+//! 2. backfill requests, oldest first, pick from the rating index;
+//! 3. tickets, oldest first, each scanning outward from its own rating (nearest first, bounded
+//!    by its window and `scan_limit`, skipping tickets already taken this tick through
+//!    union-find skip pointers) for a group that fills a match: every pair of tickets within
+//!    both of their windows, one region acceptable to all, no recent rematch, parties whole,
+//!    and a packing into teams of exactly `team_size`; teams are then balanced (optimal split
+//!    for two teams);
+//! 4. report every waiting ticket's position and estimated wait.
 //!
-//! Work per tick is O(n + k log k + Σ scanned candidates), never a pass over the pool per ticket.
+//! A ticket's window, acceptable regions and rematch relaxation depend only on its age, so they
+//! are computed when the ticket is read (against per-tick cutoffs, [`Clock`]) rather than by a
+//! pass over the pool. Matches are written flat into the [`TickOutcome`] (a few growing lists
+//! per tick, no allocation per match). Work per tick is O(n + Σ scanned candidates), never a
+//! pass over the pool per ticket.
 
-use super::config::QueueConfig;
-use super::state::{BackfillEntry, Cand, Entry, INLINE_REGIONS, QueueState};
+use std::fmt;
+
+use super::config::{QueueConfig, Schedule};
+use super::state::{
+    BackfillEntry, Cand, Entry, INLINE_REGIONS, Live, Pick, QueueState, TickScratch,
+};
 use super::teams::{self, Piece};
-use super::ticket::{PlayerId, RegionId, TicketId, Timestamp};
+use super::ticket::{PlayerId, RegionId, TicketId, Timestamp, UNREACHABLE_MS};
 use crate::rating::{AnyRatingSystem, PlayerRating, RatingSystem, fairness_quality};
 
 /// One team of a formed match.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MatchTeam {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatchTeam<'a> {
     /// Tickets placed on this team by this tick (parties whole).
-    pub tickets: Vec<TicketId>,
+    pub tickets: &'a [TicketId],
     /// Every player of the team (for a backfill, the players already there come first).
-    pub players: Vec<PlayerId>,
+    pub players: &'a [PlayerId],
     pub rating_sum: f64,
     /// Predicted probability that this team wins, from the queue's rating system.
     pub win_probability: f64,
 }
 
-/// A match formed by a tick.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FormedMatch {
+/// A match formed by a tick: a view into its [`TickOutcome`].
+#[derive(Clone, Copy)]
+pub struct FormedMatch<'a> {
     /// `Some(request)` when this fills a running match's open slots.
     pub backfill: Option<TicketId>,
-    /// Every ticket consumed, in the order they were picked (the picking ticket first).
-    pub tickets: Vec<TicketId>,
-    pub teams: Vec<MatchTeam>,
+    /// Every ticket consumed, team by team.
+    pub tickets: &'a [TicketId],
+    /// Every player of the match, team by team.
+    pub players: &'a [PlayerId],
     /// The region every ticket accepts, with the lowest worst-case latency.
     pub region: RegionId,
     /// Fairness of the predicted outcome in [0, 1]: `1 − (max P − min P)` over teams
     /// (`1 − 2·|P(A) − 0.5|` for two teams).
     pub quality: f64,
     pub formed_at: Timestamp,
+    teams: &'a [TeamRecord],
+    outcome: &'a TickOutcome,
+}
+
+impl<'a> FormedMatch<'a> {
+    /// The teams, in team order (team `i` of a backfill is team `i` of the running match).
+    pub fn teams(&self) -> impl ExactSizeIterator<Item = MatchTeam<'a>> + DoubleEndedIterator + 'a {
+        let outcome = self.outcome;
+        self.teams.iter().map(move |t| outcome.team(t))
+    }
+    /// Team `i`. Panics if `i` is not below [`Self::team_count`].
+    pub fn team(&self, i: usize) -> MatchTeam<'a> {
+        self.outcome.team(&self.teams[i])
+    }
+    pub fn team_count(&self) -> usize {
+        self.teams.len()
+    }
+}
+
+impl PartialEq for FormedMatch<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.backfill == other.backfill
+            && self.tickets == other.tickets
+            && self.players == other.players
+            && self.region == other.region
+            && self.quality == other.quality
+            && self.formed_at == other.formed_at
+            && self.teams().eq(other.teams())
+    }
+}
+
+impl fmt::Debug for FormedMatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FormedMatch")
+            .field("backfill", &self.backfill)
+            .field("teams", &self.teams().collect::<Vec<_>>())
+            .field("region", &self.region)
+            .field("quality", &self.quality)
+            .field("formed_at", &self.formed_at)
+            .finish()
+    }
 }
 
 /// A ticket still searching after the tick.
@@ -62,16 +110,131 @@ pub struct WaitingTicket {
     pub estimated_wait_ms: u64,
 }
 
-/// What one tick did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct TeamRecord {
+    tickets: (u32, u32),
+    players: (u32, u32),
+    rating_sum: f64,
+    win_probability: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct MatchRecord {
+    backfill: Option<TicketId>,
+    teams: (u32, u32),
+    region: RegionId,
+    quality: f64,
+    formed_at: Timestamp,
+}
+
+/// What one tick did. Matches are stored flat — one list of teams, tickets and players for the
+/// whole tick — and read through [`TickOutcome::matches`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TickOutcome {
-    pub matches: Vec<FormedMatch>,
+    records: Vec<MatchRecord>,
+    teams: Vec<TeamRecord>,
+    tickets: Vec<TicketId>,
+    players: Vec<PlayerId>,
     /// Tickets removed because they waited `max_wait_s`.
     pub expired: Vec<TicketId>,
     /// Backfill requests removed because they waited `max_wait_s`.
     pub expired_backfills: Vec<TicketId>,
     /// Every ticket still searching, oldest first.
     pub waiting: Vec<WaitingTicket>,
+}
+
+impl TickOutcome {
+    /// The matches formed, in the order they were formed (backfills first).
+    pub fn matches(
+        &self,
+    ) -> impl ExactSizeIterator<Item = FormedMatch<'_>> + DoubleEndedIterator + '_ {
+        self.records.iter().map(|r| self.view(r))
+    }
+    pub fn match_count(&self) -> usize {
+        self.records.len()
+    }
+    /// Match `i` in formation order.
+    pub fn get_match(&self, i: usize) -> Option<FormedMatch<'_>> {
+        self.records.get(i).map(|r| self.view(r))
+    }
+    /// Appends a match made elsewhere: a replayed outcome, or a hand-made one to test what
+    /// consumes outcomes (the simulator's checker, a server's publisher).
+    pub fn push_match(
+        &mut self,
+        backfill: Option<TicketId>,
+        teams: &[MatchTeam<'_>],
+        region: RegionId,
+        quality: f64,
+        formed_at: Timestamp,
+    ) {
+        let first = self.teams.len() as u32;
+        for t in teams {
+            let mut team = self.open_team();
+            self.tickets.extend_from_slice(t.tickets);
+            self.players.extend_from_slice(t.players);
+            team.rating_sum = t.rating_sum;
+            team.win_probability = t.win_probability;
+            self.close_team(team);
+        }
+        self.records.push(MatchRecord {
+            backfill,
+            teams: (first, self.teams.len() as u32),
+            region,
+            quality,
+            formed_at,
+        });
+    }
+
+    /// Empties every list, keeping their capacity (see [`Matchmaker::tick_into`]).
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.teams.clear();
+        self.tickets.clear();
+        self.players.clear();
+        self.expired.clear();
+        self.expired_backfills.clear();
+        self.waiting.clear();
+    }
+
+    fn view<'a>(&'a self, r: &MatchRecord) -> FormedMatch<'a> {
+        let teams = &self.teams[r.teams.0 as usize..r.teams.1 as usize];
+        let (first, last) = (teams[0], teams[teams.len() - 1]);
+        FormedMatch {
+            backfill: r.backfill,
+            tickets: &self.tickets[first.tickets.0 as usize..last.tickets.1 as usize],
+            players: &self.players[first.players.0 as usize..last.players.1 as usize],
+            region: r.region,
+            quality: r.quality,
+            formed_at: r.formed_at,
+            teams,
+            outcome: self,
+        }
+    }
+
+    fn team(&self, t: &TeamRecord) -> MatchTeam<'_> {
+        MatchTeam {
+            tickets: &self.tickets[t.tickets.0 as usize..t.tickets.1 as usize],
+            players: &self.players[t.players.0 as usize..t.players.1 as usize],
+            rating_sum: t.rating_sum,
+            win_probability: t.win_probability,
+        }
+    }
+
+    /// Starts a team: what is pushed from here to [`Self::close_team`] is on it.
+    fn open_team(&mut self) -> TeamRecord {
+        TeamRecord {
+            tickets: (self.tickets.len() as u32, 0),
+            players: (self.players.len() as u32, 0),
+            rating_sum: 0.0,
+            win_probability: 0.0,
+        }
+    }
+
+    fn close_team(&mut self, mut t: TeamRecord) {
+        t.tickets.1 = self.tickets.len() as u32;
+        t.players.1 = self.players.len() as u32;
+        self.teams.push(t);
+    }
 }
 
 /// A queue's matchmaker: its configuration and rating system. Stateless between ticks — the pool
@@ -84,6 +247,113 @@ pub struct Matchmaker {
 
 const SELECT_BUDGET: usize = 1_000;
 const NONE: u32 = u32::MAX;
+/// Anchors whose index entries are loaded together (see [`touch_ahead`]).
+const TOUCH_BATCH: usize = 16;
+
+/// Per-tick cutoffs turning a ticket's creation time into its situation: step `j` of a schedule
+/// applies to tickets created at or before `cutoff_j = now − after_j` (the first step to all).
+struct Clock {
+    /// (cutoff, window), latest step first.
+    rating: Vec<(i64, f64)>,
+    /// (cutoff, latency budget in ms), latest step first.
+    latency: Vec<(i64, u64)>,
+    /// Tickets created at or before this are free of the rematch rule.
+    relax: i64,
+    regions: usize,
+    inline: bool,
+}
+
+impl Clock {
+    fn new(cfg: &QueueConfig, now: Timestamp) -> Self {
+        let now = now.millis() as i64;
+        let cutoff = |after_s: u32| {
+            if after_s == 0 {
+                i64::MAX
+            } else {
+                now - i64::from(after_s) * 1000
+            }
+        };
+        let table = |s: &Schedule| -> Vec<(i64, f64)> {
+            s.steps()
+                .iter()
+                .rev()
+                .map(|st| (cutoff(st.after_s), st.value))
+                .collect()
+        };
+        let base = u64::from(cfg.latency_budget_ms);
+        Self {
+            rating: table(&cfg.rating_widening),
+            latency: table(&cfg.latency_widening)
+                .into_iter()
+                .map(|(c, extra)| (c, base + extra as u64))
+                .collect(),
+            relax: cfg.rematch_relax_after_s.map_or(i64::MIN, cutoff),
+            regions: cfg.regions.len(),
+            inline: cfg.regions.len() <= INLINE_REGIONS,
+        }
+    }
+
+    fn step<T: Copy>(table: &[(i64, T)], created: i64) -> T {
+        for &(cutoff, value) in table {
+            if created <= cutoff {
+                return value;
+            }
+        }
+        table[table.len() - 1].1
+    }
+
+    /// The ticket's rating window, acceptable regions and rematch relaxation now.
+    #[inline]
+    fn live(&self, c: &Cand, slots: &[Option<Entry>]) -> Live {
+        let created = c.created as i64;
+        let budget = Self::step(&self.latency, created);
+        let mut mask = 0u64;
+        if self.inline {
+            for (r, &lat) in c.lat[..self.regions].iter().enumerate() {
+                // u16::MAX stands for "65535 ms or more / unreachable".
+                if lat != u16::MAX && u64::from(lat) <= budget {
+                    mask |= 1 << r;
+                }
+            }
+        } else if let Some(e) = &slots[c.slot as usize] {
+            for (r, &lat) in e.latency.iter().enumerate() {
+                if lat != UNREACHABLE_MS && u64::from(lat) <= budget {
+                    mask |= 1 << r;
+                }
+            }
+        }
+        Live {
+            window: Self::step(&self.rating, created),
+            mask,
+            relaxed: created <= self.relax,
+        }
+    }
+}
+
+/// Anchors come in age order, scattered over the rating index, so each one's index entry is a
+/// cache miss. Reading the entries of the next batch of anchors together lets the CPU fetch them
+/// in parallel (the loads are independent), one memory latency per batch instead of per anchor.
+/// (A prefetch instruction would do the same without waiting, but needs `unsafe`.)
+fn touch_ahead(st: &QueueState, from: usize, reach: usize) {
+    let end = (from + TOUCH_BATCH).min(st.ages.len());
+    let Some(ahead) = st.ages.get(from..end) else {
+        return;
+    };
+    let sc = &st.scratch;
+    let mut acc = 0u64;
+    for a in ahead {
+        if !st.live[a.slot as usize] {
+            continue;
+        }
+        let p = sc.pos[a.slot as usize] as usize;
+        // The entry (both lines), the neighbours' scan lines and the skip pointers.
+        acc ^= u64::from(sc.right[p + 1] ^ sc.left[p]);
+        for n in &sc.cands[p.saturating_sub(reach)..(p + reach + 1).min(sc.cands.len())] {
+            acc ^= n.created ^ n.rating_sum.to_bits();
+        }
+    }
+    std::hint::black_box(acc);
+}
 
 impl Matchmaker {
     pub fn new(config: QueueConfig) -> Result<Self, super::ConfigError> {
@@ -111,120 +381,105 @@ impl Matchmaker {
     /// Runs one tick at time `now`. Deterministic: the same state and `now` give the same outcome.
     pub fn tick(&self, now: Timestamp, state: &mut QueueState) -> TickOutcome {
         let mut out = TickOutcome::default();
-        self.prepare(now, state, &mut out);
-        self.build_index(now, state);
-        self.run_backfills(now, state, &mut out.matches);
-        self.run_tickets(now, state, &mut out.matches);
-        self.finish(now, state, &mut out);
+        self.tick_into(now, state, &mut out);
         out
     }
 
-    fn prepare(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
-        st.index_arrivals();
-        if let Some(max_s) = self.config.max_wait_s {
-            let max_ms = u64::from(max_s) * 1000;
-            let mut k = 0;
-            while k < st.ages.len() {
-                let aged = st.ages[k];
-                if now.millis().saturating_sub(aged.created) < max_ms {
-                    break;
-                }
-                out.expired.push(aged.id);
-                st.release(aged.slot);
-                st.free.push(aged.slot);
-                k += 1;
-            }
-            if k > 0 {
-                st.ages.drain(..k);
-                let live = &st.live;
-                st.scratch.cands.retain(|c| live[c.slot as usize]);
-            }
-            st.backfills.retain(|b| {
-                let keep = now.since(b.req.created_at) < max_ms;
-                if !keep {
-                    out.expired_backfills.push(b.req.id);
-                }
-                keep
-            });
-        }
-    }
-
-    fn build_index(&self, now: Timestamp, st: &mut QueueState) {
-        let cfg = &self.config;
-        let inline = cfg.regions.len() <= INLINE_REGIONS;
-        let QueueState {
-            slots, scratch: sc, ..
-        } = st;
-        let n = sc.cands.len();
-        sc.pos.clear();
-        sc.pos.resize(slots.len(), NONE);
-        let relax_ms = cfg.rematch_relax_after_s.map(|s| u64::from(s) * 1000);
-        let budget_ms = u64::from(cfg.latency_budget_ms);
-        for (i, c) in sc.cands.iter_mut().enumerate() {
-            let waited = now.millis().saturating_sub(c.created);
-            c.window = cfg.rating_widening.at(waited);
-            let budget = budget_ms + cfg.latency_widening.at(waited) as u64;
-            let mut mask = 0u64;
-            if inline {
-                for (r, &lat) in c.lat[..cfg.regions.len()].iter().enumerate() {
-                    // u16::MAX stands for "65535 ms or more / unreachable".
-                    if lat != u16::MAX && u64::from(lat) <= budget {
-                        mask |= 1 << r;
-                    }
-                }
-            } else {
-                let e = slots[c.slot as usize]
-                    .as_ref()
-                    .expect("indexed ticket is live");
-                for (r, &lat) in e.latency.iter().enumerate() {
-                    if u64::from(lat) <= budget {
-                        mask |= 1 << r;
-                    }
-                }
-            }
-            c.mask = mask;
-            c.relaxed = relax_ms.is_some_and(|r| waited >= r);
-            c.taken = false;
-            sc.pos[c.slot as usize] = i as u32;
-        }
-        sc.mark.clear();
-        sc.mark.resize(slots.len(), false);
+    /// [`Self::tick`] writing into `out` (cleared first): a caller that keeps one outcome across
+    /// ticks reuses its lists and ticks without allocating. Call [`QueueState::maintain`] once
+    /// the outcome is consumed to settle the pool off the latency path (the next tick does it
+    /// otherwise).
+    pub fn tick_into(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
+        out.clear();
+        st.maintain();
+        let clock = Clock::new(&self.config, now);
+        let n = st.scratch.cands.len();
+        let sc = &mut st.scratch;
         sc.right.clear();
         sc.right.extend(0..=n as u32);
         sc.left.clear();
         sc.left.extend(0..=n as u32);
-        sc.taken_slots.clear();
+        self.expire(now, st, out);
+        let ppm = self.config.players_per_match();
+        out.records.reserve(n / ppm);
+        out.teams.reserve(n / ppm * self.config.teams);
+        out.tickets.reserve(n);
+        out.players.reserve(n);
+        self.run_backfills(now, &clock, st, out);
+        self.run_tickets(now, &clock, st, out);
+        self.report_waiting(now, st, out);
     }
 
-    fn run_tickets(&self, now: Timestamp, st: &mut QueueState, matches: &mut Vec<FormedMatch>) {
-        let need_total = self.config.players_per_match();
-        matches.reserve(st.scratch.cands.len() / self.config.teams);
+    fn expire(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
+        let Some(max_s) = self.config.max_wait_s else {
+            return;
+        };
+        let max_ms = u64::from(max_s) * 1000;
         for k in 0..st.ages.len() {
+            let aged = st.ages[k];
+            if now.millis().saturating_sub(aged.created) < max_ms {
+                break;
+            }
+            out.expired.push(aged.id);
+            let c = st.scratch.pos[aged.slot as usize] as usize;
+            unlink(&mut st.scratch, c);
+            st.release(aged.slot);
+        }
+        st.backfills.retain(|b| {
+            let keep = now.since(b.req.created_at) < max_ms;
+            if !keep {
+                out.expired_backfills.push(b.req.id);
+            }
+            keep
+        });
+    }
+
+    fn run_tickets(
+        &self,
+        now: Timestamp,
+        clock: &Clock,
+        st: &mut QueueState,
+        out: &mut TickOutcome,
+    ) {
+        let need_total = self.config.players_per_match();
+        // A pair is usually found next door; a bigger match scans further.
+        let reach = if need_total == 2 { 1 } else { 3 };
+        for k in 0..st.ages.len() {
+            if k % TOUCH_BATCH == 0 {
+                touch_ahead(st, k + TOUCH_BATCH, reach);
+            }
             let slot = st.ages[k].slot;
-            // Taken-by-slot is read in age order, which is nearly slot order: no cache miss
-            // for the half of the anchors that were already picked as partners.
-            if st.scratch.mark[slot as usize] {
+            if !st.live[slot as usize] {
                 continue;
             }
-            let ai = st.scratch.pos[slot as usize];
-            if ai == NONE || st.scratch.cands[ai as usize].taken {
-                continue;
-            }
-            if self.find_group(st, ai as usize, need_total) {
-                self.form_match(now, st, ai as usize, None, matches);
+            let ai = st.scratch.pos[slot as usize] as usize;
+            if let Some(anchor) = self.find_group(clock, st, ai, need_total) {
+                self.form_match(now, st, anchor, out);
             }
         }
     }
 
     /// Looks for tickets that complete a match with anchor `ai`. On success the group is in
-    /// `scratch.chosen` and the team of each piece (anchor first) in `scratch.assign`.
-    fn find_group(&self, st: &mut QueueState, ai: usize, need_total: usize) -> bool {
+    /// `scratch.chosen` and the team of each piece (anchor first) in `scratch.assign`; returns
+    /// the anchor.
+    fn find_group(
+        &self,
+        clock: &Clock,
+        st: &mut QueueState,
+        ai: usize,
+        need_total: usize,
+    ) -> Option<Pick> {
         let QueueState { slots, scratch, .. } = st;
         let sc = scratch;
         let a = sc.cands[ai];
+        let al = clock.live(&a, slots);
+        let anchor = Pick {
+            c: ai as u32,
+            live: al,
+        };
         let need = need_total.saturating_sub(usize::from(a.size));
         if need == 0 {
-            return false;
+            return None;
         }
         sc.pool.clear();
         let mut pool_players = 0usize;
@@ -245,14 +500,14 @@ impl Matchmaker {
                 f64::INFINITY
             };
             let c = if dl <= dr {
-                if dl > a.window {
+                if dl > al.window {
                     break;
                 }
                 let c = l as usize;
                 l = find_left(&mut sc.left, c);
                 c
             } else {
-                if dr > a.window {
+                if dr > al.window {
                     break;
                 }
                 let c = r as usize;
@@ -264,24 +519,41 @@ impl Matchmaker {
                 break;
             }
             let cand = &sc.cands[c];
-            if usize::from(cand.size) > need || !compatible(slots, &a, cand) {
+            let size = usize::from(cand.size);
+            if size > need {
                 continue;
             }
-            sc.pool.push(c as u32);
-            pool_players += usize::from(cand.size);
+            let cl = clock.live(cand, slots);
+            if !compatible(slots, &a, &al, cand, &cl) {
+                continue;
+            }
+            let pick = Pick {
+                c: c as u32,
+                live: cl,
+            };
+            if need_total == 2 {
+                // Two solo tickets (1v1): the first compatible one completes the match.
+                sc.chosen.clear();
+                sc.chosen.push(pick);
+                sc.assign.clear();
+                sc.assign.extend_from_slice(&[0, 1]);
+                return Some(anchor);
+            }
+            sc.pool.push(pick);
+            pool_players += size;
             if pool_players < need {
                 continue;
             }
             // Try groups that include this newest candidate (groups without it were tried).
             sc.chosen.clear();
-            sc.chosen.push(c as u32);
+            sc.chosen.push(pick);
             let last = sc.pool.len() - 1;
             let pool = std::mem::take(&mut sc.pool);
             // suffix[i] = players in pool[i..last]: a branch that cannot reach `need` stops.
             sc.suffix.clear();
             sc.suffix.resize(last + 1, 0);
             for i in (0..last).rev() {
-                sc.suffix[i] = sc.suffix[i + 1] + usize::from(sc.cands[pool[i] as usize].size);
+                sc.suffix[i] = sc.suffix[i + 1] + usize::from(sc.cands[pool[i].c as usize].size);
             }
             let found = select(
                 self,
@@ -290,40 +562,47 @@ impl Matchmaker {
                 ai,
                 &pool[..last],
                 0,
-                need - usize::from(cand.size),
-                a.mask & cand.mask,
+                need - size,
+                al.mask & cl.mask,
                 &mut budget,
             );
             sc.pool = pool;
             if found {
-                return true;
+                return Some(anchor);
             }
             if budget == 0 {
                 break;
             }
         }
-        false
+        None
     }
 
-    fn run_backfills(&self, now: Timestamp, st: &mut QueueState, matches: &mut Vec<FormedMatch>) {
+    fn run_backfills(
+        &self,
+        now: Timestamp,
+        clock: &Clock,
+        st: &mut QueueState,
+        out: &mut TickOutcome,
+    ) {
         let mut i = 0;
         while i < st.backfills.len() {
-            if let Some(assignments) = self.fill_backfill(now, st, i) {
+            if let Some(assignments) = self.fill_backfill(now, clock, st, i) {
                 let bf = st.backfills.remove(i);
-                self.form_backfill(now, st, bf, assignments, matches);
+                self.form_backfill(now, st, bf, &assignments, out);
             } else {
                 i += 1;
             }
         }
     }
 
-    /// Candidates for backfill request `bi`, as (cand index, team) pairs.
+    /// Candidates for backfill request `bi`, as (pick, team) pairs.
     fn fill_backfill(
         &self,
         now: Timestamp,
+        clock: &Clock,
         st: &mut QueueState,
         bi: usize,
-    ) -> Option<Vec<(u32, usize)>> {
+    ) -> Option<Vec<(Pick, usize)>> {
         let QueueState {
             slots,
             scratch: sc,
@@ -341,7 +620,7 @@ impl Matchmaker {
         let p = sc.cands.partition_point(|c| c.rating < bf.target);
         let mut l = find_left(&mut sc.left, p);
         let mut r = find_right(&mut sc.right, p);
-        let mut pool: Vec<u32> = Vec::new();
+        let mut pool: Vec<Pick> = Vec::new();
         let mut players = 0usize;
         let mut examined = 0usize;
         let mut budget = SELECT_BUDGET;
@@ -375,39 +654,47 @@ impl Matchmaker {
             if examined > self.config.scan_limit {
                 break;
             }
-            let cand = sc.cands[c];
-            if usize::from(cand.size) > max_open
-                || cand.mask & region_bit == 0
-                || (cand.rating - bf.target).abs() > window.min(cand.window)
-                || (!cand.relaxed && backfill_conflict(slots, bf, &cand))
+            let cand = &sc.cands[c];
+            if usize::from(cand.size) > max_open {
+                continue;
+            }
+            let cl = clock.live(cand, slots);
+            if cl.mask & region_bit == 0
+                || (cand.rating - bf.target).abs() > window.min(cl.window)
+                || (!cl.relaxed && backfill_conflict(slots, bf, cand))
             {
                 continue;
             }
-            pool.push(c as u32);
-            players += usize::from(cand.size);
+            let pick = Pick {
+                c: c as u32,
+                live: cl,
+            };
+            let size = usize::from(cand.size);
+            pool.push(pick);
+            players += size;
             if players < need {
                 continue;
             }
-            let mut chosen: Vec<(u32, usize)> = Vec::new();
+            let mut chosen: Vec<(Pick, usize)> = Vec::new();
             let last = pool.len() - 1;
             for t in 0..open.len() {
-                if open[t] >= usize::from(cand.size) {
-                    open[t] -= usize::from(cand.size);
-                    chosen.push((c as u32, t));
+                if open[t] >= size {
+                    open[t] -= size;
+                    chosen.push((pick, t));
                     if fill(
                         slots,
                         &sc.cands,
                         &pool[..last],
                         0,
                         &mut open,
-                        need - usize::from(cand.size),
+                        need - size,
                         &mut chosen,
                         &mut budget,
                     ) {
                         return Some(chosen);
                     }
                     chosen.pop();
-                    open[t] += usize::from(cand.size);
+                    open[t] += size;
                 }
             }
             if budget == 0 {
@@ -422,126 +709,129 @@ impl Matchmaker {
         now: Timestamp,
         st: &mut QueueState,
         bf: BackfillEntry,
-        assignments: Vec<(u32, usize)>,
-        matches: &mut Vec<FormedMatch>,
+        assignments: &[(Pick, usize)],
+        out: &mut TickOutcome,
     ) {
-        let mut teams: Vec<MatchTeam> = bf
-            .req
-            .teams
-            .iter()
-            .map(|t| MatchTeam {
-                tickets: Vec::new(),
-                players: t.iter().map(|m| m.player).collect(),
-                rating_sum: t.iter().map(|m| m.rating.rating).sum(),
-                win_probability: 0.0,
-            })
-            .collect();
-        st.scratch.team_ratings.clear();
-        for (t, team) in bf.req.teams.iter().enumerate() {
-            st.scratch
-                .team_ratings
-                .extend(team.iter().map(|m| (t, m.rating)));
+        let first_team = out.teams.len() as u32;
+        let QueueState {
+            slots, scratch: sc, ..
+        } = &mut *st;
+        sc.ratings.clear();
+        let mut bounds = [0usize; 65];
+        for (t, existing) in bf.req.teams.iter().enumerate() {
+            let mut team = out.open_team();
+            for m in existing {
+                out.players.push(m.player);
+                team.rating_sum += m.rating.rating;
+                sc.ratings.push(m.rating);
+            }
+            for (pick, _) in assignments.iter().filter(|(_, tt)| *tt == t) {
+                team.rating_sum +=
+                    push_ticket(out, &mut sc.ratings, slots, &sc.cands[pick.c as usize]);
+            }
+            out.close_team(team);
+            bounds[t + 1] = sc.ratings.len();
         }
-        let mut tickets = Vec::with_capacity(assignments.len());
-        for &(c, t) in &assignments {
-            consume(st, c as usize, t, &mut teams, &mut tickets, now);
+        for (pick, _) in assignments {
+            take(st, pick.c as usize, now);
         }
-        let quality = self.predict(&mut teams, st);
-        matches.push(FormedMatch {
+        let quality = self.predict(first_team as usize, &st.scratch.ratings, &bounds, out);
+        out.records.push(MatchRecord {
             backfill: Some(bf.req.id),
-            tickets,
-            teams,
+            teams: (first_team, out.teams.len() as u32),
             region: bf.req.region,
             quality,
             formed_at: now,
         });
     }
 
-    fn form_match(
-        &self,
-        now: Timestamp,
-        st: &mut QueueState,
-        ai: usize,
-        backfill: Option<TicketId>,
-        matches: &mut Vec<FormedMatch>,
-    ) {
-        let mut group = std::mem::take(&mut st.scratch.group);
-        group.clear();
-        group.push(ai as u32);
-        group.extend_from_slice(&st.scratch.chosen);
-        let assign = std::mem::take(&mut st.scratch.assign);
-        let mask = group
-            .iter()
-            .fold(u64::MAX, |m, &c| m & st.scratch.cands[c as usize].mask);
-        // Region: the shared one with the lowest worst-case latency.
-        let mut region = 0u8;
-        let mut best = u32::MAX;
-        let mut bits = if mask.count_ones() == 1 {
-            region = mask.trailing_zeros() as u8;
-            0
-        } else {
-            mask
-        };
-        while bits != 0 {
-            let r = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let worst = group
-                .iter()
-                .map(|&c| {
-                    let cand = &st.scratch.cands[c as usize];
-                    if r < INLINE_REGIONS {
-                        u32::from(cand.lat[r])
-                    } else {
-                        st.slots[cand.slot as usize].as_ref().expect("live").latency[r]
-                    }
-                })
-                .max()
-                .unwrap_or(0);
-            if worst < best {
-                best = worst;
-                region = r as u8;
+    fn form_match(&self, now: Timestamp, st: &mut QueueState, anchor: Pick, out: &mut TickOutcome) {
+        if self.config.players_per_match() == 2 {
+            let partner = st.scratch.chosen[0];
+            return self.form_pair(now, st, anchor, partner, out);
+        }
+        let QueueState {
+            slots, scratch: sc, ..
+        } = &mut *st;
+        let chosen = std::mem::take(&mut sc.chosen);
+        let group = || std::iter::once(&anchor).chain(chosen.iter());
+        let mask = group().fold(u64::MAX, |m, p| m & p.live.mask);
+        let region = choose_region(mask, slots, || group().map(|p| &sc.cands[p.c as usize]));
+        let first_team = out.teams.len() as u32;
+        sc.ratings.clear();
+        let mut bounds = [0usize; 65];
+        for t in 0..self.config.teams {
+            let mut team = out.open_team();
+            for (i, p) in group().enumerate() {
+                if sc.assign[i] == t {
+                    team.rating_sum +=
+                        push_ticket(out, &mut sc.ratings, slots, &sc.cands[p.c as usize]);
+                }
             }
+            out.close_team(team);
+            bounds[t + 1] = sc.ratings.len();
         }
-        let mut teams: Vec<MatchTeam> = (0..self.config.teams)
-            .map(|_| MatchTeam {
-                tickets: Vec::new(),
-                players: Vec::with_capacity(self.config.team_size),
-                rating_sum: 0.0,
-                win_probability: 0.0,
-            })
-            .collect();
-        let mut tickets = Vec::with_capacity(group.len());
-        for (i, &c) in group.iter().enumerate() {
-            consume(st, c as usize, assign[i], &mut teams, &mut tickets, now);
+        for p in group() {
+            take(st, p.c as usize, now);
         }
-        st.scratch.assign = assign;
-        st.scratch.group = group;
-        let quality = self.predict(&mut teams, st);
-        matches.push(FormedMatch {
-            backfill,
-            tickets,
-            teams,
-            region: RegionId(region),
+        st.scratch.chosen = chosen;
+        let quality = self.predict(first_team as usize, &st.scratch.ratings, &bounds, out);
+        out.records.push(MatchRecord {
+            backfill: None,
+            teams: (first_team, out.teams.len() as u32),
+            region,
             quality,
             formed_at: now,
         });
     }
 
-    /// Fills in each team's win probability from `(team, rating)` pairs; returns the quality.
-    fn predict(&self, teams: &mut [MatchTeam], st: &mut QueueState) -> f64 {
-        let tr = &mut st.scratch.team_ratings;
-        tr.sort_by_key(|&(t, _)| t);
-        let ratings = &mut st.scratch.ratings;
-        ratings.clear();
-        ratings.extend(tr.iter().map(|&(_, r)| r));
-        let mut bounds = [0usize; 65];
-        for &(t, _) in tr.iter() {
-            bounds[t + 1] += 1;
+    /// [`Self::form_match`] for two solo tickets (1v1), without the general bookkeeping.
+    fn form_pair(
+        &self,
+        now: Timestamp,
+        st: &mut QueueState,
+        a: Pick,
+        b: Pick,
+        out: &mut TickOutcome,
+    ) {
+        let sc = &st.scratch;
+        let (ca, cb) = (&sc.cands[a.c as usize], &sc.cands[b.c as usize]);
+        let region = choose_region(a.live.mask & b.live.mask, &st.slots, || {
+            [ca, cb].into_iter()
+        });
+        let p0 = self
+            .rater
+            .two_team_win_probability(&[ca.prating], &[cb.prating]);
+        let first_team = out.teams.len() as u32;
+        for (c, p) in [(ca, p0), (cb, 1.0 - p0)] {
+            let mut team = out.open_team();
+            out.tickets.push(c.id);
+            out.players.push(c.player);
+            team.rating_sum = c.prating.rating;
+            team.win_probability = p;
+            out.close_team(team);
         }
-        for t in 0..teams.len() {
-            bounds[t + 1] += bounds[t];
-        }
-        tr.clear();
+        out.records.push(MatchRecord {
+            backfill: None,
+            teams: (first_team, out.teams.len() as u32),
+            region,
+            quality: fairness_quality(&[p0, 1.0 - p0]),
+            formed_at: now,
+        });
+        take(st, a.c as usize, now);
+        take(st, b.c as usize, now);
+    }
+
+    /// Fills in the win probability of the teams from `first_team` on (their players' ratings
+    /// are `ratings[bounds[t]..bounds[t + 1]]`); returns the quality.
+    fn predict(
+        &self,
+        first_team: usize,
+        ratings: &[PlayerRating],
+        bounds: &[usize; 65],
+        out: &mut TickOutcome,
+    ) -> f64 {
+        let teams = &mut out.teams[first_team..];
         let slice = |t: usize| &ratings[bounds[t]..bounds[t + 1]];
         if teams.len() == 2 {
             let p0 = self.rater.two_team_win_probability(slice(0), slice(1));
@@ -557,53 +847,18 @@ impl Matchmaker {
         fairness_quality(&p)
     }
 
-    fn finish(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
-        if !st.scratch.taken_slots.is_empty() {
-            // Release matched tickets in slab order: a sequential sweep, not random frees.
-            let mut taken = std::mem::take(&mut st.scratch.taken_slots);
-            let bulk = taken.len() * 8 >= st.by_id.len();
-            if taken.len() * 16 >= st.slots.len() {
-                // Many: sweep a slot bitmap in order (sequential) instead of sorting.
-                // `mark` holds exactly the slots taken this tick (set by `take`).
-                let mark = std::mem::take(&mut st.scratch.mark);
-                for (slot, &m) in mark.iter().enumerate() {
-                    if m {
-                        drop(st.take_matched(slot as u32, !bulk));
-                        st.free.push(slot as u32);
-                    }
-                }
-                st.scratch.mark = mark;
-            } else {
-                for &slot in &taken {
-                    drop(st.take_matched(slot, !bulk));
-                    st.free.push(slot);
-                }
+    fn report_waiting(&self, now: Timestamp, st: &QueueState, out: &mut TickOutcome) {
+        out.waiting.reserve(st.live_count);
+        let mut position = 0;
+        for a in &st.ages {
+            if !st.live[a.slot as usize] {
+                continue;
             }
-            taken.clear();
-            st.scratch.taken_slots = taken;
-            if bulk {
-                st.unmap_bulk();
-            }
-            let live = &st.live;
-            st.ages.retain(|a| live[a.slot as usize]);
-            // Compact the index reading the 4-byte skip pointers, not the 144-byte entries:
-            // `right[i] == i` exactly for the entries nobody took.
-            let sc = &mut st.scratch;
-            let mut w = 0;
-            for i in 0..sc.cands.len() {
-                if sc.right[i] == i as u32 {
-                    sc.cands[w] = sc.cands[i];
-                    w += 1;
-                }
-            }
-            sc.cands.truncate(w);
-        }
-        out.waiting.reserve(st.ages.len());
-        for (i, a) in st.ages.iter().enumerate() {
+            position += 1;
             let waited = now.millis().saturating_sub(a.created);
             out.waiting.push(WaitingTicket {
                 ticket: a.id,
-                position: i + 1,
+                position,
                 waited_ms: waited,
                 estimated_wait_ms: st.waits.estimate(a.rating, waited),
             });
@@ -611,46 +866,82 @@ impl Matchmaker {
     }
 }
 
-/// Takes index position `c` onto team `team`: its players join the team, its wait is recorded.
-fn consume(
-    st: &mut QueueState,
-    c: usize,
-    team: usize,
-    teams: &mut [MatchTeam],
-    tickets: &mut Vec<TicketId>,
-    now: Timestamp,
-) {
-    take(st, c);
-    let cand = st.scratch.cands[c];
-    st.waits
-        .record(cand.rating, now.millis().saturating_sub(cand.created));
-    let t = &mut teams[team];
-    t.tickets.push(cand.id);
-    tickets.push(cand.id);
-    if cand.size == 1 {
-        t.players.push(cand.player);
-        t.rating_sum += cand.prating.rating;
-        st.scratch.team_ratings.push((team, cand.prating));
-    } else {
-        let e = st.slots[cand.slot as usize].as_ref().expect("live");
-        for m in e.members.iter() {
-            t.players.push(m.player);
-            t.rating_sum += m.rating.rating;
-            st.scratch.team_ratings.push((team, m.rating));
+/// The region in `mask` (acceptable to every ticket of the group) with the lowest worst-case
+/// latency; ties go to the lowest index.
+fn choose_region<'c, I: Iterator<Item = &'c Cand>>(
+    mask: u64,
+    slots: &[Option<Entry>],
+    group: impl Fn() -> I,
+) -> RegionId {
+    let mut region = mask.trailing_zeros() as u8;
+    if mask.count_ones() > 1 {
+        let mut best = u32::MAX;
+        let mut bits = mask;
+        while bits != 0 {
+            let r = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let worst = group()
+                .map(|cand| {
+                    if r < INLINE_REGIONS && cand.lat[r] != u16::MAX {
+                        u32::from(cand.lat[r])
+                    } else {
+                        slots[cand.slot as usize]
+                            .as_ref()
+                            .and_then(|e| e.latency.get(r).copied())
+                            .unwrap_or(u32::MAX)
+                    }
+                })
+                .max()
+                .unwrap_or(0);
+            if worst < best {
+                best = worst;
+                region = r as u8;
+            }
         }
     }
+    RegionId(region)
 }
 
-/// Marks index position `c` taken; returns its slot.
-fn take(st: &mut QueueState, c: usize) -> u32 {
-    let sc = &mut st.scratch;
-    sc.cands[c].taken = true;
+/// Appends a ticket and its players to the team being written; returns its rating sum.
+fn push_ticket(
+    out: &mut TickOutcome,
+    ratings: &mut Vec<PlayerRating>,
+    slots: &[Option<Entry>],
+    cand: &Cand,
+) -> f64 {
+    out.tickets.push(cand.id);
+    if cand.size == 1 {
+        out.players.push(cand.player);
+        ratings.push(cand.prating);
+        return cand.prating.rating;
+    }
+    let e = slots[cand.slot as usize]
+        .as_ref()
+        .expect("a ticket being matched is in its slot");
+    let mut sum = 0.0;
+    for m in e.members.iter() {
+        out.players.push(m.player);
+        ratings.push(m.rating);
+        sum += m.rating.rating;
+    }
+    sum
+}
+
+/// Takes index position `c` into a match: it leaves the scan and the searching pool, and its
+/// wait feeds the estimates.
+fn take(st: &mut QueueState, c: usize, now: Timestamp) {
+    let cand = &st.scratch.cands[c];
+    let (slot, rating, created) = (cand.slot, cand.rating, cand.created);
+    st.waits
+        .record(rating, now.millis().saturating_sub(created));
+    unlink(&mut st.scratch, c);
+    st.mark_matched(slot);
+}
+
+/// Removes index position `c` from this tick's scan.
+fn unlink(sc: &mut TickScratch, c: usize) {
     sc.right[c] = c as u32 + 1;
     sc.left[c + 1] = c as u32;
-    let slot = sc.cands[c].slot;
-    sc.taken_slots.push(slot);
-    sc.mark[slot as usize] = true;
-    slot
 }
 
 /// First live index ≥ `i` (or `n`). `right[i] == i` means live.
@@ -685,10 +976,11 @@ fn find_left(left: &mut [u32], i: usize) -> u32 {
 }
 
 /// Whether two tickets may be in the same match.
-fn compatible(slots: &[Option<Entry>], a: &Cand, b: &Cand) -> bool {
-    (a.rating - b.rating).abs() <= a.window.min(b.window)
-        && a.mask & b.mask != 0
-        && (a.relaxed || b.relaxed || !recent_conflict(slots, a, b))
+#[inline]
+fn compatible(slots: &[Option<Entry>], a: &Cand, al: &Live, b: &Cand, bl: &Live) -> bool {
+    (a.rating - b.rating).abs() <= al.window.min(bl.window)
+        && al.mask & bl.mask != 0
+        && (al.relaxed || bl.relaxed || !recent_conflict(slots, a, b))
 }
 
 fn recent_conflict(slots: &[Option<Entry>], a: &Cand, b: &Cand) -> bool {
@@ -721,36 +1013,36 @@ fn backfill_conflict(slots: &[Option<Entry>], bf: &BackfillEntry, c: &Cand) -> b
 fn select(
     mm: &Matchmaker,
     slots: &[Option<Entry>],
-    sc: &mut super::state::TickScratch,
+    sc: &mut TickScratch,
     anchor: usize,
-    pool: &[u32],
+    pool: &[Pick],
     start: usize,
     need: usize,
     mask: u64,
     budget: &mut usize,
 ) -> bool {
     if need == 0 {
-        return pack(mm, slots, sc, anchor);
+        return pack(mm, sc, anchor);
     }
     for idx in start..pool.len() {
         if *budget == 0 || sc.suffix[idx] < need {
             return false;
         }
         *budget -= 1;
-        let c = pool[idx] as usize;
-        let cand = sc.cands[c];
+        let pick = pool[idx];
+        let cand = &sc.cands[pick.c as usize];
         let size = usize::from(cand.size);
-        if size > need || mask & cand.mask == 0 {
+        if size > need || mask & pick.live.mask == 0 {
             continue;
         }
         if !sc
             .chosen
             .iter()
-            .all(|&x| compatible(slots, &sc.cands[x as usize], &cand))
+            .all(|x| compatible(slots, &sc.cands[x.c as usize], &x.live, cand, &pick.live))
         {
             continue;
         }
-        sc.chosen.push(c as u32);
+        sc.chosen.push(pick);
         if select(
             mm,
             slots,
@@ -759,7 +1051,7 @@ fn select(
             pool,
             idx + 1,
             need - size,
-            mask & cand.mask,
+            mask & pick.live.mask,
             budget,
         ) {
             return true;
@@ -770,14 +1062,9 @@ fn select(
 }
 
 /// Splits anchor + chosen into teams; result in `sc.assign` (anchor first, then `chosen` order).
-fn pack(
-    mm: &Matchmaker,
-    _slots: &[Option<Entry>],
-    sc: &mut super::state::TickScratch,
-    anchor: usize,
-) -> bool {
+fn pack(mm: &Matchmaker, sc: &mut TickScratch, anchor: usize) -> bool {
     sc.pieces.clear();
-    for &c in std::iter::once(&(anchor as u32)).chain(sc.chosen.iter()) {
+    for c in std::iter::once(anchor as u32).chain(sc.chosen.iter().map(|p| p.c)) {
         let cand = &sc.cands[c as usize];
         sc.pieces.push(Piece {
             size: usize::from(cand.size),
@@ -798,11 +1085,11 @@ fn pack(
 fn fill(
     slots: &[Option<Entry>],
     cands: &[Cand],
-    pool: &[u32],
+    pool: &[Pick],
     start: usize,
     open: &mut [usize],
     need: usize,
-    chosen: &mut Vec<(u32, usize)>,
+    chosen: &mut Vec<(Pick, usize)>,
     budget: &mut usize,
 ) -> bool {
     if need == 0 {
@@ -813,20 +1100,20 @@ fn fill(
             return false;
         }
         *budget -= 1;
-        let c = pool[idx];
-        let cand = &cands[c as usize];
+        let pick = pool[idx];
+        let cand = &cands[pick.c as usize];
         let size = usize::from(cand.size);
         if size > need
             || !chosen
                 .iter()
-                .all(|&(x, _)| compatible(slots, &cands[x as usize], cand))
+                .all(|(x, _)| compatible(slots, &cands[x.c as usize], &x.live, cand, &pick.live))
         {
             continue;
         }
         for t in 0..open.len() {
             if open[t] >= size {
                 open[t] -= size;
-                chosen.push((c, t));
+                chosen.push((pick, t));
                 if fill(
                     slots,
                     cands,

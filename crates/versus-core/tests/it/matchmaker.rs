@@ -31,8 +31,11 @@ fn oldest_ticket_picks_its_nearest_rating() {
     s.add(solo(2, 1530.0, vec![20], 1)).unwrap();
     s.add(solo(3, 1505.0, vec![20], 2)).unwrap();
     let out = mm.tick(Timestamp::from_secs(3), &mut s);
-    assert_eq!(out.matches.len(), 1);
-    assert_eq!(out.matches[0].tickets, vec![TicketId(1), TicketId(3)]);
+    assert_eq!(out.match_count(), 1);
+    assert_eq!(
+        out.get_match(0).unwrap().tickets,
+        vec![TicketId(1), TicketId(3)]
+    );
     assert_eq!(out.waiting.len(), 1);
     assert_eq!(out.waiting[0].ticket, TicketId(2));
     assert_eq!(out.waiting[0].position, 1);
@@ -43,10 +46,10 @@ fn window_widens_with_wait() {
     let (mm, mut s) = one_v_one();
     s.add(solo(1, 1500.0, vec![20], 0)).unwrap();
     s.add(solo(2, 1650.0, vec![20], 0)).unwrap();
-    assert!(mm.tick(Timestamp::from_secs(9), &mut s).matches.is_empty());
+    assert!(mm.tick(Timestamp::from_secs(9), &mut s).match_count() == 0);
     let out = mm.tick(Timestamp::from_secs(10), &mut s);
-    assert_eq!(out.matches.len(), 1);
-    let q = out.matches[0].quality;
+    assert_eq!(out.match_count(), 1);
+    let q = out.get_match(0).unwrap().quality;
     assert!(
         q > 0.0 && q < 0.8,
         "a 150-point gap is not a coin flip: {q}"
@@ -63,11 +66,11 @@ fn latency_budget_requires_a_shared_region() {
     let mut s = mm.new_state();
     s.add(solo(1, 1500.0, vec![20, 140], 0)).unwrap();
     s.add(solo(2, 1500.0, vec![150, 25], 0)).unwrap();
-    assert!(mm.tick(Timestamp::from_secs(5), &mut s).matches.is_empty());
+    assert!(mm.tick(Timestamp::from_secs(5), &mut s).match_count() == 0);
     let out = mm.tick(Timestamp::from_secs(30), &mut s);
-    assert_eq!(out.matches.len(), 1);
+    assert_eq!(out.match_count(), 1);
     // Both regions are now in budget (160 ms); na's worst latency (140) beats eu's (150).
-    assert_eq!(out.matches[0].region, RegionId(1));
+    assert_eq!(out.get_match(0).unwrap().region, RegionId(1));
 }
 
 #[test]
@@ -80,8 +83,8 @@ fn recent_opponents_are_avoided_until_relaxed() {
     a.recent_opponents = vec![PlayerId(2)];
     s.add(a).unwrap();
     s.add(solo(2, 1500.0, vec![20], 0)).unwrap();
-    assert!(mm.tick(Timestamp::from_secs(19), &mut s).matches.is_empty());
-    assert_eq!(mm.tick(Timestamp::from_secs(20), &mut s).matches.len(), 1);
+    assert!(mm.tick(Timestamp::from_secs(19), &mut s).match_count() == 0);
+    assert_eq!(mm.tick(Timestamp::from_secs(20), &mut s).match_count(), 1);
 }
 
 #[test]
@@ -111,18 +114,17 @@ fn parties_stay_whole_and_teams_balance() {
         s.add(solo(20 + i as u128, r, vec![20], 0)).unwrap();
     }
     let out = mm.tick(Timestamp::from_secs(1), &mut s);
-    assert_eq!(out.matches.len(), 1);
-    let m = &out.matches[0];
+    assert_eq!(out.match_count(), 1);
+    let m = out.get_match(0).unwrap();
     let with_party = m
-        .teams
-        .iter()
+        .teams()
         .find(|t| t.tickets.contains(&TicketId(10)))
         .unwrap();
     assert!(
         with_party.players.contains(&PlayerId(10)) && with_party.players.contains(&PlayerId(11))
     );
     // Best split: {1600,1400,1510} = 4510 vs {1500,1490,1520} = 4510.
-    assert_eq!(m.teams[0].rating_sum, m.teams[1].rating_sum);
+    assert_eq!(m.team(0).rating_sum, m.team(1).rating_sum);
     assert!(m.quality > 0.99);
 }
 
@@ -149,18 +151,18 @@ fn backfill_is_served_before_new_matches() {
     .unwrap();
     let out = mm.tick(Timestamp::from_secs(1), &mut s);
     assert_eq!(
-        out.matches.len(),
+        out.match_count(),
         1,
         "3 solos cannot form a 2v2; the backfill takes one"
     );
-    let f = &out.matches[0];
+    let f = out.get_match(0).unwrap();
     assert_eq!(f.backfill, Some(TicketId(99)));
     assert_eq!(
         f.tickets,
         vec![TicketId(1)],
         "the nearest rating fills the slot"
     );
-    assert_eq!(f.teams[1].players, vec![PlayerId(52), PlayerId(1)]);
+    assert_eq!(f.team(1).players, vec![PlayerId(52), PlayerId(1)]);
     assert_eq!(s.len(), 2);
 }
 
@@ -173,7 +175,7 @@ fn cancel_has_exactly_one_answer() {
     assert_eq!(s.cancel(TicketId(3)), CancelOutcome::Cancelled);
     assert_eq!(s.cancel(TicketId(3)), CancelOutcome::NotSearching);
     let out = mm.tick(Timestamp::from_secs(1), &mut s);
-    assert_eq!(out.matches.len(), 1);
+    assert_eq!(out.match_count(), 1);
     assert_eq!(
         s.cancel(TicketId(1)),
         CancelOutcome::NotSearching,
@@ -229,13 +231,54 @@ fn expiry_and_estimated_wait() {
     s.add(solo(100, 3000.0, vec![20], 0)).unwrap();
     s.add(solo(101, 1505.0, vec![20], 0)).unwrap();
     let out = mm.tick(Timestamp::from_secs(4), &mut s);
-    assert_eq!(out.matches.len(), 10);
+    assert_eq!(out.match_count(), 10);
     s.add(solo(102, 1505.0, vec![20], 5)).unwrap();
     let out = mm.tick(Timestamp::from_secs(5), &mut s);
     // 101 and 102 meet; 3000 waits with an estimate from history.
-    assert_eq!(out.matches.len(), 1);
+    assert_eq!(out.match_count(), 1);
     assert_eq!(out.waiting.len(), 1);
     let out = mm.tick(Timestamp::from_secs(30), &mut s);
     assert_eq!(out.expired, vec![TicketId(100)]);
     assert!(s.is_empty());
+}
+
+#[test]
+fn matched_tickets_leave_the_pool_before_it_is_settled() {
+    let (mm, mut s) = one_v_one();
+    s.add(solo(1, 1500.0, vec![20], 0)).unwrap();
+    s.add(solo(2, 1505.0, vec![20], 0)).unwrap();
+    s.add(solo(3, 2500.0, vec![20], 0)).unwrap();
+    let mut out = TickOutcome::default();
+    mm.tick_into(Timestamp::from_secs(1), &mut s, &mut out);
+    assert_eq!(out.match_count(), 1);
+    // Not settled yet (`maintain` not called): the matched tickets are gone all the same.
+    assert_eq!(s.len(), 1);
+    assert!(!s.contains(TicketId(1)));
+    assert!(!s.is_searching(PlayerId(2)));
+    assert_eq!(s.cancel(TicketId(1)), CancelOutcome::NotSearching);
+    assert!(s.contains(TicketId(3)));
+    // A matched player may queue again at once, even under the same ticket id.
+    s.add(solo(1, 1500.0, vec![20], 1)).unwrap();
+    assert_eq!(
+        s.add(solo(1, 1500.0, vec![20], 1)),
+        Err(TicketError::DuplicateTicket)
+    );
+    s.maintain();
+    assert_eq!(s.len(), 2);
+    assert!(s.contains(TicketId(1)) && s.is_searching(PlayerId(1)));
+    assert!(!s.is_searching(PlayerId(2)));
+    // The re-queued ticket is a fresh ticket: it matches, and cancels, as one.
+    s.add(solo(2, 1502.0, vec![20], 2)).unwrap();
+    mm.tick_into(Timestamp::from_secs(3), &mut s, &mut out);
+    assert_eq!(out.match_count(), 1);
+    assert_eq!(
+        out.get_match(0).unwrap().tickets,
+        [TicketId(1), TicketId(2)]
+    );
+    assert_eq!(s.cancel(TicketId(3)), CancelOutcome::Cancelled);
+    assert!(s.is_empty());
+    // Reusing the outcome keeps nothing from the previous tick.
+    mm.tick_into(Timestamp::from_secs(4), &mut s, &mut out);
+    assert_eq!(out.match_count(), 0);
+    assert!(out.waiting.is_empty());
 }

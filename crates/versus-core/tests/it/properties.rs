@@ -140,11 +140,11 @@ fn check_match(
     all: &BTreeMap<TicketId, Ticket>,
     now: Timestamp,
 ) -> Result<(), String> {
-    if m.teams.len() != c.teams {
-        return Err(format!("{} teams", m.teams.len()));
+    if m.team_count() != c.teams {
+        return Err(format!("{} teams", m.team_count()));
     }
     let tickets: Vec<&Ticket> = m.tickets.iter().map(|id| &all[id]).collect();
-    for (ti, team) in m.teams.iter().enumerate() {
+    for (ti, team) in m.teams().enumerate() {
         if team.players.len() != c.team_size {
             return Err(format!("team {ti} has {} players", team.players.len()));
         }
@@ -168,11 +168,7 @@ fn check_match(
             return Err("rating sum".into());
         }
     }
-    let placed: BTreeSet<TicketId> = m
-        .teams
-        .iter()
-        .flat_map(|t| t.tickets.iter().copied())
-        .collect();
+    let placed: BTreeSet<TicketId> = m.teams().flat_map(|t| t.tickets.iter().copied()).collect();
     if placed != m.tickets.iter().copied().collect() || placed.len() != m.tickets.len() {
         return Err("tickets and team tickets differ".into());
     }
@@ -217,7 +213,7 @@ fn check_match(
             }
         }
     }
-    let p: Vec<f64> = m.teams.iter().map(|t| t.win_probability).collect();
+    let p: Vec<f64> = m.teams().map(|t| t.win_probability).collect();
     if (p.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
         return Err(format!("win probabilities {p:?}"));
     }
@@ -275,16 +271,16 @@ fn run(plan: &Plan) -> Result<(Run, QueueConfig, BTreeMap<TicketId, Ticket>), St
             }
         }
         let out = mm.tick(now, &mut state);
-        for m in &out.matches {
-            check_match(&cfg, m, &all, now)?;
-            for id in &m.tickets {
+        for m in out.matches() {
+            check_match(&cfg, &m, &all, now)?;
+            for id in m.tickets {
                 if gone.contains(id) || !matched.insert(*id) {
                     return Err(format!(
                         "ticket {id:?} matched twice or after cancel/expiry"
                     ));
                 }
             }
-            for p in m.teams.iter().flat_map(|t| &t.players) {
+            for p in m.teams().flat_map(|t| t.players) {
                 if !seen_players.insert(*p) {
                     return Err(format!("player {p:?} in two matches"));
                 }

@@ -45,6 +45,7 @@ pub struct QueueActor {
     settings: QueueSettings,
     matchmaker: Matchmaker,
     state: QueueState,
+    outcome: TickOutcome,
     memory: OpponentMemory,
     waiting: HashMap<TicketId, Waiting>,
     tickets: Tickets,
@@ -67,6 +68,7 @@ impl QueueActor {
     ) -> Self {
         Self {
             state: matchmaker.new_state(),
+            outcome: TickOutcome::default(),
             memory: OpponentMemory::new(settings.recent_opponent_memory),
             collector: Collector::new(&settings.name),
             settings,
@@ -144,11 +146,17 @@ impl QueueActor {
     fn tick(&mut self) {
         let started = Instant::now();
         let now = self.timestamp(started);
-        let outcome = self.matchmaker.tick(now, &mut self.state);
+        // One outcome kept across ticks: a tick allocates nothing once the lists have grown.
+        let mut outcome = std::mem::take(&mut self.outcome);
+        self.matchmaker
+            .tick_into(now, &mut self.state, &mut outcome);
         let queue = self.settings.name.clone();
         metrics::histogram!("game_matchmaking_tick_duration_seconds", "queue" => queue.clone())
             .record(started.elapsed().as_secs_f64());
-        self.publish(outcome, started);
+        self.publish(&outcome, started);
+        self.outcome = outcome;
+        // Settle the pool once the matches are out, off the path from tick to match_found.
+        self.state.maintain();
         metrics::gauge!("game_queue_searching_tickets", "queue" => queue)
             .set(self.state.len() as f64);
         let snapshot = self
@@ -161,13 +169,13 @@ impl QueueActor {
         self.waiting.values().map(|w| w.players.len() as u64).sum()
     }
 
-    fn publish(&mut self, outcome: TickOutcome, now: Instant) {
+    fn publish(&mut self, outcome: &TickOutcome, now: Instant) {
         let mut events = Vec::new();
         let tickets = self.tickets.clone();
         let mut tickets = tickets.lock().expect("tickets lock");
-        for formed in &outcome.matches {
-            self.memory.record(formed);
-            self.matched(formed, now, &mut tickets, &mut events);
+        for formed in outcome.matches() {
+            self.memory.record(&formed);
+            self.matched(&formed, now, &mut tickets, &mut events);
         }
         for id in &outcome.expired {
             let Some(waiting) = self.waiting.remove(id) else {
@@ -219,7 +227,7 @@ impl QueueActor {
 
     fn matched(
         &mut self,
-        formed: &FormedMatch,
+        formed: &FormedMatch<'_>,
         now: Instant,
         tickets: &mut HashMap<Uuid, super::PlayerTicket>,
         events: &mut Vec<BusEvent>,
@@ -238,8 +246,7 @@ impl QueueActor {
             })
             .collect();
         let teams: Vec<MatchTeam> = formed
-            .teams
-            .iter()
+            .teams()
             .map(|team| MatchTeam {
                 players: team
                     .players
@@ -261,12 +268,11 @@ impl QueueActor {
             .get(formed.region.0 as usize)
             .cloned()
             .unwrap_or_default();
-        let players = formed.teams.iter().map(|t| t.players.len()).sum::<usize>();
         let mean_rating =
-            formed.teams.iter().map(|t| t.rating_sum).sum::<f64>() / players.max(1) as f64;
+            formed.teams().map(|t| t.rating_sum).sum::<f64>() / formed.players.len().max(1) as f64;
         let queue = self.settings.name.clone();
         metrics::counter!("game_matchmaking_success_total", "queue" => queue.clone()).increment(1);
-        for ticket_id in &formed.tickets {
+        for ticket_id in formed.tickets {
             let Some(waiting) = self.waiting.remove(ticket_id) else {
                 continue;
             };
