@@ -40,7 +40,10 @@ fn main() {
             if !format!("{name}/{n}").contains(&filter) {
                 continue;
             }
-            let runs = if n >= 100_000 { 30 } else { 100 };
+            let runs = std::env::var("VERSUS_BENCH_RUNS")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(if n >= 100_000 { 30 } else { 100 });
             let mut times = Vec::with_capacity(runs);
             let mut settle = Vec::with_capacity(runs);
             // One outcome reused across ticks, as a server's queue loop keeps it.

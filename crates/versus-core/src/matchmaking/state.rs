@@ -106,11 +106,11 @@ pub(crate) struct BackfillEntry {
     pub existing_bits: u64,
 }
 
-/// A ticket in the rating index: everything the tick reads, contiguous, in rating order, so
-/// a tick touches the ticket slab only for parties and for the rare exact rematch check.
-/// What the scan reads (rating, age, latency, fingerprints) fills the first 64-byte line; what
-/// only a formed match reads, the second. Windows and region masks are functions of age and
-/// are computed when read ([`super::tick`]), so a tick makes no pass over the index.
+/// A ticket in the rating index: everything the scan reads, one 64-byte line per ticket, in
+/// rating order, so a tick touches the ticket slab only for parties and for the rare exact
+/// rematch check. What only a formed match reads is in [`Cold`], at the same index. Windows and
+/// region masks are functions of age and are computed when read ([`super::tick`]), so a tick
+/// makes no pass over the index.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 pub(crate) struct Cand {
@@ -123,15 +123,20 @@ pub(crate) struct Cand {
     pub seq: u64,
     pub slot: u32,
     pub size: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<Cand>() == 64);
+
+/// What a formed match reads of an indexed ticket (`scratch.cold[i]` goes with `cands[i]`).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub(crate) struct Cold {
     pub id: TicketId,
     /// The player and rating of a solo ticket (parties read the slab).
     pub player: PlayerId,
     pub prating: PlayerRating,
     pub rating_sum: f64,
 }
-
-// Two cache lines: the scan's line, then the formed match's.
-const _: () = assert!(std::mem::size_of::<Cand>() == 128);
 
 pub(crate) const INLINE_REGIONS: usize = 8;
 
@@ -171,7 +176,10 @@ const EWMA_ALPHA: f64 = 0.1;
 
 impl WaitStats {
     fn bucket(&self, rating: f64) -> i64 {
-        (rating / self.bucket_width).floor() as i64
+        // floor() without a libm call (the baseline x86-64 target has no rounding instruction).
+        let q = rating / self.bucket_width;
+        let t = q as i64;
+        t.saturating_sub(i64::from((t as f64) > q))
     }
     pub fn record(&mut self, rating: f64, ttm_ms: u64) {
         let v = ttm_ms as f64;
@@ -227,6 +235,7 @@ pub(crate) struct Pick {
 pub(crate) struct TickScratch {
     /// The rating index (persistent across ticks, sorted by rating then arrival).
     pub cands: Vec<Cand>,
+    pub cold: Vec<Cold>,
     /// Index position of each slot's ticket; rebuilt by `maintain` when the index changes.
     pub pos: Vec<u32>,
     pub right: Vec<u32>,
@@ -255,7 +264,7 @@ pub struct QueueState {
     /// Searching tickets by (created, seq); compacted at each tick.
     pub(crate) ages: Vec<Aged>,
     /// Tickets added since the last tick, not yet merged into `ages` and the rating index.
-    pub(crate) arrivals: Vec<Cand>,
+    pub(crate) arrivals: Vec<(Cand, Cold)>,
     /// Slots matched by a tick and not yet released (their entries are still in the maps).
     pub(crate) matched: Vec<u32>,
     /// Some ticket left (matched, cancelled, expired) since the last `maintain`.
@@ -381,20 +390,24 @@ impl QueueState {
             }
         };
         let first = entry.members[0];
-        self.arrivals.push(Cand {
-            rating: entry.rating,
-            self_bits: entry.self_bits,
-            recent_bits: entry.recent_bits,
-            rating_sum: entry.rating_sum,
-            created: entry.created.millis(),
-            seq: entry.seq,
-            id: entry.id,
-            player: first.player,
-            prating: first.rating,
-            lat,
-            slot,
-            size: entry.members.len() as u8,
-        });
+        self.arrivals.push((
+            Cand {
+                rating: entry.rating,
+                self_bits: entry.self_bits,
+                recent_bits: entry.recent_bits,
+                created: entry.created.millis(),
+                seq: entry.seq,
+                lat,
+                slot,
+                size: entry.members.len() as u8,
+            },
+            Cold {
+                id: entry.id,
+                player: first.player,
+                prating: first.rating,
+                rating_sum: entry.rating_sum,
+            },
+        ));
         self.slots[slot as usize] = Some(entry);
         self.live[slot as usize] = true;
         self.live_count += 1;
@@ -480,22 +493,33 @@ impl QueueState {
             self.release_matched();
             let live = &self.live;
             self.ages.retain(|a| live[a.slot as usize]);
-            self.scratch.cands.retain(|c| live[c.slot as usize]);
-            self.arrivals.retain(|c| live[c.slot as usize]);
+            let sc = &mut self.scratch;
+            let mut w = 0;
+            for i in 0..sc.cands.len() {
+                if live[sc.cands[i].slot as usize] {
+                    sc.cands[w] = sc.cands[i];
+                    sc.cold[w] = sc.cold[i];
+                    w += 1;
+                }
+            }
+            sc.cands.truncate(w);
+            sc.cold.truncate(w);
+            self.arrivals.retain(|(c, _)| live[c.slot as usize]);
             // Slots are reused only now, once nothing refers to them.
             self.free.append(&mut self.freed_pending);
             self.dirty = false;
             self.pos_stale = true;
         }
         if !self.arrivals.is_empty() {
-            self.arrivals.sort_unstable_by_key(|c| (c.created, c.seq));
+            self.arrivals
+                .sort_unstable_by_key(|(c, _)| (c.created, c.seq));
             let aged: Vec<Aged> = self
                 .arrivals
                 .iter()
-                .map(|c| Aged {
+                .map(|(c, k)| Aged {
                     created: c.created,
                     seq: c.seq,
-                    id: c.id,
+                    id: k.id,
                     rating: c.rating,
                     slot: c.slot,
                 })
@@ -503,14 +527,11 @@ impl QueueState {
             merge_sorted(&mut self.ages, &aged, |a, b| {
                 (a.created, a.seq) <= (b.created, b.seq)
             });
-            self.arrivals
-                .sort_unstable_by(|a, b| a.rating.total_cmp(&b.rating).then(a.seq.cmp(&b.seq)));
-            merge_sorted(&mut self.scratch.cands, &self.arrivals, |a, b| {
-                a.rating
-                    .total_cmp(&b.rating)
-                    .then(a.seq.cmp(&b.seq))
-                    .is_le()
+            self.arrivals.sort_unstable_by(|(a, _), (b, _)| {
+                a.rating.total_cmp(&b.rating).then(a.seq.cmp(&b.seq))
             });
+            let sc = &mut self.scratch;
+            merge_index(&mut sc.cands, &mut sc.cold, &self.arrivals);
             self.arrivals.clear();
             self.pos_stale = true;
         }
@@ -609,11 +630,11 @@ impl QueueState {
         b += map_bytes::<PlayerId, u32>(self.searching.capacity());
         b += self.live.capacity();
         b += self.ages.capacity() * size_of::<Aged>();
-        b += self.arrivals.capacity() * size_of::<Cand>();
+        b += self.arrivals.capacity() * size_of::<(Cand, Cold)>();
         b += self.backfills.capacity() * size_of::<BackfillEntry>();
         b += self.waits.buckets.capacity() * size_of::<(i64, f64)>();
         let s = &self.scratch;
-        b += s.cands.capacity() * size_of::<Cand>();
+        b += s.cands.capacity() * size_of::<Cand>() + s.cold.capacity() * size_of::<Cold>();
         b += (s.pos.capacity() + s.right.capacity() + s.left.capacity()) * 4;
         b += (s.pool.capacity() + s.chosen.capacity()) * size_of::<Pick>();
         b
@@ -641,6 +662,31 @@ impl QueueState {
         self.live_count -= 1;
         self.matched.push(slot);
         self.dirty = true;
+    }
+}
+
+/// [`merge_sorted`] for the rating index, whose entries are split over two lists kept in step.
+fn merge_index(cands: &mut Vec<Cand>, cold: &mut Vec<Cold>, add: &[(Cand, Cold)]) {
+    let le = |a: &Cand, b: &Cand| {
+        a.rating
+            .total_cmp(&b.rating)
+            .then(a.seq.cmp(&b.seq))
+            .is_le()
+    };
+    let old = cands.len();
+    cands.extend(add.iter().map(|a| a.0));
+    cold.extend(add.iter().map(|a| a.1));
+    let (mut i, mut j, mut k) = (old, add.len(), cands.len());
+    while j > 0 {
+        if i > 0 && !le(&cands[i - 1], &add[j - 1].0) {
+            cands[k - 1] = cands[i - 1];
+            cold[k - 1] = cold[i - 1];
+            i -= 1;
+        } else {
+            (cands[k - 1], cold[k - 1]) = add[j - 1];
+            j -= 1;
+        }
+        k -= 1;
     }
 }
 

@@ -1,8 +1,8 @@
 //! Team formation: split a set of tickets (parties kept whole) into teams of exactly
 //! `team_size` players whose rating sums are as close as possible.
 //!
-//! Two teams (the common case): exhaustive over every split, via subset sums over a bitmask
-//! (2^(n−1) masks for n tickets, n ≤ 20), so the split is optimal. More teams: depth-first
+//! Two teams (the common case): exhaustive over every split that fits (depth-first, pruned by
+//! team size; n ≤ 20 tickets), so the split is optimal. More teams: depth-first
 //! assignment with symmetry breaking under a node budget, best split found wins.
 
 /// One ticket as team formation sees it.
@@ -15,8 +15,6 @@ pub(crate) struct Piece {
 /// Reusable buffers (kept in the queue state so a tick does not allocate per match).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Scratch {
-    sums: Vec<f64>,
-    sizes: Vec<u8>,
     order: Vec<usize>,
     assign: Vec<usize>,
     best: Vec<usize>,
@@ -38,7 +36,7 @@ pub(crate) fn partition(
 ) -> bool {
     out.clear();
     if teams == 2 && pieces.len() <= EXACT_TWO_TEAM_MAX {
-        return two_teams(pieces, team_size, scratch, out);
+        return two_teams(pieces, team_size, out);
     }
     if team_size == 1 {
         // Free-for-all: every piece is a team of one.
@@ -48,45 +46,59 @@ pub(crate) fn partition(
     dfs_teams(pieces, teams, team_size, scratch, out)
 }
 
-fn two_teams(pieces: &[Piece], team_size: usize, s: &mut Scratch, out: &mut Vec<usize>) -> bool {
+fn two_teams(pieces: &[Piece], team_size: usize, out: &mut Vec<usize>) -> bool {
     let n = pieces.len();
-    if n == 0 {
+    if n == 0 || pieces[0].size > team_size {
         return false;
     }
     let total: f64 = pieces.iter().map(|p| p.sum).sum();
-    // Piece 0 is always on team 0 (halves the search by symmetry); masks range over pieces 1..n.
-    let rest = n - 1;
-    let masks = 1usize << rest;
-    s.sums.clear();
-    s.sums.resize(masks, 0.0);
-    s.sizes.clear();
-    s.sizes.resize(masks, 0);
-    let base_size = pieces[0].size;
-    let base_sum = pieces[0].sum;
-    let mut best: Option<(f64, usize)> = None;
-    for m in 0..masks {
-        if m > 0 {
-            let low = m.trailing_zeros() as usize;
-            let prev = m & (m - 1);
-            s.sums[m] = s.sums[prev] + pieces[low + 1].sum;
-            s.sizes[m] = s.sizes[prev] + pieces[low + 1].size as u8;
-        }
-        if usize::from(s.sizes[m]) + base_size == team_size {
-            let a = s.sums[m] + base_sum;
-            let gap = (2.0 * a - total).abs();
-            if best.is_none_or(|(g, _)| gap < g) {
-                best = Some((gap, m));
-                if gap == 0.0 {
-                    break;
+    // Piece 0 is always on team 0 (halves the search by symmetry). Depth-first over the other
+    // pieces, in order, each joining team 0 or not; a branch stops as soon as team 0 is over
+    // size or the pieces left cannot fill it, so only fitting subsets are visited.
+    struct Search<'a> {
+        pieces: &'a [Piece],
+        team_size: usize,
+        total: f64,
+        /// Players in pieces[i..].
+        left: [usize; EXACT_TWO_TEAM_MAX + 1],
+        best: Option<(f64, u32)>,
+    }
+    impl Search<'_> {
+        fn go(&mut self, i: usize, size: usize, sum: f64, mask: u32) -> bool {
+            if size == self.team_size {
+                let gap = (2.0 * sum - self.total).abs();
+                if self.best.is_none_or(|(g, _)| gap < g) {
+                    self.best = Some((gap, mask));
                 }
+                return gap == 0.0;
             }
+            if i == self.pieces.len() || size + self.left[i] < self.team_size {
+                return false;
+            }
+            let p = self.pieces[i];
+            if size + p.size <= self.team_size
+                && self.go(i + 1, size + p.size, sum + p.sum, mask | 1 << i)
+            {
+                return true;
+            }
+            self.go(i + 1, size, sum, mask)
         }
     }
-    let Some((_, m)) = best else { return false };
-    out.push(0);
-    for i in 0..rest {
-        out.push(if m & (1 << i) != 0 { 0 } else { 1 });
+    let mut search = Search {
+        pieces,
+        team_size,
+        total,
+        left: [0; EXACT_TWO_TEAM_MAX + 1],
+        best: None,
+    };
+    for i in (0..n).rev() {
+        search.left[i] = search.left[i + 1] + pieces[i].size;
     }
+    search.go(1, pieces[0].size, pieces[0].sum, 1);
+    let Some((_, mask)) = search.best else {
+        return false;
+    };
+    out.extend((0..n).map(|i| if mask & (1 << i) != 0 { 0 } else { 1 }));
     true
 }
 
@@ -210,6 +222,55 @@ mod tests {
         let s = sums(&p, &a, 2);
         // 10+7+1 = 18 = 9+8+1
         assert_eq!(s[0], s[1]);
+    }
+
+    #[test]
+    fn two_team_split_is_optimal() {
+        // Against brute force over every assignment, on pseudo-random parties.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for _ in 0..300 {
+            let team_size = 1 + next(5) as usize;
+            let mut pieces = Vec::new();
+            let mut left = 2 * team_size;
+            while left > 0 {
+                let size = 1 + next(left.min(team_size) as u64) as usize;
+                pieces.push((size, size as f64 * (1000.0 + next(1000) as f64)));
+                left -= size;
+            }
+            let n = pieces.len();
+            let mut best: Option<f64> = None;
+            for m in 0..1u32 << n {
+                let (mut size, mut sum) = (0, 0.0);
+                for (i, p) in pieces.iter().enumerate() {
+                    if m & 1 << i != 0 {
+                        size += p.0;
+                        sum += p.1;
+                    }
+                }
+                if size == team_size {
+                    let total: f64 = pieces.iter().map(|p| p.1).sum();
+                    let gap = (2.0 * sum - total).abs();
+                    best = Some(best.map_or(gap, |b: f64| b.min(gap)));
+                }
+            }
+            match (check(&pieces, 2, team_size), best) {
+                (Some(a), Some(b)) => {
+                    let s = sums(&pieces, &a, 2);
+                    assert!(
+                        ((s[0] - s[1]).abs() - b).abs() < 1e-6,
+                        "{pieces:?}: {s:?} vs {b}"
+                    );
+                }
+                (None, None) => {}
+                (got, want) => panic!("{pieces:?}: {got:?} vs {want:?}"),
+            }
+        }
     }
 
     #[test]

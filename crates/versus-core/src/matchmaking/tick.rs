@@ -22,7 +22,7 @@ use std::fmt;
 
 use super::config::{QueueConfig, Schedule};
 use super::state::{
-    BackfillEntry, Cand, Entry, INLINE_REGIONS, Live, Pick, QueueState, TickScratch,
+    BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, Pick, QueueState, TickScratch,
 };
 use super::teams::{self, Piece};
 use super::ticket::{PlayerId, RegionId, TicketId, Timestamp, UNREACHABLE_MS};
@@ -293,6 +293,7 @@ impl Clock {
         }
     }
 
+    #[inline(always)]
     fn step<T: Copy>(table: &[(i64, T)], created: i64) -> T {
         for &(cutoff, value) in table {
             if created <= cutoff {
@@ -303,17 +304,17 @@ impl Clock {
     }
 
     /// The ticket's rating window, acceptable regions and rematch relaxation now.
-    #[inline]
+    #[inline(always)]
     fn live(&self, c: &Cand, slots: &[Option<Entry>]) -> Live {
         let created = c.created as i64;
         let budget = Self::step(&self.latency, created);
         let mut mask = 0u64;
         if self.inline {
-            for (r, &lat) in c.lat[..self.regions].iter().enumerate() {
-                // u16::MAX stands for "65535 ms or more / unreachable".
-                if lat != u16::MAX && u64::from(lat) <= budget {
-                    mask |= 1 << r;
-                }
+            // Inline latencies are u16 and u16::MAX stands for "65535 ms or more /
+            // unreachable": a budget capped below it excludes those without a test.
+            let cap = budget.min(u64::from(u16::MAX) - 1);
+            for (r, &lat) in c.lat.iter().take(self.regions).enumerate() {
+                mask |= u64::from(u64::from(lat) <= cap) << r;
             }
         } else if let Some(e) = &slots[c.slot as usize] {
             for (r, &lat) in e.latency.iter().enumerate() {
@@ -332,7 +333,7 @@ impl Clock {
 
 /// Anchors come in age order, scattered over the rating index, so each one's index entry is a
 /// cache miss. Reading the entries of the next batch of anchors together lets the CPU fetch them
-/// in parallel (the loads are independent), one memory latency per batch instead of per anchor.
+/// in parallel (the loads are independent): one memory latency per batch instead of per anchor.
 /// (A prefetch instruction would do the same without waiting, but needs `unsafe`.)
 fn touch_ahead(st: &QueueState, from: usize, reach: usize) {
     let end = (from + TOUCH_BATCH).min(st.ages.len());
@@ -346,10 +347,12 @@ fn touch_ahead(st: &QueueState, from: usize, reach: usize) {
             continue;
         }
         let p = sc.pos[a.slot as usize] as usize;
-        // The entry (both lines), the neighbours' scan lines and the skip pointers.
+        // The skip pointers, then the entries of the anchor and its neighbours: the scan's
+        // lines and what a match will read.
         acc ^= u64::from(sc.right[p + 1] ^ sc.left[p]);
-        for n in &sc.cands[p.saturating_sub(reach)..(p + reach + 1).min(sc.cands.len())] {
-            acc ^= n.created ^ n.rating_sum.to_bits();
+        let near = p.saturating_sub(reach)..(p + reach + 1).min(sc.cands.len());
+        for (c, k) in sc.cands[near.clone()].iter().zip(&sc.cold[near]) {
+            acc ^= c.created ^ k.rating_sum.to_bits();
         }
     }
     std::hint::black_box(acc);
@@ -726,8 +729,13 @@ impl Matchmaker {
                 sc.ratings.push(m.rating);
             }
             for (pick, _) in assignments.iter().filter(|(_, tt)| *tt == t) {
-                team.rating_sum +=
-                    push_ticket(out, &mut sc.ratings, slots, &sc.cands[pick.c as usize]);
+                team.rating_sum += push_ticket(
+                    out,
+                    &mut sc.ratings,
+                    slots,
+                    &sc.cands[pick.c as usize],
+                    &sc.cold[pick.c as usize],
+                );
             }
             out.close_team(team);
             bounds[t + 1] = sc.ratings.len();
@@ -764,8 +772,13 @@ impl Matchmaker {
             let mut team = out.open_team();
             for (i, p) in group().enumerate() {
                 if sc.assign[i] == t {
-                    team.rating_sum +=
-                        push_ticket(out, &mut sc.ratings, slots, &sc.cands[p.c as usize]);
+                    team.rating_sum += push_ticket(
+                        out,
+                        &mut sc.ratings,
+                        slots,
+                        &sc.cands[p.c as usize],
+                        &sc.cold[p.c as usize],
+                    );
                 }
             }
             out.close_team(team);
@@ -799,11 +812,12 @@ impl Matchmaker {
         let region = choose_region(a.live.mask & b.live.mask, &st.slots, || {
             [ca, cb].into_iter()
         });
+        let (ka, kb) = (&sc.cold[a.c as usize], &sc.cold[b.c as usize]);
         let p0 = self
             .rater
-            .two_team_win_probability(&[ca.prating], &[cb.prating]);
+            .two_team_win_probability(&[ka.prating], &[kb.prating]);
         let first_team = out.teams.len() as u32;
-        for (c, p) in [(ca, p0), (cb, 1.0 - p0)] {
+        for (c, p) in [(ka, p0), (kb, 1.0 - p0)] {
             let mut team = out.open_team();
             out.tickets.push(c.id);
             out.players.push(c.player);
@@ -908,12 +922,13 @@ fn push_ticket(
     ratings: &mut Vec<PlayerRating>,
     slots: &[Option<Entry>],
     cand: &Cand,
+    cold: &Cold,
 ) -> f64 {
-    out.tickets.push(cand.id);
+    out.tickets.push(cold.id);
     if cand.size == 1 {
-        out.players.push(cand.player);
-        ratings.push(cand.prating);
-        return cand.prating.rating;
+        out.players.push(cold.player);
+        ratings.push(cold.prating);
+        return cold.prating.rating;
     }
     let e = slots[cand.slot as usize]
         .as_ref()
@@ -1065,10 +1080,9 @@ fn select(
 fn pack(mm: &Matchmaker, sc: &mut TickScratch, anchor: usize) -> bool {
     sc.pieces.clear();
     for c in std::iter::once(anchor as u32).chain(sc.chosen.iter().map(|p| p.c)) {
-        let cand = &sc.cands[c as usize];
         sc.pieces.push(Piece {
-            size: usize::from(cand.size),
-            sum: cand.rating_sum,
+            size: usize::from(sc.cands[c as usize].size),
+            sum: sc.cold[c as usize].rating_sum,
         });
     }
     teams::partition(
