@@ -42,6 +42,9 @@ struct Plan {
     shape: usize,
     tickets: Vec<Ticket>,
     cancels: Vec<(u64, usize)>,
+    /// Running matches asking for players: (at ms, team short of players, how many, region,
+    /// rating of the players already there).
+    backfills: Vec<(u64, usize, usize, usize, f64)>,
     max_wait_s: Option<u32>,
 }
 
@@ -72,9 +75,19 @@ fn plan() -> impl Strategy<Value = Plan> {
                 Just(shape),
                 prop::collection::vec(ticket, n),
                 prop::collection::vec((0u64..60_000, 0usize..64), 0..6),
+                prop::collection::vec(
+                    (
+                        0u64..60_000,
+                        0usize..8,
+                        1usize..=3,
+                        0usize..3,
+                        800.0f64..2200.0,
+                    ),
+                    0..4,
+                ),
                 Just(max_wait),
             )
-                .prop_map(|(shape, raw, cancels, max_wait_s)| {
+                .prop_map(|(shape, raw, cancels, backfills, max_wait_s)| {
                     let mut next_player = 0u128;
                     let tickets = raw
                         .into_iter()
@@ -101,10 +114,24 @@ fn plan() -> impl Strategy<Value = Plan> {
                             }
                         })
                         .collect();
+                    let s = &SHAPES[shape];
+                    let backfills = backfills
+                        .into_iter()
+                        .map(|(at, team, short, region, rating)| {
+                            (
+                                at,
+                                team % s.teams,
+                                1 + (short - 1) % s.team_size,
+                                region,
+                                rating,
+                            )
+                        })
+                        .collect();
                     Plan {
                         shape,
                         tickets,
                         cancels,
+                        backfills,
                         max_wait_s,
                     }
                 })
@@ -225,6 +252,106 @@ fn check_match(
     Ok(())
 }
 
+/// The backfill request `i` of a plan: every team full but one, short of `short` players.
+fn backfill_request(
+    c: &QueueConfig,
+    i: usize,
+    b: (u64, usize, usize, usize, f64),
+) -> BackfillRequest {
+    let (at, short_team, short, region, rating) = b;
+    let mut next = 100_000 + 100 * i as u128;
+    let teams = (0..c.teams)
+        .map(|t| {
+            let have = c.team_size - if t == short_team { short } else { 0 };
+            (0..have)
+                .map(|k| {
+                    next += 1;
+                    Member {
+                        player: PlayerId(next),
+                        rating: PlayerRating::new(rating + 10.0 * k as f64, 60.0),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let open_slots = (0..c.teams)
+        .map(|t| if t == short_team { short } else { 0 })
+        .collect();
+    BackfillRequest {
+        id: TicketId(50_000 + i as u128),
+        teams,
+        open_slots,
+        region: RegionId(region as u8),
+        created_at: Timestamp::from_millis(at / 1000 * 1000),
+    }
+}
+
+/// Everything a filled backfill request must satisfy, from the config, the request and the
+/// submitted tickets.
+fn check_backfill(
+    c: &QueueConfig,
+    m: &FormedMatch,
+    req: &BackfillRequest,
+    all: &BTreeMap<TicketId, Ticket>,
+    now: Timestamp,
+) -> Result<(), String> {
+    if m.team_count() != c.teams || m.region != req.region {
+        return Err(format!("backfill {:?}: shape or region", req.id));
+    }
+    let existing: Vec<&Member> = req.teams.iter().flatten().collect();
+    let target = existing.iter().map(|m| m.rating.rating).sum::<f64>() / existing.len() as f64;
+    let bf_window = window_at(&c.rating_widening, now.since(req.created_at));
+    for (t, team) in m.teams().enumerate() {
+        let mut expect: Vec<PlayerId> = req.teams[t].iter().map(|m| m.player).collect();
+        expect.extend(
+            team.tickets
+                .iter()
+                .flat_map(|id| all[id].members.iter().map(|m| m.player)),
+        );
+        if team.players != expect || team.players.len() != c.team_size {
+            return Err(format!(
+                "backfill {:?}: team {t} is {:?}",
+                req.id, team.players
+            ));
+        }
+        if team.players.len() - req.teams[t].len() != req.open_slots[t] {
+            return Err(format!(
+                "backfill {:?}: team {t} not filled exactly",
+                req.id
+            ));
+        }
+    }
+    let tickets: Vec<&Ticket> = m.tickets.iter().map(|id| &all[id]).collect();
+    let relax = c.rematch_relax_after_s.map(|s| u64::from(s) * 1000);
+    let relaxed = |t: &Ticket| relax.is_some_and(|r| now.since(t.created_at) >= r);
+    for t in &tickets {
+        let waited = now.since(t.created_at);
+        let window = window_at(&c.rating_widening, waited).min(bf_window);
+        if (party_rating(c, t) - target).abs() > window + 1e-9 {
+            return Err(format!(
+                "backfill {:?}: ticket {:?} outside window",
+                req.id, t.id
+            ));
+        }
+        let budget = f64::from(c.latency_budget_ms) + window_at(&c.latency_widening, waited);
+        if f64::from(t.region_latency_ms[usize::from(req.region.0)]) > budget {
+            return Err(format!("backfill {:?}: ticket {:?} latency", req.id, t.id));
+        }
+        if !relaxed(t)
+            && t.recent_opponents
+                .iter()
+                .any(|p| existing.iter().any(|m| m.player == *p))
+        {
+            return Err(format!("backfill {:?}: ticket {:?} rematch", req.id, t.id));
+        }
+    }
+    let p: Vec<f64> = m.teams().map(|t| t.win_probability).collect();
+    if (p.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
+        return Err(format!("win probabilities {p:?}"));
+    }
+    Ok(())
+}
+
 struct Run {
     outcomes: Vec<TickOutcome>,
     remaining: Vec<TicketId>,
@@ -244,8 +371,17 @@ fn run(plan: &Plan) -> Result<(Run, QueueConfig, BTreeMap<TicketId, Ticket>), St
     let mut gone = BTreeSet::new();
     let mut seen_players = BTreeSet::new();
     let mut outcomes = Vec::new();
+    let mut requests = BTreeMap::new();
+    let mut out = TickOutcome::default();
     for tick in 0..=240u64 {
         let now = Timestamp::from_secs(tick);
+        for (i, &b) in plan.backfills.iter().enumerate() {
+            if b.0 / 1000 == tick {
+                let req = backfill_request(&cfg, i, b);
+                requests.insert(req.id, req.clone());
+                state.add_backfill(req).map_err(|e| e.to_string())?;
+            }
+        }
         while next < by_time.len() && by_time[next].created_at <= now {
             state
                 .add(by_time[next].clone())
@@ -270,9 +406,26 @@ fn run(plan: &Plan) -> Result<(Run, QueueConfig, BTreeMap<TicketId, Ticket>), St
                 }
             }
         }
-        let out = mm.tick(now, &mut state);
+        // Both ways of ticking: a fresh outcome, or one reused with the pool settled between
+        // ticks as a server does.
+        if tick % 2 == 0 {
+            out = mm.tick(now, &mut state);
+        } else {
+            mm.tick_into(now, &mut state, &mut out);
+        }
         for m in out.matches() {
-            check_match(&cfg, &m, &all, now)?;
+            match m.backfill {
+                Some(id) => check_backfill(&cfg, &m, &requests[&id], &all, now)?,
+                None => check_match(&cfg, &m, &all, now)?,
+            }
+            // Gone from the pool at once, before it is settled.
+            for id in m.tickets {
+                if state.contains(*id)
+                    || all[id].members.iter().any(|p| state.is_searching(p.player))
+                {
+                    return Err(format!("matched ticket {id:?} still searching"));
+                }
+            }
             for id in m.tickets {
                 if gone.contains(id) || !matched.insert(*id) {
                     return Err(format!(
@@ -301,7 +454,10 @@ fn run(plan: &Plan) -> Result<(Run, QueueConfig, BTreeMap<TicketId, Ticket>), St
         if out.waiting.len() != state.len() {
             return Err("waiting count".into());
         }
-        outcomes.push(out);
+        if tick % 2 == 1 {
+            state.maintain();
+        }
+        outcomes.push(out.clone());
     }
     let remaining: Vec<TicketId> = plan
         .tickets
