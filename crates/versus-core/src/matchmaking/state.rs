@@ -552,13 +552,25 @@ impl QueueState {
             return;
         }
         let mut matched = std::mem::take(&mut self.matched);
-        // Many: one sequential pass over each map beats that many random removals.
+        // Many: one sequential pass over the slab and over each map beats that many random
+        // accesses (a slot is matched-and-unreleased exactly when it holds a ticket but is not
+        // live: cancelled and expired tickets left their slot at once).
         let bulk = matched.len() * 8 >= self.by_id.len();
-        for &slot in &matched {
-            let entry = self.slots[slot as usize]
-                .take()
-                .expect("a matched slot holds its ticket until released");
-            if !bulk {
+        if bulk {
+            for (slot, entry) in self.slots.iter_mut().enumerate() {
+                if entry.is_some() && !self.live[slot] {
+                    *entry = None;
+                    self.freed_pending.push(slot as u32);
+                }
+            }
+            let live = &self.live;
+            self.by_id.retain(|_, s| live[*s as usize]);
+            self.searching.retain(|_, s| live[*s as usize]);
+        } else {
+            for &slot in &matched {
+                let entry = self.slots[slot as usize]
+                    .take()
+                    .expect("a matched slot holds its ticket until released");
                 if self.by_id.get(&entry.id) == Some(&slot) {
                     self.by_id.remove(&entry.id);
                 }
@@ -567,13 +579,8 @@ impl QueueState {
                         self.searching.remove(&m.player);
                     }
                 }
+                self.freed_pending.push(slot);
             }
-            self.freed_pending.push(slot);
-        }
-        if bulk {
-            let live = &self.live;
-            self.by_id.retain(|_, s| live[*s as usize]);
-            self.searching.retain(|_, s| live[*s as usize]);
         }
         matched.clear();
         self.matched = matched;
