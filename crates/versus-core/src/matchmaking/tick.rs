@@ -567,6 +567,7 @@ impl Matchmaker {
                 0,
                 need - size,
                 al.mask & cl.mask,
+                Bounds::EMPTY.with(cand, &cl),
                 &mut budget,
             );
             sc.pool = pool;
@@ -1022,6 +1023,68 @@ fn backfill_conflict(slots: &[Option<Entry>], bf: &BackfillEntry, c: &Cand) -> b
         .any(|p| bf.req.teams.iter().flatten().any(|m| m.player == *p))
 }
 
+/// What the tickets chosen so far ask of the next one: the rating interval inside all of their
+/// windows, their own rating range (which must sit inside the newcomer's window), and the
+/// fingerprints of those still bound by the rematch rule. With it a candidate is judged against
+/// the whole group in a few comparisons instead of one pairwise check per chosen ticket.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    lo: f64,
+    hi: f64,
+    min: f64,
+    max: f64,
+    self_bits: u64,
+    recent_bits: u64,
+}
+
+impl Bounds {
+    const EMPTY: Bounds = Bounds {
+        lo: f64::NEG_INFINITY,
+        hi: f64::INFINITY,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        self_bits: 0,
+        recent_bits: 0,
+    };
+    /// Margin (rating points) within which rounding could make the interval test disagree with
+    /// the pairwise one; such a candidate gets the pairwise test.
+    const MARGIN: f64 = 1e-6;
+
+    fn with(self, c: &Cand, l: &Live) -> Bounds {
+        let bound = !l.relaxed;
+        Bounds {
+            lo: self.lo.max(c.rating - l.window),
+            hi: self.hi.min(c.rating + l.window),
+            min: self.min.min(c.rating),
+            max: self.max.max(c.rating),
+            self_bits: self.self_bits | if bound { c.self_bits } else { 0 },
+            recent_bits: self.recent_bits | if bound { c.recent_bits } else { 0 },
+        }
+    }
+
+    /// Whether `c` is compatible with every ticket in the group (regions are checked by the
+    /// caller's running mask); `None` when only the pairwise test can tell: a rating within
+    /// [`Self::MARGIN`] of a bound, or a rematch fingerprint in common.
+    fn admits(&self, c: &Cand, l: &Live) -> Option<bool> {
+        let m = Self::MARGIN;
+        let (lo, hi) = (c.rating - l.window, c.rating + l.window);
+        if c.rating < self.lo - m
+            || c.rating > self.hi + m
+            || self.min < lo - m
+            || self.max > hi + m
+        {
+            return Some(false);
+        }
+        let clear = c.rating >= self.lo + m
+            && c.rating <= self.hi - m
+            && self.min >= lo + m
+            && self.max <= hi - m;
+        let rematch = !l.relaxed
+            && (c.recent_bits & self.self_bits != 0 || c.self_bits & self.recent_bits != 0);
+        (clear && !rematch).then_some(true)
+    }
+}
+
 /// Depth-first choice of pool members (nearest first) completing a match with the anchor and
 /// the tickets already in `sc.chosen`. At a complete group, checks the team packing.
 #[allow(clippy::too_many_arguments)]
@@ -1034,6 +1097,7 @@ fn select(
     start: usize,
     need: usize,
     mask: u64,
+    bounds: Bounds,
     budget: &mut usize,
 ) -> bool {
     if need == 0 {
@@ -1050,13 +1114,15 @@ fn select(
         if size > need || mask & pick.live.mask == 0 {
             continue;
         }
-        if !sc
-            .chosen
-            .iter()
-            .all(|x| compatible(slots, &sc.cands[x.c as usize], &x.live, cand, &pick.live))
-        {
+        let fits = bounds.admits(cand, &pick.live).unwrap_or_else(|| {
+            sc.chosen
+                .iter()
+                .all(|x| compatible(slots, &sc.cands[x.c as usize], &x.live, cand, &pick.live))
+        });
+        if !fits {
             continue;
         }
+        let inner = bounds.with(cand, &pick.live);
         sc.chosen.push(pick);
         if select(
             mm,
@@ -1067,6 +1133,7 @@ fn select(
             idx + 1,
             need - size,
             mask & pick.live.mask,
+            inner,
             budget,
         ) {
             return true;
