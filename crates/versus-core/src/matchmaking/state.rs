@@ -161,56 +161,99 @@ pub(crate) struct Limits {
     pub aggregation: PartyAggregation,
 }
 
-/// Exponentially weighted time-to-match per rating bucket: the "estimated wait".
+/// Exponentially weighted time-to-match per rating bucket: the "estimated wait". Buckets are a
+/// dense run (`ewma[b − base]`, NaN where nothing was recorded) so that recording — once per
+/// matched ticket, 100k times in a big tick — is an index, not a search.
 #[derive(Clone, Debug)]
 pub(crate) struct WaitStats {
     pub bucket_width: f64,
-    /// (bucket, ewma ms), sorted by bucket.
-    pub buckets: Vec<(i64, f64)>,
+    pub base: i64,
+    pub ewma: Vec<f64>,
     pub global: Option<f64>,
-    /// Index of the bucket recorded last.
-    pub last: usize,
 }
 
 const EWMA_ALPHA: f64 = 0.1;
+/// Most buckets kept; ratings beyond share the outermost bucket on their side.
+const MAX_BUCKETS: usize = 8192;
 
 impl WaitStats {
+    fn new(first_window: f64) -> Self {
+        Self {
+            // At least a rating point wide, so that a span of ratings fits in MAX_BUCKETS.
+            bucket_width: first_window.max(1.0),
+            base: 0,
+            ewma: Vec::new(),
+            global: None,
+        }
+    }
+
     fn bucket(&self, rating: f64) -> i64 {
         // floor() without a libm call (the baseline x86-64 target has no rounding instruction).
         let q = rating / self.bucket_width;
         let t = q as i64;
         t.saturating_sub(i64::from((t as f64) > q))
     }
+
+    /// Index of `rating`'s bucket, growing the run to hold it (up to [`MAX_BUCKETS`]).
+    #[inline]
+    fn slot(&mut self, rating: f64) -> usize {
+        let b = self.bucket(rating);
+        // Inside the run (the common case); a bucket below `base` wraps to a huge index.
+        let i = b.wrapping_sub(self.base) as u64;
+        if i < self.ewma.len() as u64 {
+            return i as usize;
+        }
+        self.grow_to(b)
+    }
+
+    #[cold]
+    fn grow_to(&mut self, b: i64) -> usize {
+        // i128: bucket numbers of extreme ratings are near the ends of i64.
+        let b = i128::from(b);
+        if self.ewma.is_empty() {
+            self.base = b as i64;
+            self.ewma.push(f64::NAN);
+            return 0;
+        }
+        let (base, len) = (i128::from(self.base), self.ewma.len() as i128);
+        let room = (MAX_BUCKETS - self.ewma.len()) as i128;
+        if b < base {
+            let grow = (base - b).min(room) as usize;
+            self.ewma.splice(0..0, std::iter::repeat_n(f64::NAN, grow));
+            self.base -= grow as i64;
+            return 0.max(b - i128::from(self.base)) as usize;
+        }
+        if b >= base + len {
+            let grow = (b - base - len + 1).min(room) as usize;
+            self.ewma.resize(self.ewma.len() + grow, f64::NAN);
+            return ((b - base) as usize).min(self.ewma.len() - 1);
+        }
+        (b - base) as usize
+    }
+
     pub fn record(&mut self, rating: f64, ttm_ms: u64) {
         let v = ttm_ms as f64;
         self.global = Some(self.global.map_or(v, |g| g + EWMA_ALPHA * (v - g)));
-        let b = self.bucket(rating);
-        // The two sides of a match are usually in the same bucket.
-        if let Some(x) = self.buckets.get_mut(self.last)
-            && x.0 == b
-        {
-            x.1 += EWMA_ALPHA * (v - x.1);
-            return;
-        }
-        match self.buckets.binary_search_by_key(&b, |x| x.0) {
-            Ok(i) => {
-                self.buckets[i].1 += EWMA_ALPHA * (v - self.buckets[i].1);
-                self.last = i;
-            }
-            Err(i) => {
-                self.buckets.insert(i, (b, v));
-                self.last = i;
-            }
-        }
+        let i = self.slot(rating);
+        let x = &mut self.ewma[i];
+        *x = if x.is_nan() {
+            v
+        } else {
+            *x + EWMA_ALPHA * (v - *x)
+        };
     }
+
     /// Expected remaining wait for a ticket at `rating` that has waited `waited_ms`.
     /// 0 when there is no history yet or the ticket is already past the typical wait.
     pub fn estimate(&self, rating: f64, waited_ms: u64) -> u64 {
-        let b = self.bucket(rating);
-        let typical = match self.buckets.binary_search_by_key(&b, |x| x.0) {
-            Ok(i) => self.buckets[i].1,
-            Err(_) => self.global.unwrap_or(0.0),
-        };
+        let i = self.bucket(rating).wrapping_sub(self.base) as u64;
+        let typical = usize::try_from(i)
+            .ok()
+            .and_then(|i| self.ewma.get(i))
+            .filter(|x| !x.is_nan())
+            .copied()
+            .or(self.global)
+            .unwrap_or(0.0);
         (typical - waited_ms as f64).max(0.0) as u64
     }
 }
@@ -302,12 +345,7 @@ impl QueueState {
             pos_stale: false,
             backfills: Vec::new(),
             next_seq: 0,
-            waits: WaitStats {
-                bucket_width: config.rating_widening.steps()[0].value.max(1e-9),
-                buckets: Vec::new(),
-                global: None,
-                last: 0,
-            },
+            waits: WaitStats::new(config.rating_widening.steps()[0].value),
             scratch: TickScratch::default(),
         }
     }
@@ -639,7 +677,7 @@ impl QueueState {
         b += self.ages.capacity() * size_of::<Aged>();
         b += self.arrivals.capacity() * size_of::<(Cand, Cold)>();
         b += self.backfills.capacity() * size_of::<BackfillEntry>();
-        b += self.waits.buckets.capacity() * size_of::<(i64, f64)>();
+        b += self.waits.ewma.capacity() * size_of::<f64>();
         let s = &self.scratch;
         b += s.cands.capacity() * size_of::<Cand>() + s.cold.capacity() * size_of::<Cold>();
         b += (s.pos.capacity() + s.right.capacity() + s.left.capacity()) * 4;
@@ -714,5 +752,38 @@ pub(crate) fn merge_sorted<T: Copy>(base: &mut Vec<T>, add: &[T], le: impl Fn(&T
             j -= 1;
         }
         k -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_estimates_follow_each_rating_band() {
+        let mut w = WaitStats::new(50.0);
+        assert_eq!(w.estimate(1500.0, 0), 0, "no history yet");
+        w.record(1500.0, 4_000);
+        w.record(900.0, 30_000); // grows the run downwards
+        w.record(2600.0, 10_000); // and upwards
+        assert_eq!(w.estimate(1510.0, 1_000), 3_000);
+        assert_eq!(w.estimate(910.0, 0), 30_000);
+        assert_eq!(
+            w.estimate(2649.0, 12_000),
+            0,
+            "already past the typical wait"
+        );
+        // A band with no history falls back to the global average.
+        let global = w.global.unwrap();
+        assert_eq!(w.estimate(1200.0, 0), global as u64);
+        // The same band again: an exponentially weighted average, not the last value.
+        w.record(1500.0, 14_000);
+        assert_eq!(w.estimate(1500.0, 0), 5_000);
+        // Far-out and negative ratings neither panic nor grow the run without bound.
+        for r in [-1e12, -5.0, 1e12, f64::MAX, f64::MIN] {
+            w.record(r, 1_000);
+            let _ = w.estimate(r, 0);
+        }
+        assert!(w.ewma.len() <= MAX_BUCKETS);
     }
 }
