@@ -248,7 +248,7 @@ pub struct Matchmaker {
 const SELECT_BUDGET: usize = 1_000;
 const NONE: u32 = u32::MAX;
 /// Anchors whose index entries are loaded together (see [`touch_ahead`]).
-const TOUCH_BATCH: usize = 16;
+const TOUCH_BATCH: usize = 32;
 
 /// Per-tick cutoffs turning a ticket's creation time into its situation: step `j` of a schedule
 /// applies to tickets created at or before `cutoff_j = now − after_j` (the first step to all).
