@@ -279,8 +279,10 @@ pub(crate) struct TickScratch {
     /// The rating index (persistent across ticks, sorted by rating then arrival).
     pub cands: Vec<Cand>,
     pub cold: Vec<Cold>,
-    /// Index position of each slot's ticket; rebuilt by `maintain` when the index changes.
+    /// Index position of each slot's ticket, and of each ticket in age order (the tick's
+    /// picking order, without a lookup per anchor); rebuilt by `maintain` when either changes.
     pub pos: Vec<u32>,
+    pub age_pos: Vec<u32>,
     pub right: Vec<u32>,
     pub left: Vec<u32>,
     pub pool: Vec<Pick>,
@@ -580,6 +582,9 @@ impl QueueState {
             for (i, c) in sc.cands.iter().enumerate() {
                 sc.pos[c.slot as usize] = i as u32;
             }
+            sc.age_pos.clear();
+            sc.age_pos
+                .extend(self.ages.iter().map(|a| sc.pos[a.slot as usize]));
             self.pos_stale = false;
         }
     }
@@ -680,7 +685,7 @@ impl QueueState {
         b += self.waits.ewma.capacity() * size_of::<f64>();
         let s = &self.scratch;
         b += s.cands.capacity() * size_of::<Cand>() + s.cold.capacity() * size_of::<Cold>();
-        b += (s.pos.capacity() + s.right.capacity() + s.left.capacity()) * 4;
+        b += (s.pos.capacity() + s.age_pos.capacity() + s.right.capacity() + s.left.capacity()) * 4;
         b += (s.pool.capacity() + s.chosen.capacity()) * size_of::<Pick>();
         b
     }

@@ -335,18 +335,18 @@ impl Clock {
 /// cache miss. Reading the entries of the next batch of anchors together lets the CPU fetch them
 /// in parallel (the loads are independent): one memory latency per batch instead of per anchor.
 /// (A prefetch instruction would do the same without waiting, but needs `unsafe`.)
-fn touch_ahead(st: &QueueState, from: usize, reach: usize) {
-    let end = (from + TOUCH_BATCH).min(st.ages.len());
-    let Some(ahead) = st.ages.get(from..end) else {
+fn touch_ahead(sc: &TickScratch, from: usize, reach: usize) {
+    let end = (from + TOUCH_BATCH).min(sc.age_pos.len());
+    let Some(ahead) = sc.age_pos.get(from..end) else {
         return;
     };
-    let sc = &st.scratch;
     let mut acc = 0u64;
-    for a in ahead {
-        if !st.live[a.slot as usize] {
+    for &p in ahead {
+        let p = p as usize;
+        // Taken already (most anchors of a big match's tick): nothing to fetch.
+        if sc.right[p] != p as u32 {
             continue;
         }
-        let p = sc.pos[a.slot as usize] as usize;
         // The skip pointers, then the entries of the anchor and its neighbours: the scan's
         // lines and what a match will read.
         acc ^= u64::from(sc.right[p + 1] ^ sc.left[p]);
@@ -447,15 +447,15 @@ impl Matchmaker {
         let need_total = self.config.players_per_match();
         // A pair is usually found next door; a bigger match scans further.
         let reach = if need_total == 2 { 1 } else { 3 };
-        for k in 0..st.ages.len() {
+        for k in 0..st.scratch.age_pos.len() {
             if k % TOUCH_BATCH == 0 {
-                touch_ahead(st, k + TOUCH_BATCH, reach);
+                touch_ahead(&st.scratch, k + TOUCH_BATCH, reach);
             }
-            let slot = st.ages[k].slot;
-            if !st.live[slot as usize] {
+            let ai = st.scratch.age_pos[k] as usize;
+            // Taken (or expired) this tick: unlinked from the scan.
+            if st.scratch.right[ai] != ai as u32 {
                 continue;
             }
-            let ai = st.scratch.pos[slot as usize] as usize;
             if let Some(anchor) = self.find_group(clock, st, ai, need_total) {
                 self.form_match(now, st, anchor, out);
             }
