@@ -287,6 +287,8 @@ pub(crate) struct TickScratch {
     pub left: Vec<u32>,
     pub pool: Vec<Pick>,
     pub chosen: Vec<Pick>,
+    /// The group being written: each ticket with its team.
+    pub placed: Vec<(Pick, usize)>,
     pub pieces: Vec<teams::Piece>,
     pub assign: Vec<usize>,
     pub teams: teams::Scratch,

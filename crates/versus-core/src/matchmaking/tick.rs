@@ -25,7 +25,7 @@ use super::state::{
     BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, Pick, QueueState, TickScratch,
 };
 use super::teams::{self, Piece};
-use super::ticket::{PlayerId, RegionId, TicketId, Timestamp, UNREACHABLE_MS};
+use super::ticket::{Member, PlayerId, RegionId, TicketId, Timestamp, UNREACHABLE_MS};
 use crate::rating::{AnyRatingSystem, PlayerRating, RatingSystem, fairness_quality};
 
 /// One team of a formed match.
@@ -591,8 +591,9 @@ impl Matchmaker {
         let mut i = 0;
         while i < st.backfills.len() {
             if let Some(assignments) = self.fill_backfill(now, clock, st, i) {
-                let bf = st.backfills.remove(i);
-                self.form_backfill(now, st, bf, &assignments, out);
+                let req = st.backfills.remove(i).req;
+                let (id, region) = (Some(req.id), req.region);
+                self.emit(now, st, id, region, &req.teams, &assignments, out);
             } else {
                 i += 1;
             }
@@ -708,52 +709,6 @@ impl Matchmaker {
         None
     }
 
-    fn form_backfill(
-        &self,
-        now: Timestamp,
-        st: &mut QueueState,
-        bf: BackfillEntry,
-        assignments: &[(Pick, usize)],
-        out: &mut TickOutcome,
-    ) {
-        let first_team = out.teams.len() as u32;
-        let QueueState {
-            slots, scratch: sc, ..
-        } = &mut *st;
-        sc.ratings.clear();
-        let mut bounds = [0usize; 65];
-        for (t, existing) in bf.req.teams.iter().enumerate() {
-            let mut team = out.open_team();
-            for m in existing {
-                out.players.push(m.player);
-                team.rating_sum += m.rating.rating;
-                sc.ratings.push(m.rating);
-            }
-            for (pick, _) in assignments.iter().filter(|(_, tt)| *tt == t) {
-                team.rating_sum += push_ticket(
-                    out,
-                    &mut sc.ratings,
-                    slots,
-                    &sc.cands[pick.c as usize],
-                    &sc.cold[pick.c as usize],
-                );
-            }
-            out.close_team(team);
-            bounds[t + 1] = sc.ratings.len();
-        }
-        for (pick, _) in assignments {
-            take(st, pick.c as usize, now);
-        }
-        let quality = self.predict(first_team as usize, &st.scratch.ratings, &bounds, out);
-        out.records.push(MatchRecord {
-            backfill: Some(bf.req.id),
-            teams: (first_team, out.teams.len() as u32),
-            region: bf.req.region,
-            quality,
-            formed_at: now,
-        });
-    }
-
     fn form_match(&self, now: Timestamp, st: &mut QueueState, anchor: Pick, out: &mut TickOutcome) {
         if self.config.players_per_match() == 2 {
             let partner = st.scratch.chosen[0];
@@ -762,36 +717,57 @@ impl Matchmaker {
         let QueueState {
             slots, scratch: sc, ..
         } = &mut *st;
-        let chosen = std::mem::take(&mut sc.chosen);
-        let group = || std::iter::once(&anchor).chain(chosen.iter());
+        let group = || std::iter::once(&anchor).chain(sc.chosen.iter());
         let mask = group().fold(u64::MAX, |m, p| m & p.live.mask);
         let region = choose_region(mask, slots, || group().map(|p| &sc.cands[p.c as usize]));
+        let mut placed = std::mem::take(&mut sc.placed);
+        placed.clear();
+        placed.extend(group().zip(&sc.assign).map(|(p, &t)| (*p, t)));
+        self.emit(now, st, None, region, &[], &placed, out);
+        st.scratch.placed = placed;
+    }
+
+    /// Writes a match whose team `t` is `existing[t]` (players already in a running match, for a
+    /// backfill) followed by the tickets `placed` on `t`; takes those tickets out of the pool
+    /// and predicts the outcome.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        now: Timestamp,
+        st: &mut QueueState,
+        backfill: Option<TicketId>,
+        region: RegionId,
+        existing: &[Vec<Member>],
+        placed: &[(Pick, usize)],
+        out: &mut TickOutcome,
+    ) {
         let first_team = out.teams.len() as u32;
+        let QueueState {
+            slots, scratch: sc, ..
+        } = &mut *st;
         sc.ratings.clear();
         let mut bounds = [0usize; 65];
         for t in 0..self.config.teams {
             let mut team = out.open_team();
-            for (i, p) in group().enumerate() {
-                if sc.assign[i] == t {
-                    team.rating_sum += push_ticket(
-                        out,
-                        &mut sc.ratings,
-                        slots,
-                        &sc.cands[p.c as usize],
-                        &sc.cold[p.c as usize],
-                    );
-                }
+            for m in existing.get(t).into_iter().flatten() {
+                out.players.push(m.player);
+                team.rating_sum += m.rating.rating;
+                sc.ratings.push(m.rating);
+            }
+            for (pick, _) in placed.iter().filter(|(_, on)| *on == t) {
+                let c = pick.c as usize;
+                team.rating_sum +=
+                    push_ticket(out, &mut sc.ratings, slots, &sc.cands[c], &sc.cold[c]);
             }
             out.close_team(team);
             bounds[t + 1] = sc.ratings.len();
         }
-        for p in group() {
-            take(st, p.c as usize, now);
+        for (pick, _) in placed {
+            take(st, pick.c as usize, now);
         }
-        st.scratch.chosen = chosen;
         let quality = self.predict(first_team as usize, &st.scratch.ratings, &bounds, out);
         out.records.push(MatchRecord {
-            backfill: None,
+            backfill,
             teams: (first_team, out.teams.len() as u32),
             region,
             quality,
