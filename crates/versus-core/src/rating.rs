@@ -784,9 +784,8 @@ impl AnyRatingSystem {
 impl AnyRatingSystem {
     /// Probability that team `a` beats team `b`: the same number as
     /// `win_probabilities(&[a, b])[0]`, computed without heap allocation for Elo, Glicko-2 and
-    /// Weng-Lin (teams of up to 32) — the matchmaker calls this once per formed match.
+    /// Weng-Lin — the matchmaker calls this once per formed match.
     pub fn two_team_win_probability(&self, a: &[PlayerRating], b: &[PlayerRating]) -> f64 {
-        const STACK: usize = 32;
         match self {
             Self::Elo(_) => {
                 let ra = EloRating {
@@ -815,21 +814,20 @@ impl AnyRatingSystem {
                 let (ca, cb) = (Glicko2::composite(a), Glicko2::composite(b));
                 skillratings::glicko2::expected_score(&to_g2(&ca), &to_g2(&cb)).0
             }
-            Self::WengLin(w) if a.len() <= STACK && b.len() <= STACK => {
-                let mut ba = [WengLinRating::new(); STACK];
-                let mut bb = [WengLinRating::new(); STACK];
-                for (x, p) in ba.iter_mut().zip(a) {
-                    *x = to_wl(p);
-                }
-                for (x, p) in bb.iter_mut().zip(b) {
-                    *x = to_wl(p);
-                }
-                skillratings::weng_lin::expected_score_two_teams(
-                    &ba[..a.len()],
-                    &bb[..b.len()],
-                    &w.config(),
-                )
-                .0
+            Self::WengLin(w) => {
+                // Weng-Lin's two-team expectation reads only each team's sum of ratings and sum
+                // of variances, so each team goes in as one composite player (sum of μ,
+                // √(sum of σ²)): no per-player copies.
+                let team = |t: &[PlayerRating]| {
+                    let (mu, var) = t.iter().fold((0.0, 0.0), |(m, v), p| {
+                        (m + p.rating, v + p.deviation * p.deviation)
+                    });
+                    [WengLinRating {
+                        rating: mu,
+                        uncertainty: var.sqrt(),
+                    }]
+                };
+                skillratings::weng_lin::expected_score_two_teams(&team(a), &team(b), &w.config()).0
             }
             _ => self.win_probabilities(&[a, b])[0],
         }
