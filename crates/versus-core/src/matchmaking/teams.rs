@@ -234,8 +234,9 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) % m
         };
-        for _ in 0..300 {
-            let team_size = 1 + next(5) as usize;
+        // Team sizes up to 8: splits of up to 16 tickets.
+        for _ in 0..200 {
+            let team_size = 1 + next(8) as usize;
             let mut pieces = Vec::new();
             let mut left = 2 * team_size;
             while left > 0 {
