@@ -144,6 +144,12 @@ where
 
 /// The process-wide Prometheus recorder. `metrics` has one global recorder, so every app in a
 /// process (tests start many) shares it.
+/// Seconds: a tick or a settle is sub-millisecond for a normal pool and tens of milliseconds for
+/// a 100k-ticket backlog (BENCHMARKS.md).
+const MATCHMAKER_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -166,9 +172,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .expect("bucket list is not empty")
                 .set_buckets_for_metric(
                     Matcher::Full("game_matchmaking_tick_duration_seconds".into()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-                    ],
+                    MATCHMAKER_BUCKETS,
+                )
+                .expect("bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("game_matchmaking_settle_duration_seconds".into()),
+                    MATCHMAKER_BUCKETS,
                 )
                 .expect("bucket list is not empty")
                 .install_recorder()
@@ -213,6 +222,12 @@ fn describe_metrics() {
         "game_matchmaking_tick_duration_seconds",
         metrics::Unit::Seconds,
         "Duration of one matchmaker tick, by queue"
+    );
+    metrics::describe_histogram!(
+        "game_matchmaking_settle_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time settling a queue's pool after a tick's matches are published (releasing matched \
+         tickets, merging arrivals), by queue"
     );
     metrics::describe_gauge!(
         "game_queue_searching_tickets",

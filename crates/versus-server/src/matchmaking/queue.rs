@@ -156,7 +156,10 @@ impl QueueActor {
         self.publish(&outcome, started);
         self.outcome = outcome;
         // Settle the pool once the matches are out, off the path from tick to match_found.
+        let settling = Instant::now();
         self.state.maintain();
+        metrics::histogram!("game_matchmaking_settle_duration_seconds", "queue" => queue.clone())
+            .record(settling.elapsed().as_secs_f64());
         metrics::gauge!("game_queue_searching_tickets", "queue" => queue)
             .set(self.state.len() as f64);
         let snapshot = self

@@ -169,6 +169,7 @@ async fn hundred_players_are_matched_and_notified(backend: Backend) {
         "game_queue_waiting_seconds_bucket{queue=\"ranked-1v1\"",
         "game_matchmaking_success_total{queue=\"ranked-1v1\"}",
         "game_matchmaking_tick_duration_seconds_bucket{queue=\"ranked-1v1\"",
+        "game_matchmaking_settle_duration_seconds_bucket{queue=\"ranked-1v1\"",
         "game_queue_searching_tickets{queue=\"ranked-1v1\"}",
         "game_ws_events_sent_total",
     ] {
