@@ -142,14 +142,14 @@ where
     }
 }
 
-/// The process-wide Prometheus recorder. `metrics` has one global recorder, so every app in a
-/// process (tests start many) shares it.
 /// Seconds: a tick or a settle is sub-millisecond for a normal pool and tens of milliseconds for
 /// a 100k-ticket backlog (BENCHMARKS.md).
 const MATCHMAKER_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
+/// The process-wide Prometheus recorder. `metrics` has one global recorder, so every app in a
+/// process (tests start many) shares it.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
