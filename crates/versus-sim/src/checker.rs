@@ -8,6 +8,16 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use versus_core::matchmaking::{FormedMatch, PartyAggregation, QueueConfig, TicketId};
 
+/// A backfill request the simulator posted: the running match as it stood.
+#[derive(Clone, Debug)]
+pub struct BackfillRecord {
+    /// Per team: the players still there, with their ratings.
+    pub teams: Vec<Vec<(u128, f64)>>,
+    pub open_slots: Vec<usize>,
+    pub region: usize,
+    pub created_ms: u64,
+}
+
 /// What the simulator knows about a ticket it generated.
 #[derive(Clone, Debug)]
 pub struct TicketRecord {
@@ -88,6 +98,116 @@ impl Checker {
             PartyAggregation::Average => avg,
             PartyAggregation::Max => max,
             PartyAggregation::WeightedTowardMax(w) => avg + w * (max - avg),
+        }
+    }
+
+    /// Checks one filled backfill request: every team is the players still there followed by the
+    /// newcomers' parties, exactly the open slots are filled, each newcomer's ticket is within
+    /// its own window and the request's of the running match's mean rating, within its latency
+    /// budget of the match's region, not a recent opponent of anyone there (unless relaxed),
+    /// and not in another match.
+    pub fn check_backfill(
+        &mut self,
+        m: &FormedMatch<'_>,
+        now_ms: u64,
+        tickets: &HashMap<u128, TicketRecord>,
+        req: &BackfillRecord,
+    ) {
+        let id = m.backfill.map_or(0, |t| t.0);
+        if m.team_count() != self.teams || usize::from(m.region.0) != req.region {
+            self.fail(format!("backfill {id}: team count or region changed"));
+            return;
+        }
+        let existing: Vec<(u128, f64)> = req.teams.iter().flatten().copied().collect();
+        let target = existing.iter().map(|e| e.1).sum::<f64>() / existing.len().max(1) as f64;
+        let req_window = step_value(&self.rating_steps, now_ms.saturating_sub(req.created_ms));
+        for (t, team) in m.teams().enumerate() {
+            let mut expect: Vec<u128> = req.teams[t].iter().map(|e| e.0).collect();
+            let mut added = 0;
+            for tid in team.tickets {
+                let Some(r) = tickets.get(&tid.0) else {
+                    self.fail(format!("backfill {id}: unknown ticket {}", tid.0));
+                    continue;
+                };
+                expect.extend(&r.players);
+                added += r.players.len();
+            }
+            let got: Vec<u128> = team.players.iter().map(|p| p.0).collect();
+            if got != expect || added != req.open_slots[t] || got.len() != self.team_size {
+                self.fail(format!(
+                    "backfill {id}: team {t} is {got:?}, expected {expect:?}"
+                ));
+            }
+        }
+        for tid in m.tickets {
+            let Some(r) = tickets.get(&tid.0) else {
+                continue;
+            };
+            if !self.matched_tickets.insert(tid.0) {
+                self.fail(format!("ticket {} matched twice", tid.0));
+            }
+            let waited = now_ms.saturating_sub(r.created_ms);
+            let window = step_value(&self.rating_steps, waited).min(req_window);
+            let gap = (self.party_rating(&r.ratings) - target).abs();
+            if gap > window + 1e-9 {
+                self.fail(format!(
+                    "backfill {id}: ticket {} is {gap:.1} from the match, window {window}",
+                    tid.0
+                ));
+            }
+            let budget = self.budget_ms + step_value(&self.latency_steps, waited);
+            if f64::from(r.latency_ms[req.region]) > budget {
+                self.fail(format!(
+                    "backfill {id}: ticket {} over latency budget",
+                    tid.0
+                ));
+            }
+            let relaxed = self.relax_ms.is_some_and(|x| waited >= x);
+            let met = r.players.iter().any(|p| {
+                existing.iter().any(|(q, _)| {
+                    self.history
+                        .get(p)
+                        .is_some_and(|h| h.iter().any(|m| m.contains(q)))
+                })
+            });
+            if self.memory > 0 && !relaxed && met {
+                self.fail(format!(
+                    "backfill {id}: ticket {} meets a recent opponent",
+                    tid.0
+                ));
+            }
+            for &p in &r.players {
+                if !self.matched_players_now.insert(p) {
+                    self.fail(format!("player {p} is in two matches at once"));
+                }
+            }
+        }
+        let p: f64 = m.teams().map(|t| t.win_probability).sum();
+        if (p - 1.0).abs() > 1e-6 || !(0.0..=1.0).contains(&m.quality) {
+            self.fail(format!("backfill {id}: prediction inconsistent"));
+        }
+        self.remember(m);
+    }
+
+    /// Our own opponent history: the last `memory` matches of every player.
+    fn remember(&mut self, m: &FormedMatch<'_>) {
+        if self.memory == 0 {
+            return;
+        }
+        for (ti, team) in m.teams().enumerate() {
+            let opponents: Vec<u128> = m
+                .teams()
+                .enumerate()
+                .filter(|&(u, _)| u != ti)
+                .flat_map(|(_, t)| t.players.iter().map(|p| p.0))
+                .collect();
+            for p in team.players {
+                let h = self.history.entry(p.0).or_default();
+                h.push_back(opponents.clone());
+                while h.len() > self.memory {
+                    h.pop_front();
+                }
+            }
         }
     }
 
@@ -217,24 +337,7 @@ impl Checker {
                 m.quality
             ));
         }
-        // Remember opponents (our own history, last `memory` matches per player).
-        if self.memory > 0 {
-            for (ti, team) in m.teams().enumerate() {
-                let opponents: Vec<u128> = m
-                    .teams()
-                    .enumerate()
-                    .filter(|&(u, _)| u != ti)
-                    .flat_map(|(_, t)| t.players.iter().map(|p| p.0))
-                    .collect();
-                for p in team.players {
-                    let h = self.history.entry(p.0).or_default();
-                    h.push_back(opponents.clone());
-                    while h.len() > self.memory {
-                        h.pop_front();
-                    }
-                }
-            }
-        }
+        self.remember(m);
     }
 
     /// Tickets matched so far.

@@ -18,11 +18,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Poisson};
 use versus_core::matchmaking::{
-    Matchmaker, Member, OpponentMemory, PlayerId, Ticket, TicketId, Timestamp,
+    BackfillRequest, Matchmaker, Member, OpponentMemory, PlayerId, RegionId, Ticket, TicketId,
+    Timestamp,
 };
 use versus_core::rating::PlayerRating;
 
-pub use checker::{Checker, TicketRecord};
+pub use checker::{BackfillRecord, Checker, TicketRecord};
 pub use report::Report;
 pub use scenario::{QueueSpec, RatePhase, RegionSpec, Scenario, SkillSpec, StepSpec};
 
@@ -60,6 +61,9 @@ struct SimPlayer {
     rating: f64,
     latency: Vec<u32>,
 }
+
+/// A running match's players, team by team, with their ratings.
+type Roster = Vec<Vec<(u128, f64)>>;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -148,6 +152,12 @@ pub fn run(scenario: &Scenario) -> Report {
     let mut matches = 0u64;
     let mut expired = 0u64;
     let mut starved_for_players = 0u64;
+    // Players leaving running matches: (when, the match's teams as (player, rating), region).
+    let mut leaving: Vec<(u64, Roster, usize)> = Vec::new();
+    let mut requests: HashMap<u128, BackfillRecord> = HashMap::new();
+    let mut backfills_requested = 0u64;
+    let mut backfills_expired = 0u64;
+    let mut backfill_waits: Vec<f64> = Vec::new();
 
     let mut now = 0u64;
     while now < end_ms {
@@ -249,6 +259,51 @@ pub fn run(scenario: &Scenario) -> Report {
             }
         }
 
+        // A player leaves each match due now; the match asks for a replacement.
+        leaving.retain(|(at, teams, region)| {
+            if *at > now {
+                return true;
+            }
+            let mut teams = teams.clone();
+            let t = rng.random_range(0..teams.len());
+            let k = rng.random_range(0..teams[t].len());
+            teams[t].remove(k);
+            let mut open_slots = vec![0; teams.len()];
+            open_slots[t] = 1;
+            let id = next_ticket;
+            next_ticket += 1;
+            let request = BackfillRequest {
+                id: TicketId(id),
+                teams: teams
+                    .iter()
+                    .map(|team| {
+                        team.iter()
+                            .map(|&(p, r)| Member {
+                                player: PlayerId(p),
+                                rating: PlayerRating::new(r, deviation),
+                            })
+                            .collect()
+                    })
+                    .collect(),
+                open_slots: open_slots.clone(),
+                region: RegionId(*region as u8),
+                created_at: Timestamp::from_millis(now),
+            };
+            pool.add_backfill(request)
+                .expect("generated backfill requests are valid");
+            requests.insert(
+                id,
+                BackfillRecord {
+                    teams,
+                    open_slots,
+                    region: *region,
+                    created_ms: now,
+                },
+            );
+            backfills_requested += 1;
+            false
+        });
+
         let started = Instant::now();
         mm.tick_into(Timestamp::from_millis(now), &mut pool, &mut out);
         tick_times.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -261,9 +316,29 @@ pub fn run(scenario: &Scenario) -> Report {
                 idle.extend(r.players.iter().map(|&p| p as u32));
             }
         }
+        backfills_expired += out.expired_backfills.len() as u64;
         for m in out.matches() {
-            checker.check(&m, now, &records);
             memory.record(&m);
+            if let Some(id) = m.backfill {
+                let req = requests.remove(&id.0).expect("a filled request was posted");
+                checker.check_backfill(&m, now, &records, &req);
+                backfill_waits.push(now.saturating_sub(req.created_ms) as f64 / 1000.0);
+                let mut newcomers = Vec::new();
+                for t in m.tickets {
+                    if let Some(r) = records.get(&t.0) {
+                        ttm.push(now.saturating_sub(r.created_ms) as f64 / 1000.0);
+                        matched_players += r.players.len() as u64;
+                        within_budget += r.players.len() as u64
+                            * u64::from(r.latency_ms[req.region] <= config.latency_budget_ms);
+                        newcomers.extend(&r.players);
+                    }
+                }
+                if scenario.population.is_some() {
+                    busy_until.push((now + u64::from(scenario.match_duration_s) * 1000, newcomers));
+                }
+                continue;
+            }
+            checker.check(&m, now, &records);
             matches += 1;
             qualities.push(m.quality);
             let avgs: Vec<f64> = m
@@ -289,11 +364,25 @@ pub fn run(scenario: &Scenario) -> Report {
                     }
                 }
             }
+            if scenario.backfill_share > 0.0 && rng.random_bool(scenario.backfill_share) {
+                let teams = m
+                    .teams()
+                    .map(|t| {
+                        t.players
+                            .iter()
+                            .map(|p| (p.0, players[p.0 as usize].rating))
+                            .collect()
+                    })
+                    .collect();
+                let at = now + u64::from(scenario.backfill_after_s) * 1000;
+                leaving.push((at, teams, region));
+            }
             if scenario.population.is_some() {
                 busy_until.push((now + u64::from(scenario.match_duration_s) * 1000, everyone));
             }
         }
     }
+    backfill_waits.sort_by(f64::total_cmp);
 
     ttm.sort_by(f64::total_cmp);
     gaps.sort_by(f64::total_cmp);
@@ -341,5 +430,9 @@ pub fn run(scenario: &Scenario) -> Report {
         ticks: tick_times.len() as u64,
         violation_details: checker.details.clone(),
         warnings,
+        backfills_requested,
+        backfills_filled: backfill_waits.len() as u64,
+        backfills_expired,
+        backfill_wait_p50_s: percentile(&backfill_waits, 0.50),
     }
 }

@@ -43,6 +43,16 @@ pub struct Report {
     pub violation_details: Vec<String>,
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Players who left running matches (`backfill_share`), each a backfill request.
+    #[serde(skip)]
+    pub backfills_requested: u64,
+    #[serde(skip)]
+    pub backfills_filled: u64,
+    #[serde(skip)]
+    pub backfills_expired: u64,
+    /// Seconds from a request to its replacement, median.
+    #[serde(skip)]
+    pub backfill_wait_p50_s: f64,
 }
 
 impl fmt::Display for Report {
@@ -83,6 +93,16 @@ impl fmt::Display for Report {
             "  tick cost    p50 {:.3} ms   p99 {:.3} ms",
             self.tick_p50_ms, self.tick_p99_ms
         )?;
+        if self.backfills_requested > 0 {
+            writeln!(
+                f,
+                "  backfill     {} players left running matches: {} replaced (median wait {:.1} s), {} expired",
+                self.backfills_requested,
+                self.backfills_filled,
+                self.backfill_wait_p50_s,
+                self.backfills_expired
+            )?;
+        }
         writeln!(f, "  violations   {}", self.violations)?;
         for d in &self.violation_details {
             writeln!(f, "    - {d}")?;

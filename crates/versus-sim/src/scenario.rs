@@ -181,6 +181,11 @@ pub struct Scenario {
     pub party_skill_spread: Option<f64>,
     /// Keep ticking this long after arrivals stop, so late tickets get their chance.
     pub drain_s: u32,
+    /// Share of formed matches (0 to 1) in which one player leaves `backfill_after_s` after the
+    /// start; the match then asks the queue for a replacement (a backfill request). 0: never,
+    /// and the queue's backfill is off.
+    pub backfill_share: f64,
+    pub backfill_after_s: u32,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, toml::Value>,
 }
@@ -204,6 +209,8 @@ impl Default for Scenario {
             match_duration_s: 300,
             drain_s: 0,
             party_skill_spread: None,
+            backfill_share: 0.0,
+            backfill_after_s: 30,
             unknown: BTreeMap::new(),
         }
     }
@@ -311,6 +318,12 @@ impl Scenario {
             && !(s.is_finite() && s >= 0.0)
         {
             return Err(invalid("party_skill_spread", "must be a number >= 0"));
+        }
+        if !(0.0..=1.0).contains(&self.backfill_share) {
+            return Err(invalid("backfill_share", "must be between 0 and 1"));
+        }
+        if self.backfill_after_s == 0 {
+            return Err(invalid("backfill_after_s", "must be at least 1"));
         }
         let regions = self.regions();
         if regions.len() > 64 {
@@ -445,7 +458,7 @@ impl Scenario {
                 ));
             }
         };
-        c.backfill = false;
+        c.backfill = self.backfill_share > 0.0;
         c.max_wait_s = q.max_wait_s;
         if let Some(s) = q.scan_limit {
             c.scan_limit = s;

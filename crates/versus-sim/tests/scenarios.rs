@@ -5,7 +5,19 @@
 use std::path::PathBuf;
 
 use versus_core::matchmaking::*;
-use versus_sim::{Checker, Report, Scenario, SimError, TicketRecord, run, run_scenario_file};
+use versus_sim::{
+    BackfillRecord, Checker, Report, Scenario, SimError, TicketRecord, run, run_scenario_file,
+};
+
+/// The simulator's record of a solo ticket created at 0 ms, 30 ms from the only region.
+fn solo(player: u128, rating: f64) -> TicketRecord {
+    TicketRecord {
+        players: vec![player],
+        ratings: vec![rating],
+        latency_ms: vec![30],
+        created_ms: 0,
+    }
+}
 
 fn scenarios_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
@@ -167,16 +179,10 @@ fn checker_catches_broken_matches() {
     let mut c = QueueConfig::new(2, 1);
     c.rating_widening = Schedule::constant(50.0);
     let mut checker = Checker::new(&c);
-    let rec = |p: u128, r: f64| TicketRecord {
-        players: vec![p],
-        ratings: vec![r],
-        latency_ms: vec![30],
-        created_ms: 0,
-    };
     let tickets = [
-        (1, rec(1, 1500.0)),
-        (2, rec(2, 1700.0)),
-        (3, rec(3, 1510.0)),
+        (1, solo(1, 1500.0)),
+        (2, solo(2, 1700.0)),
+        (3, solo(3, 1510.0)),
     ]
     .into_iter()
     .collect();
@@ -209,4 +215,76 @@ fn checker_catches_broken_matches() {
     checker.check(&out.get_match(1).unwrap(), 1000, &tickets);
     // 200-point gap outside the 50 window, and ticket 3 matched twice.
     assert!(checker.violations >= 2, "{:?}", checker.details);
+}
+
+#[test]
+fn players_leaving_running_matches_are_replaced_within_the_rules() {
+    // The committed 5v5 scenario, shortened, with a fifth of matches losing a player after
+    // 30 s; and a small population of 3v3 players who requeue, so rematches are possible.
+    let text = std::fs::read_to_string(scenarios_dir().join("ranked-5v5-parties.toml")).unwrap();
+    let mut five = Scenario::from_toml(&text).unwrap();
+    five.duration_s = 300;
+    five.backfill_share = 0.2;
+    five.backfill_after_s = 30;
+    let population = "seed = 9\nduration_s = 300\narrivals_per_s = 8\npopulation = 400\n\
+        match_duration_s = 60\nbackfill_share = 0.3\nbackfill_after_s = 20\n\
+        [queue]\nteams = 2\nteam_size = 3\n[skill]\nmean = 1500\nsd = 300\n";
+    for s in [five, Scenario::from_toml(population).unwrap()] {
+        let r = run(&s);
+        assert_eq!(r.violations, 0, "{r}\n{:?}", r.violation_details);
+        assert!(r.backfills_requested > 20, "{r}");
+        assert!(r.backfills_filled >= r.backfills_requested * 9 / 10, "{r}");
+        assert!(r.to_string().contains("replaced"), "{r}");
+    }
+}
+
+#[test]
+fn checker_catches_broken_backfills() {
+    let c = QueueConfig::new(2, 2);
+    let mut checker = Checker::new(&c);
+    let tickets = [(7, solo(7, 1500.0)), (8, solo(8, 2400.0))]
+        .into_iter()
+        .collect();
+    // A 2v2 that lost player 4: team 1 is [3] and needs one more.
+    let request = BackfillRecord {
+        teams: vec![vec![(1, 1500.0), (2, 1510.0)], vec![(3, 1490.0)]],
+        open_slots: vec![0, 1],
+        region: 0,
+        created_ms: 0,
+    };
+    let mut out = TickOutcome::default();
+    let team = |tickets: &'static [TicketId], players: &'static [PlayerId]| MatchTeam {
+        tickets,
+        players,
+        rating_sum: 0.0,
+        win_probability: 0.5,
+    };
+    let id = Some(TicketId(99));
+    let at = Timestamp::from_secs(1);
+    // Right: ticket 7 (1500) joins team 1 after player 3.
+    out.push_match(
+        id,
+        &[
+            team(&[], &[PlayerId(1), PlayerId(2)]),
+            team(&[TicketId(7)], &[PlayerId(3), PlayerId(7)]),
+        ],
+        RegionId(0),
+        1.0,
+        at,
+    );
+    // Wrong: ticket 8 is 900 points from the match, and joins the team that had no opening.
+    out.push_match(
+        id,
+        &[
+            team(&[TicketId(8)], &[PlayerId(1), PlayerId(2), PlayerId(8)]),
+            team(&[], &[PlayerId(3)]),
+        ],
+        RegionId(0),
+        1.0,
+        at,
+    );
+    checker.check_backfill(&out.get_match(0).unwrap(), 1000, &tickets, &request);
+    assert_eq!(checker.violations, 0, "{:?}", checker.details);
+    checker.check_backfill(&out.get_match(1).unwrap(), 1000, &tickets, &request);
+    assert!(checker.violations >= 3, "{:?}", checker.details);
 }
