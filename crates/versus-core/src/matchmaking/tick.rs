@@ -487,40 +487,8 @@ impl Matchmaker {
         sc.pool.clear();
         let mut pool_players = 0usize;
         let mut budget = SELECT_BUDGET;
-        let mut l = find_left(&mut sc.left, ai);
-        let mut r = find_right(&mut sc.right, ai + 1);
-        let n = sc.cands.len();
-        let mut examined = 0usize;
-        loop {
-            let dl = if l != NONE {
-                a.rating - sc.cands[l as usize].rating
-            } else {
-                f64::INFINITY
-            };
-            let dr = if (r as usize) < n {
-                sc.cands[r as usize].rating - a.rating
-            } else {
-                f64::INFINITY
-            };
-            let c = if dl <= dr {
-                if dl > al.window {
-                    break;
-                }
-                let c = l as usize;
-                l = find_left(&mut sc.left, c);
-                c
-            } else {
-                if dr > al.window {
-                    break;
-                }
-                let c = r as usize;
-                r = find_right(&mut sc.right, c + 1);
-                c
-            };
-            examined += 1;
-            if examined > self.config.scan_limit {
-                break;
-            }
+        let mut scan = Outward::new(sc, ai, ai + 1, a.rating, al.window, self.config.scan_limit);
+        while let Some(c) = scan.next(sc) {
             let cand = &sc.cands[c];
             let size = usize::from(cand.size);
             if size > need {
@@ -621,44 +589,12 @@ impl Matchmaker {
         let mut open = bf.req.open_slots.clone();
         let need: usize = open.iter().sum();
         let max_open = *open.iter().max().unwrap_or(&0);
-        let n = sc.cands.len();
         let p = sc.cands.partition_point(|c| c.rating < bf.target);
-        let mut l = find_left(&mut sc.left, p);
-        let mut r = find_right(&mut sc.right, p);
+        let mut scan = Outward::new(sc, p, p, bf.target, window, self.config.scan_limit);
         let mut pool: Vec<Pick> = Vec::new();
         let mut players = 0usize;
-        let mut examined = 0usize;
         let mut budget = SELECT_BUDGET;
-        loop {
-            let dl = if l != NONE {
-                bf.target - sc.cands[l as usize].rating
-            } else {
-                f64::INFINITY
-            };
-            let dr = if (r as usize) < n {
-                sc.cands[r as usize].rating - bf.target
-            } else {
-                f64::INFINITY
-            };
-            let c = if dl <= dr {
-                if dl > window {
-                    break;
-                }
-                let c = l as usize;
-                l = find_left(&mut sc.left, c);
-                c
-            } else {
-                if dr > window {
-                    break;
-                }
-                let c = r as usize;
-                r = find_right(&mut sc.right, c + 1);
-                c
-            };
-            examined += 1;
-            if examined > self.config.scan_limit {
-                break;
-            }
+        while let Some(c) = scan.next(sc) {
             let cand = &sc.cands[c];
             if usize::from(cand.size) > max_open {
                 continue;
@@ -934,6 +870,71 @@ fn take(st: &mut QueueState, c: usize, now: Timestamp) {
 fn unlink(sc: &mut TickScratch, c: usize) {
     sc.right[c] = c as u32 + 1;
     sc.left[c + 1] = c as u32;
+}
+
+/// The rating index read outward from a rating, nearest first, skipping tickets taken this
+/// tick, until the next one is beyond `window` or `limit` have been read.
+struct Outward {
+    /// Next candidate below (`NONE`: none) and above (`n`: none).
+    l: u32,
+    r: u32,
+    center: f64,
+    window: f64,
+    left: usize,
+}
+
+impl Outward {
+    /// Starts below position `below` and at or above position `above`.
+    fn new(
+        sc: &mut TickScratch,
+        below: usize,
+        above: usize,
+        center: f64,
+        window: f64,
+        limit: usize,
+    ) -> Self {
+        Self {
+            l: find_left(&mut sc.left, below),
+            r: find_right(&mut sc.right, above),
+            center,
+            window,
+            left: limit,
+        }
+    }
+
+    #[inline]
+    fn next(&mut self, sc: &mut TickScratch) -> Option<usize> {
+        if self.left == 0 {
+            return None;
+        }
+        let dl = if self.l != NONE {
+            self.center - sc.cands[self.l as usize].rating
+        } else {
+            f64::INFINITY
+        };
+        let dr = if (self.r as usize) < sc.cands.len() {
+            sc.cands[self.r as usize].rating - self.center
+        } else {
+            f64::INFINITY
+        };
+        let c = if dl <= dr {
+            if dl > self.window {
+                return None;
+            }
+            let c = self.l as usize;
+            self.l = find_left(&mut sc.left, c);
+            c
+        } else {
+            if dr > self.window {
+                return None;
+            }
+            let c = self.r as usize;
+            self.r = find_right(&mut sc.right, c + 1);
+            c
+        };
+        self.left -= 1;
+        Some(c)
+    }
 }
 
 /// First live index ≥ `i` (or `n`). `right[i] == i` means live.
