@@ -319,36 +319,37 @@ pub fn run(scenario: &Scenario) -> Report {
         backfills_expired += out.expired_backfills.len() as u64;
         for m in out.matches() {
             memory.record(&m);
+            let region = usize::from(m.region.0);
             if let Some(id) = m.backfill {
                 let req = requests.remove(&id.0).expect("a filled request was posted");
                 checker.check_backfill(&m, now, &records, &req);
                 backfill_waits.push(now.saturating_sub(req.created_ms) as f64 / 1000.0);
-                let mut newcomers = Vec::new();
-                for t in m.tickets {
-                    if let Some(r) = records.get(&t.0) {
-                        ttm.push(now.saturating_sub(r.created_ms) as f64 / 1000.0);
-                        matched_players += r.players.len() as u64;
-                        within_budget += r.players.len() as u64
-                            * u64::from(r.latency_ms[req.region] <= config.latency_budget_ms);
-                        newcomers.extend(&r.players);
-                    }
+            } else {
+                checker.check(&m, now, &records);
+                matches += 1;
+                qualities.push(m.quality);
+                let avgs: Vec<f64> = m
+                    .teams()
+                    .map(|t| t.rating_sum / t.players.len().max(1) as f64)
+                    .collect();
+                let hi = avgs.iter().cloned().fold(f64::MIN, f64::max);
+                let lo = avgs.iter().cloned().fold(f64::MAX, f64::min);
+                gaps.push(hi - lo);
+                if scenario.backfill_share > 0.0 && rng.random_bool(scenario.backfill_share) {
+                    let teams = m
+                        .teams()
+                        .map(|t| {
+                            t.players
+                                .iter()
+                                .map(|p| (p.0, players[p.0 as usize].rating))
+                                .collect()
+                        })
+                        .collect();
+                    let at = now + u64::from(scenario.backfill_after_s) * 1000;
+                    leaving.push((at, teams, region));
                 }
-                if scenario.population.is_some() {
-                    busy_until.push((now + u64::from(scenario.match_duration_s) * 1000, newcomers));
-                }
-                continue;
             }
-            checker.check(&m, now, &records);
-            matches += 1;
-            qualities.push(m.quality);
-            let avgs: Vec<f64> = m
-                .teams()
-                .map(|t| t.rating_sum / t.players.len().max(1) as f64)
-                .collect();
-            let hi = avgs.iter().cloned().fold(f64::MIN, f64::max);
-            let lo = avgs.iter().cloned().fold(f64::MAX, f64::min);
-            gaps.push(hi - lo);
-            let region = usize::from(m.region.0);
+            // The tickets this match consumed (for a backfill, the newcomers' only).
             let mut everyone = Vec::new();
             for t in m.tickets {
                 if let Some(r) = records.get(&t.0) {
@@ -363,19 +364,6 @@ pub fn run(scenario: &Scenario) -> Report {
                         everyone.push(p);
                     }
                 }
-            }
-            if scenario.backfill_share > 0.0 && rng.random_bool(scenario.backfill_share) {
-                let teams = m
-                    .teams()
-                    .map(|t| {
-                        t.players
-                            .iter()
-                            .map(|p| (p.0, players[p.0 as usize].rating))
-                            .collect()
-                    })
-                    .collect();
-                let at = now + u64::from(scenario.backfill_after_s) * 1000;
-                leaving.push((at, teams, region));
             }
             if scenario.population.is_some() {
                 busy_until.push((now + u64::from(scenario.match_duration_s) * 1000, everyone));
