@@ -308,7 +308,7 @@ pub struct QueueState {
     /// Whether a slot holds a searching ticket (false once matched, even before `maintain`).
     pub(crate) live: Vec<bool>,
     pub(crate) live_count: usize,
-    /// Searching tickets by (created, seq); compacted at each tick.
+    /// Searching tickets by (created, seq); compacted by `maintain`.
     pub(crate) ages: Vec<Aged>,
     /// Tickets added since the last tick, not yet merged into `ages` and the rating index.
     pub(crate) arrivals: Vec<(Cand, Cold)>,
@@ -316,7 +316,7 @@ pub struct QueueState {
     pub(crate) matched: Vec<u32>,
     /// Some ticket left (matched, cancelled, expired) since the last `maintain`.
     pub(crate) dirty: bool,
-    /// `scratch.pos` no longer matches `scratch.cands`.
+    /// `scratch.pos` and `scratch.age_pos` no longer match `scratch.cands` and `ages`.
     pub(crate) pos_stale: bool,
     pub(crate) backfills: Vec<BackfillEntry>,
     pub(crate) next_seq: u64,
@@ -689,6 +689,7 @@ impl QueueState {
         b += s.cands.capacity() * size_of::<Cand>() + s.cold.capacity() * size_of::<Cold>();
         b += (s.pos.capacity() + s.age_pos.capacity() + s.right.capacity() + s.left.capacity()) * 4;
         b += (s.pool.capacity() + s.chosen.capacity()) * size_of::<Pick>();
+        b += s.placed.capacity() * size_of::<(Pick, usize)>();
         b
     }
 
