@@ -283,8 +283,9 @@ pub(crate) struct TickScratch {
     /// picking order, without a lookup per anchor); rebuilt by `maintain` when either changes.
     pub pos: Vec<u32>,
     pub age_pos: Vec<u32>,
-    pub right: Vec<u32>,
-    pub left: Vec<u32>,
+    /// This tick's live index positions as a doubly linked list (see `tick::unlink`).
+    pub next: Vec<u32>,
+    pub prev: Vec<u32>,
     pub pool: Vec<Pick>,
     pub chosen: Vec<Pick>,
     /// The group being written: each ticket with its team.
@@ -687,7 +688,7 @@ impl QueueState {
         b += self.waits.ewma.capacity() * size_of::<f64>();
         let s = &self.scratch;
         b += s.cands.capacity() * size_of::<Cand>() + s.cold.capacity() * size_of::<Cold>();
-        b += (s.pos.capacity() + s.age_pos.capacity() + s.right.capacity() + s.left.capacity()) * 4;
+        b += (s.pos.capacity() + s.age_pos.capacity() + s.next.capacity() + s.prev.capacity()) * 4;
         b += (s.pool.capacity() + s.chosen.capacity()) * size_of::<Pick>();
         b += s.placed.capacity() * size_of::<(Pick, usize)>();
         b

@@ -6,7 +6,7 @@
 //! 2. backfill requests, oldest first, pick from the rating index;
 //! 3. tickets, oldest first, each scanning outward from its own rating (nearest first, bounded
 //!    by its window and `scan_limit`, skipping tickets already taken this tick through
-//!    union-find skip pointers) for a group that fills a match: every pair of tickets within
+//!    a linked list of live positions) for a group that fills a match: every pair of tickets within
 //!    both of their windows, one region acceptable to all, no recent rematch, parties whole,
 //!    and a packing into teams of exactly `team_size`; teams are then balanced (optimal split
 //!    for two teams);
@@ -344,12 +344,12 @@ fn touch_ahead(sc: &TickScratch, from: usize, reach: usize) {
     for &p in ahead {
         let p = p as usize;
         // Taken already (most anchors of a big match's tick): nothing to fetch.
-        if sc.right[p] != p as u32 {
+        if !is_live(sc, p) {
             continue;
         }
-        // The skip pointers, then the entries of the anchor and its neighbours: the scan's
+        // The neighbour links, then the entries of the anchor and its neighbours: the scan's
         // lines and what a match will read.
-        acc ^= u64::from(sc.right[p + 1] ^ sc.left[p]);
+        acc ^= u64::from(sc.prev[p]);
         let near = p.saturating_sub(reach)..(p + reach + 1).min(sc.cands.len());
         for (c, k) in sc.cands[near.clone()].iter().zip(&sc.cold[near]) {
             acc ^= c.created ^ k.rating_sum.to_bits();
@@ -398,10 +398,10 @@ impl Matchmaker {
         let clock = Clock::new(&self.config, now);
         let n = st.scratch.cands.len();
         let sc = &mut st.scratch;
-        sc.right.clear();
-        sc.right.extend(0..=n as u32);
-        sc.left.clear();
-        sc.left.extend(0..=n as u32);
+        sc.next.clear();
+        sc.next.extend(1..=n as u32);
+        sc.prev.clear();
+        sc.prev.extend((0..n as u32).map(|i| i.wrapping_sub(1)));
         self.expire(now, st, out);
         let ppm = self.config.players_per_match();
         out.records.reserve(n / ppm);
@@ -453,7 +453,7 @@ impl Matchmaker {
             }
             let ai = st.scratch.age_pos[k] as usize;
             // Taken (or expired) this tick: unlinked from the scan.
-            if st.scratch.right[ai] != ai as u32 {
+            if !is_live(&st.scratch, ai) {
                 continue;
             }
             if let Some(anchor) = self.find_group(clock, st, ai, need_total) {
@@ -487,7 +487,7 @@ impl Matchmaker {
         sc.pool.clear();
         let mut pool_players = 0usize;
         let mut budget = SELECT_BUDGET;
-        let mut scan = Outward::new(sc, ai, ai + 1, a.rating, al.window, self.config.scan_limit);
+        let mut scan = Outward::around(sc, ai, a.rating, al.window, self.config.scan_limit);
         while let Some(c) = scan.next(sc) {
             let cand = &sc.cands[c];
             let size = usize::from(cand.size);
@@ -590,7 +590,7 @@ impl Matchmaker {
         let need: usize = open.iter().sum();
         let max_open = *open.iter().max().unwrap_or(&0);
         let p = sc.cands.partition_point(|c| c.rating < bf.target);
-        let mut scan = Outward::new(sc, p, p, bf.target, window, self.config.scan_limit);
+        let mut scan = Outward::from(sc, p, bf.target, window, self.config.scan_limit);
         let mut pool: Vec<Pick> = Vec::new();
         let mut players = 0usize;
         let mut budget = SELECT_BUDGET;
@@ -866,10 +866,47 @@ fn take(st: &mut QueueState, c: usize, now: Timestamp) {
     st.mark_matched(slot);
 }
 
-/// Removes index position `c` from this tick's scan.
+/// Marks a position's `next` link once it has left this tick's scan.
+const DEAD: u32 = 1 << 31;
+
+/// Removes live index position `c` from this tick's scan. `next[c]` keeps the nearest live
+/// position to its right then (flagged [`DEAD`]) and `prev[c]` the nearest to its left, so a
+/// walk that starts on a removed position still reaches the nearest live one: positions removed
+/// never come back within a tick.
 fn unlink(sc: &mut TickScratch, c: usize) {
-    sc.right[c] = c as u32 + 1;
-    sc.left[c + 1] = c as u32;
+    let (p, q) = (sc.prev[c], sc.next[c]);
+    if p != NONE {
+        sc.next[p as usize] = q;
+    }
+    if let Some(back) = sc.prev.get_mut(q as usize) {
+        *back = p;
+    }
+    sc.next[c] = q | DEAD;
+}
+
+fn is_live(sc: &TickScratch, c: usize) -> bool {
+    sc.next[c] & DEAD == 0
+}
+
+/// Nearest live position ≥ `i` (`n` if none).
+fn live_at_or_after(sc: &TickScratch, i: usize) -> u32 {
+    let mut c = i as u32;
+    while let Some(&q) = sc.next.get(c as usize) {
+        if q & DEAD == 0 {
+            break;
+        }
+        c = q & !DEAD;
+    }
+    c
+}
+
+/// Nearest live position < `i` (`NONE` if none).
+fn live_before(sc: &TickScratch, i: usize) -> u32 {
+    let mut c = (i as u32).wrapping_sub(1);
+    while c != NONE && !is_live(sc, c as usize) {
+        c = sc.prev[c as usize];
+    }
+    c
 }
 
 /// The rating index read outward from a rating, nearest first, skipping tickets taken this
@@ -884,18 +921,22 @@ struct Outward {
 }
 
 impl Outward {
-    /// Starts below position `below` and at or above position `above`.
-    fn new(
-        sc: &mut TickScratch,
-        below: usize,
-        above: usize,
-        center: f64,
-        window: f64,
-        limit: usize,
-    ) -> Self {
+    /// Around live position `at` (not included).
+    fn around(sc: &TickScratch, at: usize, center: f64, window: f64, limit: usize) -> Self {
         Self {
-            l: find_left(&mut sc.left, below),
-            r: find_right(&mut sc.right, above),
+            l: sc.prev[at],
+            r: sc.next[at],
+            center,
+            window,
+            left: limit,
+        }
+    }
+
+    /// Around a position that may be taken: `at` itself is the first candidate above.
+    fn from(sc: &TickScratch, at: usize, center: f64, window: f64, limit: usize) -> Self {
+        Self {
+            l: live_before(sc, at),
+            r: live_at_or_after(sc, at),
             center,
             window,
             left: limit,
@@ -903,7 +944,7 @@ impl Outward {
     }
 
     #[inline]
-    fn next(&mut self, sc: &mut TickScratch) -> Option<usize> {
+    fn next(&mut self, sc: &TickScratch) -> Option<usize> {
         if self.left == 0 {
             return None;
         }
@@ -922,50 +963,19 @@ impl Outward {
                 return None;
             }
             let c = self.l as usize;
-            self.l = find_left(&mut sc.left, c);
+            self.l = sc.prev[c];
             c
         } else {
             if dr > self.window {
                 return None;
             }
             let c = self.r as usize;
-            self.r = find_right(&mut sc.right, c + 1);
+            self.r = sc.next[c];
             c
         };
         self.left -= 1;
         Some(c)
     }
-}
-
-/// First live index ≥ `i` (or `n`). `right[i] == i` means live.
-fn find_right(right: &mut [u32], i: usize) -> u32 {
-    let mut root = i as u32;
-    while right[root as usize] != root {
-        root = right[root as usize];
-    }
-    let mut cur = i as u32;
-    while right[cur as usize] != root {
-        let next = right[cur as usize];
-        right[cur as usize] = root;
-        cur = next;
-    }
-    root
-}
-
-/// Last live index < `i`, or `NONE`. Stored shifted by one: `left[k]` is about index `k − 1`,
-/// and `left[0] == 0` is the "none" sentinel.
-fn find_left(left: &mut [u32], i: usize) -> u32 {
-    let mut root = i as u32;
-    while left[root as usize] != root {
-        root = left[root as usize];
-    }
-    let mut cur = i as u32;
-    while left[cur as usize] != root {
-        let next = left[cur as usize];
-        left[cur as usize] = root;
-        cur = next;
-    }
-    if root == 0 { NONE } else { root - 1 }
 }
 
 /// Whether two tickets may be in the same match.
