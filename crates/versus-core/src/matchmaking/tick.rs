@@ -247,6 +247,15 @@ pub struct Matchmaker {
 
 const SELECT_BUDGET: usize = 1_000;
 const NONE: u32 = u32::MAX;
+/// Which way a tick forms matches: the fastest for the queue's shape, or always the general
+/// group search (to test that the fast paths pick the same).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    Fastest,
+    #[cfg_attr(not(test), allow(dead_code))]
+    General,
+}
+
 /// Anchors whose index entries are loaded together (see [`touch_ahead`]).
 const TOUCH_BATCH: usize = 32;
 
@@ -340,19 +349,28 @@ fn touch_ahead(sc: &TickScratch, from: usize, reach: usize) {
     let Some(ahead) = sc.age_pos.get(from..end) else {
         return;
     };
+    let n = sc.cands.len();
     let mut acc = 0u64;
+    let mut touch = |c: usize| acc ^= sc.cands[c].created ^ sc.cold[c].rating_sum.to_bits();
     for &p in ahead {
         let p = p as usize;
         // Taken already (most anchors of a big match's tick): nothing to fetch.
         if !is_live(sc, p) {
             continue;
         }
-        // The neighbour links, then the entries of the anchor and its neighbours: the scan's
-        // lines and what a match will read.
-        acc ^= u64::from(sc.prev[p]);
-        let near = p.saturating_sub(reach)..(p + reach + 1).min(sc.cands.len());
-        for (c, k) in sc.cands[near.clone()].iter().zip(&sc.cold[near]) {
-            acc ^= c.created ^ k.rating_sum.to_bits();
+        // The anchor and its nearest live neighbours on each side, through the links: once
+        // half the pool is matched they are rarely next door.
+        touch(p);
+        let (mut l, mut r) = (sc.prev[p], sc.next[p]);
+        for _ in 0..reach {
+            if l != NONE {
+                touch(l as usize);
+                l = sc.prev[l as usize];
+            }
+            if (r as usize) < n {
+                touch(r as usize);
+                r = sc.next[r as usize];
+            }
         }
     }
     std::hint::black_box(acc);
@@ -393,6 +411,10 @@ impl Matchmaker {
     /// the outcome is consumed to settle the pool off the latency path (the next tick does it
     /// otherwise).
     pub fn tick_into(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
+        self.tick_with(now, st, out, Path::Fastest);
+    }
+
+    fn tick_with(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome, path: Path) {
         out.clear();
         st.maintain();
         let clock = Clock::new(&self.config, now);
@@ -409,7 +431,11 @@ impl Matchmaker {
         out.tickets.reserve(n);
         out.players.reserve(n);
         self.run_backfills(now, &clock, st, out);
-        self.run_tickets(now, &clock, st, out);
+        if self.config.players_per_match() == 2 && path == Path::Fastest {
+            self.run_pairs(now, &clock, st, out);
+        } else {
+            self.run_tickets(now, &clock, st, out);
+        }
         self.report_waiting(now, st, out);
     }
 
@@ -435,6 +461,43 @@ impl Matchmaker {
             }
             keep
         });
+    }
+
+    /// [`Self::run_tickets`] for 1v1 (two solo tickets a match): each anchor takes the nearest
+    /// compatible ticket — the pick the general path makes (tested equal), without its group
+    /// bookkeeping, which is most of the work of a 1v1 tick.
+    fn run_pairs(&self, now: Timestamp, clock: &Clock, st: &mut QueueState, out: &mut TickOutcome) {
+        for k in 0..st.scratch.age_pos.len() {
+            if k % TOUCH_BATCH == 0 {
+                touch_ahead(&st.scratch, k + TOUCH_BATCH, 1);
+            }
+            let ai = st.scratch.age_pos[k] as usize;
+            if !is_live(&st.scratch, ai) {
+                continue;
+            }
+            let (slots, sc) = (&st.slots, &st.scratch);
+            let a = &sc.cands[ai];
+            let al = clock.live(a, slots);
+            let mut scan = Outward::around(sc, ai, a.rating, al.window, self.config.scan_limit);
+            while let Some(c) = scan.next(sc) {
+                let cand = &sc.cands[c];
+                let cl = clock.live(cand, slots);
+                if compatible(slots, a, &al, cand, &cl) {
+                    let (a, b) = (
+                        Pick {
+                            c: ai as u32,
+                            live: al,
+                        },
+                        Pick {
+                            c: c as u32,
+                            live: cl,
+                        },
+                    );
+                    self.form_pair(now, st, a, b, out);
+                    break;
+                }
+            }
+        }
     }
 
     fn run_tickets(
@@ -502,14 +565,6 @@ impl Matchmaker {
                 c: c as u32,
                 live: cl,
             };
-            if need_total == 2 {
-                // Two solo tickets (1v1): the first compatible one completes the match.
-                sc.chosen.clear();
-                sc.chosen.push(pick);
-                sc.assign.clear();
-                sc.assign.extend_from_slice(&[0, 1]);
-                return Some(anchor);
-            }
             sc.pool.push(pick);
             pool_players += size;
             if pool_players < need {
@@ -646,10 +701,6 @@ impl Matchmaker {
     }
 
     fn form_match(&self, now: Timestamp, st: &mut QueueState, anchor: Pick, out: &mut TickOutcome) {
-        if self.config.players_per_match() == 2 {
-            let partner = st.scratch.chosen[0];
-            return self.form_pair(now, st, anchor, partner, out);
-        }
         let QueueState {
             slots, scratch: sc, ..
         } = &mut *st;
@@ -730,17 +781,20 @@ impl Matchmaker {
             .rater
             .two_team_win_probability(&[ka.prating], &[kb.prating]);
         let first_team = out.teams.len() as u32;
-        for (c, p) in [(ka, p0), (kb, 1.0 - p0)] {
-            let mut team = out.open_team();
-            out.tickets.push(c.id);
-            out.players.push(c.player);
-            team.rating_sum = c.prating.rating;
-            team.win_probability = p;
-            out.close_team(team);
-        }
+        let (t, p) = (out.tickets.len() as u32, out.players.len() as u32);
+        out.tickets.extend_from_slice(&[ka.id, kb.id]);
+        out.players.extend_from_slice(&[ka.player, kb.player]);
+        let team = |i: u32, k: &Cold, win_probability: f64| TeamRecord {
+            tickets: (t + i, t + i + 1),
+            players: (p + i, p + i + 1),
+            rating_sum: k.prating.rating,
+            win_probability,
+        };
+        out.teams
+            .extend_from_slice(&[team(0, ka, p0), team(1, kb, 1.0 - p0)]);
         out.records.push(MatchRecord {
             backfill: None,
-            teams: (first_team, out.teams.len() as u32),
+            teams: (first_team, first_team + 2),
             region,
             quality: fairness_quality(&[p0, 1.0 - p0]),
             formed_at: now,
@@ -777,8 +831,10 @@ impl Matchmaker {
     fn report_waiting(&self, now: Timestamp, st: &QueueState, out: &mut TickOutcome) {
         out.waiting.reserve(st.live_count);
         let mut position = 0;
-        for a in &st.ages {
-            if !st.live[a.slot as usize] {
+        // Liveness from the links (a small list) rather than the entries: after a big tick
+        // most tickets are gone and their entries need not be read at all.
+        for (a, &p) in st.ages.iter().zip(&st.scratch.age_pos) {
+            if !is_live(&st.scratch, p as usize) {
                 continue;
             }
             position += 1;
@@ -857,6 +913,7 @@ fn push_ticket(
 
 /// Takes index position `c` into a match: it leaves the scan and the searching pool, and its
 /// wait feeds the estimates.
+#[inline]
 fn take(st: &mut QueueState, c: usize, now: Timestamp) {
     let cand = &st.scratch.cands[c];
     let (slot, rating, created) = (cand.slot, cand.rating, cand.created);
@@ -1200,4 +1257,73 @@ fn fill(
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::matchmaking::{QueueConfig, Schedule, Ticket};
+
+    /// The 1v1 fast path forms exactly the matches of the general group search, tick after
+    /// tick, on crowded pools where windows, regions, rematches and the scan limit all bite.
+    #[test]
+    fn pairs_match_the_general_path() {
+        for seed in 0..40u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut cfg = QueueConfig::new(2, 1);
+            cfg.regions = vec!["eu".into(), "na".into(), "asia".into()];
+            cfg.latency_budget_ms = 70;
+            cfg.latency_widening = Schedule::new(vec![(0, 0.0), (8, 40.0)]);
+            cfg.rating_widening = Schedule::new(vec![(0, 15.0), (4, 60.0), (12, 250.0)]);
+            cfg.rematch_relax_after_s = Some(10);
+            cfg.max_wait_s = Some(30);
+            cfg.scan_limit = rng.random_range(2..40);
+            let mm = Matchmaker::new(cfg).unwrap();
+            let (mut fast, mut general) = (mm.new_state(), mm.new_state());
+            let (mut out_fast, mut out_general) = (TickOutcome::default(), TickOutcome::default());
+            let mut next = 1u128;
+            for tick in 0..25u64 {
+                let now = Timestamp::from_secs(1_000 + tick);
+                for _ in 0..rng.random_range(0..120) {
+                    let player = PlayerId(next);
+                    let t = Ticket {
+                        id: TicketId(next),
+                        members: vec![Member {
+                            player,
+                            rating: PlayerRating::new(rng.random_range(1300.0..1700.0), 80.0),
+                        }],
+                        region_latency_ms: (0..3)
+                            .map(|_| {
+                                if rng.random_bool(0.1) {
+                                    UNREACHABLE_MS
+                                } else {
+                                    rng.random_range(10..140)
+                                }
+                            })
+                            .collect(),
+                        created_at: Timestamp::from_millis(
+                            now.millis() - rng.random_range(0..1_000),
+                        ),
+                        recent_opponents: (0..rng.random_range(0..4))
+                            .map(|_| PlayerId(rng.random_range(1..=next)))
+                            .collect(),
+                    };
+                    next += 1;
+                    fast.add(t.clone()).unwrap();
+                    general.add(t).unwrap();
+                }
+                if rng.random_bool(0.3) {
+                    let id = TicketId(rng.random_range(1..next));
+                    assert_eq!(fast.cancel(id), general.cancel(id));
+                }
+                mm.tick_with(now, &mut fast, &mut out_fast, Path::Fastest);
+                mm.tick_with(now, &mut general, &mut out_general, Path::General);
+                assert_eq!(out_fast, out_general, "seed {seed}, tick {tick}");
+            }
+            assert!(out_fast.match_count() > 0 || fast.len() < 2);
+        }
+    }
 }
