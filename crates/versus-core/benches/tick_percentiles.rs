@@ -1,7 +1,8 @@
 //! Tick latency percentiles and memory per waiting ticket, which criterion does not report.
 //!
 //! For each queue and pool size: `runs` independent standing pools (different seeds), one tick
-//! each, timed with `Instant` around `tick` only; prints p50 / p99 / max, matches formed, and
+//! each, timed with `Instant` around `tick_into` only, after one untimed warm-up tick that sizes
+//! the reused outcome (`VERSUS_BENCH_TRACE=1` prints each run's time); prints p50 / p99 / max, matches formed, and
 //! memory per waiting ticket two ways:
 //!  * accounted: `QueueState::memory_bytes()` — `size_of` of every stored struct plus every
 //!    container's capacity (no allocator overhead). A counting global allocator would need
@@ -48,23 +49,32 @@ fn main() {
             let mut settle = Vec::with_capacity(runs);
             // One outcome reused across ticks, as a server's queue loop keeps it.
             let mut out = TickOutcome::default();
-            let mut matches = 0;
-            let mut acct = 0.0;
-            let mut rss = None;
-            for run in 0..runs {
+            // One untimed tick first: a server's outcome has held a big tick's lists before,
+            // so the timed ticks should not pay for growing them (the first tick ever does:
+            // ~30% slower at 100k 1v1, its page faults included).
+            // Memory is read off this first pool, built before any other has freed memory the
+            // allocator could reuse.
+            let (rss, acct) = {
                 let before = rss_bytes();
+                let (mm, mut state) = common::standing_pool(teams, team_size, n, party_share, 999);
+                let after = rss_bytes();
+                let rss = before
+                    .zip(after)
+                    .map(|(b, a)| a.saturating_sub(b) as f64 / n as f64);
+                let acct = state.memory_bytes() as f64 / n as f64;
+                mm.tick_into(common::NOW, &mut state, &mut out);
+                (rss, acct)
+            };
+            let mut matches = 0;
+            for run in 0..runs {
                 let (mm, mut state) =
                     common::standing_pool(teams, team_size, n, party_share, 1000 + run as u64);
-                let after = rss_bytes();
-                acct = state.memory_bytes() as f64 / n as f64;
-                if run == 0
-                    && let (Some(b), Some(a)) = (before, after)
-                {
-                    rss = Some(a.saturating_sub(b) as f64 / n as f64);
-                }
                 let t = Instant::now();
                 mm.tick_into(common::NOW, &mut state, &mut out);
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
+                if std::env::var_os("VERSUS_BENCH_TRACE").is_some() {
+                    eprintln!("run {run}: {:.2} ms", times[times.len() - 1]);
+                }
                 matches = out.match_count();
                 let t = Instant::now();
                 state.maintain();
