@@ -478,6 +478,10 @@ impl Matchmaker {
             let (slots, sc) = (&st.slots, &st.scratch);
             let a = &sc.cands[ai];
             let al = clock.live(a, slots);
+            if al.mask == 0 {
+                // No region within its budget yet: nobody can be compatible.
+                continue;
+            }
             let mut scan = Outward::around(sc, ai, a.rating, al.window, self.config.scan_limit);
             while let Some(c) = scan.next(sc) {
                 let cand = &sc.cands[c];
@@ -544,7 +548,9 @@ impl Matchmaker {
             live: al,
         };
         let need = need_total.saturating_sub(usize::from(a.size));
-        if need == 0 {
+        // No region within its budget yet: nobody can be compatible, so skip the scan (a
+        // region outage would otherwise cost every ticket `scan_limit` checks per tick).
+        if need == 0 || al.mask == 0 {
             return None;
         }
         sc.pool.clear();
