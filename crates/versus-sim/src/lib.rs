@@ -18,8 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Poisson};
 use versus_core::matchmaking::{
-    BackfillRequest, Matchmaker, Member, OpponentMemory, PlayerId, RegionId, Ticket, TicketId,
-    Timestamp,
+    BackfillRequest, CancelOutcome, Matchmaker, Member, OpponentMemory, PlayerId, RegionId, Ticket,
+    TicketId, Timestamp,
 };
 use versus_core::rating::PlayerRating;
 
@@ -152,11 +152,15 @@ pub fn run(scenario: &Scenario) -> Report {
     let mut matches = 0u64;
     let mut expired = 0u64;
     let mut starved_for_players = 0u64;
-    // Players leaving running matches: (when, the match's teams as (player, rating), region).
-    let mut leaving: Vec<(u64, Roster, usize)> = Vec::new();
+    // Players leaving running matches: (when, the match's teams as (player, rating), region,
+    // when the match ends — with a population; without one, players never come back).
+    let mut leaving: Vec<(u64, Roster, usize, Option<u64>)> = Vec::new();
     let mut requests: HashMap<u128, BackfillRecord> = HashMap::new();
+    // Open requests of matches that end: withdrawn then, as a game server would.
+    let mut request_ends: HashMap<u128, u64> = HashMap::new();
     let mut backfills_requested = 0u64;
     let mut backfills_expired = 0u64;
+    let mut backfills_withdrawn = 0u64;
     let mut backfill_waits: Vec<f64> = Vec::new();
 
     let mut now = 0u64;
@@ -259,8 +263,19 @@ pub fn run(scenario: &Scenario) -> Report {
             }
         }
 
+        // A match that ended no longer wants a replacement.
+        request_ends.retain(|&id, &mut ends| {
+            if ends > now {
+                return true;
+            }
+            if pool.cancel(TicketId(id)) == CancelOutcome::Cancelled {
+                requests.remove(&id);
+                backfills_withdrawn += 1;
+            }
+            false
+        });
         // A player leaves each match due now; the match asks for a replacement.
-        leaving.retain(|(at, teams, region)| {
+        leaving.retain(|(at, teams, region, ends)| {
             if *at > now {
                 return true;
             }
@@ -300,6 +315,9 @@ pub fn run(scenario: &Scenario) -> Report {
                     created_ms: now,
                 },
             );
+            if let Some(ends) = *ends {
+                request_ends.insert(id, ends);
+            }
             backfills_requested += 1;
             false
         });
@@ -320,8 +338,14 @@ pub fn run(scenario: &Scenario) -> Report {
         for m in out.matches() {
             memory.record(&m);
             let region = usize::from(m.region.0);
+            // With a population: when the players this match consumed are free again.
+            let mut busy_until_ms = now + u64::from(scenario.match_duration_s) * 1000;
             if let Some(id) = m.backfill {
                 let req = requests.remove(&id.0).expect("a filled request was posted");
+                // A replacement plays the rest of the running match.
+                if let Some(ends) = request_ends.remove(&id.0) {
+                    busy_until_ms = ends;
+                }
                 checker.check_backfill(&m, now, &records, &req);
                 backfill_waits.push(now.saturating_sub(req.created_ms) as f64 / 1000.0);
             } else {
@@ -346,7 +370,12 @@ pub fn run(scenario: &Scenario) -> Report {
                         })
                         .collect();
                     let at = now + u64::from(scenario.backfill_after_s) * 1000;
-                    leaving.push((at, teams, region));
+                    // Only a running match loses a player: with a population the match ends
+                    // after `match_duration_s`, and one that ended first has nobody to lose.
+                    let ends = scenario.population.map(|_| busy_until_ms);
+                    if ends.is_none_or(|e| at < e) {
+                        leaving.push((at, teams, region, ends));
+                    }
                 }
             }
             // The tickets this match consumed (for a backfill, the newcomers' only).
@@ -366,7 +395,7 @@ pub fn run(scenario: &Scenario) -> Report {
                 }
             }
             if scenario.population.is_some() {
-                busy_until.push((now + u64::from(scenario.match_duration_s) * 1000, everyone));
+                busy_until.push((busy_until_ms, everyone));
             }
         }
     }
@@ -421,6 +450,7 @@ pub fn run(scenario: &Scenario) -> Report {
         backfills_requested,
         backfills_filled: backfill_waits.len() as u64,
         backfills_expired,
+        backfills_withdrawn,
         backfill_wait_p50_s: percentile(&backfill_waits, 0.50),
     }
 }

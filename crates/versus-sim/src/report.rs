@@ -50,6 +50,9 @@ pub struct Report {
     pub backfills_filled: u64,
     #[serde(skip)]
     pub backfills_expired: u64,
+    /// Requests withdrawn because their match ended first (with a population).
+    #[serde(skip)]
+    pub backfills_withdrawn: u64,
     /// Seconds from a request to its replacement, median.
     #[serde(skip)]
     pub backfill_wait_p50_s: f64,
@@ -96,11 +99,12 @@ impl fmt::Display for Report {
         if self.backfills_requested > 0 {
             writeln!(
                 f,
-                "  backfill     {} players left running matches: {} replaced (median wait {:.1} s), {} expired",
+                "  backfill     {} players left running matches: {} replaced (median wait {:.1} s), {} expired, {} withdrawn (match over)",
                 self.backfills_requested,
                 self.backfills_filled,
                 self.backfill_wait_p50_s,
-                self.backfills_expired
+                self.backfills_expired,
+                self.backfills_withdrawn
             )?;
         }
         writeln!(f, "  violations   {}", self.violations)?;

@@ -239,6 +239,32 @@ fn players_leaving_running_matches_are_replaced_within_the_rules() {
 }
 
 #[test]
+fn only_running_matches_lose_players() {
+    // Free-for-all of 8 with a one-match memory, every match losing a player: players requeue
+    // as soon as their short match ends, so a replacement sent to a match that is over would
+    // give its old players a "last match" they never played, and the checker would catch the
+    // rematches that follow (it did, before leavers were limited to running matches).
+    let base = "seed = 168\nduration_s = 300\narrivals_per_s = 20\npopulation = 500\n\
+        backfill_share = 1.0\n\
+        [queue]\nteams = 8\nteam_size = 1\nrecent_opponent_memory = 1\n\
+        rematch_relax_after_s = 600\n[skill]\nmean = 25\nsd = 50\n";
+    // Leaving after the match is over: nobody leaves.
+    let late = format!("match_duration_s = 10\nbackfill_after_s = 30\n{base}");
+    let r = run(&Scenario::from_toml(&late).unwrap());
+    assert_eq!(r.violations, 0, "{r}\n{:?}", r.violation_details);
+    assert_eq!(r.backfills_requested, 0, "{r}");
+    assert!(r.matches > 300, "{r}");
+    // Leaving two seconds before the end: requests the queue cannot fill in time are withdrawn
+    // when their match ends, and none is filled afterwards.
+    let tight = format!("match_duration_s = 12\nbackfill_after_s = 10\n{base}");
+    let r = run(&Scenario::from_toml(&tight).unwrap());
+    assert_eq!(r.violations, 0, "{r}\n{:?}", r.violation_details);
+    assert!(r.backfills_requested > 300, "{r}");
+    assert!(r.backfills_withdrawn > 0, "{r}");
+    assert!(r.to_string().contains("withdrawn (match over)"), "{r}");
+}
+
+#[test]
 fn checker_catches_broken_backfills() {
     let c = QueueConfig::new(2, 2);
     let mut checker = Checker::new(&c);
