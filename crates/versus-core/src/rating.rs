@@ -582,21 +582,24 @@ impl RatingSystem for WengLin {
         PlayerRating::new(self.initial_rating, self.initial_deviation)
     }
     fn win_probabilities(&self, teams: &[&[PlayerRating]]) -> Vec<f64> {
-        let config = self.config();
-        let converted: Vec<Vec<WengLinRating>> = teams
+        // Bradley-Terry over team sums with c = √(Σσ² + 2β²), as skillratings'
+        // `expected_score_multi_team` (and `_two_teams`) compute it, but with the largest
+        // exponent taken out first: their e^(μ/c) overflows to ∞ (∞/∞ = NaN) once team sums
+        // are ~700 c, e.g. five players rated 1500 on a scale whose β is 4.
+        let sums: Vec<f64> = teams
             .iter()
-            .map(|t| t.iter().map(to_wl).collect())
+            .map(|t| t.iter().map(|p| p.rating).sum())
             .collect();
-        if converted.len() == 2 {
-            let (a, b) = skillratings::weng_lin::expected_score_two_teams(
-                &converted[0],
-                &converted[1],
-                &config,
-            );
-            return vec![a, b];
-        }
-        let refs: Vec<&[WengLinRating]> = converted.iter().map(Vec::as_slice).collect();
-        skillratings::weng_lin::expected_score_multi_team(&refs, &config)
+        let var: f64 = teams
+            .iter()
+            .flat_map(|t| t.iter())
+            .map(|p| p.deviation * p.deviation)
+            .sum();
+        let c = (var + 2.0 * self.beta * self.beta).sqrt();
+        let top = sums.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = sums.iter().map(|s| ((s - top) / c).exp()).collect();
+        let total: f64 = e.iter().sum();
+        e.into_iter().map(|x| x / total).collect()
     }
     fn rate(
         &self,
@@ -605,9 +608,31 @@ impl RatingSystem for WengLin {
     ) -> Result<Vec<Vec<PlayerRating>>, RatingError> {
         check_result(teams, placements)?;
         let config = self.config();
+        // The update depends on differences of team sums only; with teams of equal size,
+        // moving every player by the mean leaves them unchanged and keeps skillratings'
+        // e^(μ/c) far from overflow (see `win_probabilities`).
+        let equal = teams.windows(2).all(|w| w[0].len() == w[1].len());
+        let players = teams.iter().map(|t| t.len()).sum::<usize>().max(1);
+        let shift = if equal {
+            teams
+                .iter()
+                .flat_map(|t| t.iter())
+                .map(|p| p.rating)
+                .sum::<f64>()
+                / players as f64
+        } else {
+            0.0
+        };
         let converted: Vec<Vec<WengLinRating>> = teams
             .iter()
-            .map(|t| t.iter().map(to_wl).collect())
+            .map(|t| {
+                t.iter()
+                    .map(|p| WengLinRating {
+                        rating: p.rating - shift,
+                        ..to_wl(p)
+                    })
+                    .collect()
+            })
             .collect();
         let new: Vec<Vec<WengLinRating>> = if converted.len() == 2 {
             let (a, b) = skillratings::weng_lin::weng_lin_two_teams(
@@ -631,7 +656,15 @@ impl RatingSystem for WengLin {
             .map(|(n, old)| {
                 n.into_iter()
                     .zip(old.iter())
-                    .map(|(r, o)| from_wl(r, o))
+                    .map(|(r, o)| {
+                        from_wl(
+                            WengLinRating {
+                                rating: r.rating + shift,
+                                ..r
+                            },
+                            o,
+                        )
+                    })
                     .collect()
             })
             .collect())
@@ -879,6 +912,93 @@ pub fn fairness_quality(win_probabilities: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn team(base: f64, step: f64, sd: f64, n: usize) -> Vec<PlayerRating> {
+        (0..n)
+            .map(|i| PlayerRating::new(base + step * i as f64, sd * (1.0 + 0.1 * i as f64)))
+            .collect()
+    }
+
+    /// Weng-Lin's expectation is computed here (overflow-safe); it must stay skillratings'.
+    #[test]
+    fn weng_lin_expectation_is_skillratings_one() {
+        for (beta, scale) in [(25.0 / 6.0, 25.0 / 1500.0), (150.0, 1.0)] {
+            let w = WengLin {
+                beta,
+                initial_rating: 1500.0 * scale,
+                initial_deviation: 300.0 * scale,
+            };
+            let teams = [
+                team(1500.0 * scale, 20.0 * scale, 40.0 * scale, 5),
+                team(1450.0 * scale, 35.0 * scale, 60.0 * scale, 5),
+                team(1620.0 * scale, -10.0 * scale, 30.0 * scale, 5),
+            ];
+            let wl: Vec<Vec<WengLinRating>> = teams
+                .iter()
+                .map(|t| t.iter().map(to_wl).collect())
+                .collect();
+            for k in [2, 3] {
+                let ours =
+                    w.win_probabilities(&teams[..k].iter().map(Vec::as_slice).collect::<Vec<_>>());
+                let refs: Vec<&[WengLinRating]> = wl[..k].iter().map(Vec::as_slice).collect();
+                let theirs = skillratings::weng_lin::expected_score_multi_team(&refs, &w.config());
+                for (a, b) in ours.iter().zip(&theirs) {
+                    assert!((a - b).abs() < 1e-12, "{k} teams: {ours:?} vs {theirs:?}");
+                }
+            }
+        }
+    }
+
+    /// Ratings far above the scale's β (five players at 1500 where β is 4): every system still
+    /// predicts and rates with finite numbers.
+    #[test]
+    fn extreme_scales_stay_finite() {
+        let configs = [
+            RatingConfig::elo(),
+            RatingConfig::glicko2(),
+            RatingConfig::weng_lin_scaled(1500.0, 8.3),
+            RatingConfig::WengLin {
+                beta: 0.5,
+                initial_rating: 1e5,
+                initial_deviation: 1.0,
+            },
+            RatingConfig::trueskill(),
+        ];
+        for c in configs {
+            let s = c.build().unwrap();
+            let r = s.initial_rating().rating;
+            let d = s.initial_rating().deviation / 6.0;
+            let teams = [
+                team(r, 0.5, d, 5),
+                team(r + 3.0, -0.5, d, 5),
+                team(r - 2.0, 0.2, d, 5),
+            ];
+            for k in [2, 3] {
+                let refs: Vec<&[PlayerRating]> = teams[..k].iter().map(Vec::as_slice).collect();
+                let p = s.win_probabilities(&refs);
+                assert!(p.iter().all(|x| x.is_finite()), "{c:?}: {p:?}");
+                assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{c:?}: {p:?}");
+                if k == 2 {
+                    let fast = s.two_team_win_probability(refs[0], refs[1]);
+                    assert!((fast - p[0]).abs() < 1e-9, "{c:?}: {fast} vs {p:?}");
+                }
+                let rated = s.rate(&refs, &Placements::winner(k, 0)).unwrap();
+                for (new, old) in rated.iter().flatten().zip(refs.iter().copied().flatten()) {
+                    assert!(new.rating.is_finite() && new.deviation.is_finite(), "{c:?}");
+                    // The winners gain, and nobody moves by more than the whole scale.
+                    assert!(
+                        (new.rating - old.rating).abs() < r.abs().max(1000.0),
+                        "{c:?}"
+                    );
+                }
+                let winners_gain = rated[0]
+                    .iter()
+                    .zip(refs[0])
+                    .all(|(n, o)| n.rating >= o.rating);
+                assert!(winners_gain, "{c:?}: {:?}", rated[0]);
+            }
+        }
+    }
 
     #[test]
     fn two_team_fast_path_equals_the_general_one() {
