@@ -61,7 +61,10 @@ fn main() {
                 let rss = before
                     .zip(after)
                     .map(|(b, a)| a.saturating_sub(b) as f64 / n as f64);
-                mm.tick_into(common::NOW, &mut state, &mut out);
+                // `VERSUS_BENCH_WARMUP=0` skips it (instruction counts of exactly one tick).
+                if std::env::var("VERSUS_BENCH_WARMUP").as_deref() != Ok("0") {
+                    mm.tick_into(common::NOW, &mut state, &mut out);
+                }
                 // After the tick: its working lists are allocated and every ticket is still
                 // held (matched ones are released by `maintain`) — the queue's peak footprint.
                 let acct = state.memory_bytes() as f64 / n as f64;
