@@ -85,7 +85,7 @@ impl Schedule {
         }
         for w in self.0.windows(2) {
             if w[1].after_s <= w[0].after_s {
-                return bad("steps must be in strictly increasing time order");
+                return bad("steps must be in strictly increasing time order (in whole seconds)");
             }
             if w[1].value < w[0].value {
                 return bad("values must never shrink with wait");
