@@ -64,21 +64,28 @@ fn two_teams(pieces: &[Piece], team_size: usize, out: &mut Vec<usize>) -> bool {
         best: Option<(f64, u32)>,
     }
     impl Search<'_> {
-        fn go(&mut self, i: usize, size: usize, sum: f64, mask: u32) -> bool {
-            if size == self.team_size {
-                let gap = (2.0 * sum - self.total).abs();
-                if self.best.is_none_or(|(g, _)| gap < g) {
-                    self.best = Some((gap, mask));
-                }
-                return gap == 0.0;
+        /// A full team 0 of rating sum `sum`; true when the split is perfect.
+        fn leaf(&mut self, sum: f64, mask: u32) -> bool {
+            let gap = (2.0 * sum - self.total).abs();
+            if self.best.is_none_or(|(g, _)| gap < g) {
+                self.best = Some((gap, mask));
             }
+            gap == 0.0
+        }
+        /// Team 0 holds `size` players (below `team_size`); pieces from `i` on are undecided.
+        fn go(&mut self, i: usize, size: usize, sum: f64, mask: u32) -> bool {
             if i == self.pieces.len() || size + self.left[i] < self.team_size {
                 return false;
             }
             let p = self.pieces[i];
-            if size + p.size <= self.team_size
-                && self.go(i + 1, size + p.size, sum + p.sum, mask | 1 << i)
-            {
+            let (with, with_sum, with_mask) = (size + p.size, sum + p.sum, mask | 1 << i);
+            // A piece that completes the team is scored here rather than in a call of its
+            // own: about half the calls of the search.
+            if with == self.team_size {
+                if self.leaf(with_sum, with_mask) {
+                    return true;
+                }
+            } else if with < self.team_size && self.go(i + 1, with, with_sum, with_mask) {
                 return true;
             }
             self.go(i + 1, size, sum, mask)
@@ -94,7 +101,11 @@ fn two_teams(pieces: &[Piece], team_size: usize, out: &mut Vec<usize>) -> bool {
     for i in (0..n).rev() {
         search.left[i] = search.left[i + 1] + pieces[i].size;
     }
-    search.go(1, pieces[0].size, pieces[0].sum, 1);
+    if pieces[0].size == team_size {
+        search.leaf(pieces[0].sum, 1);
+    } else {
+        search.go(1, pieces[0].size, pieces[0].sum, 1);
+    }
     let Some((_, mask)) = search.best else {
         return false;
     };
