@@ -919,7 +919,7 @@ fn push_ticket(
 
 /// Takes index position `c` into a match: it leaves the scan and the searching pool, and its
 /// wait feeds the estimates.
-#[inline]
+#[inline(always)]
 fn take(st: &mut QueueState, c: usize, now: Timestamp) {
     let cand = &st.scratch.cands[c];
     let (slot, rating, created) = (cand.slot, cand.rating, cand.created);
