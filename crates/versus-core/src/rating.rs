@@ -608,27 +608,31 @@ impl RatingSystem for WengLin {
     ) -> Result<Vec<Vec<PlayerRating>>, RatingError> {
         check_result(teams, placements)?;
         let config = self.config();
-        // The update depends on differences of team sums only; with teams of equal size,
-        // moving every player by the mean leaves them unchanged and keeps skillratings'
-        // e^(μ/c) far from overflow (see `win_probabilities`).
-        let equal = teams.windows(2).all(|w| w[0].len() == w[1].len());
-        let players = teams.iter().map(|t| t.len()).sum::<usize>().max(1);
-        let shift = if equal {
-            teams
-                .iter()
-                .flat_map(|t| t.iter())
-                .map(|p| p.rating)
-                .sum::<f64>()
-                / players as f64
-        } else {
-            0.0
-        };
-        let converted: Vec<Vec<WengLinRating>> = teams
+        // The update depends on differences of team sums only: moving each team's sum by the
+        // same amount (the mean team sum, spread over its players) leaves it unchanged and
+        // keeps skillratings' e^(μ/c) far from overflow (see `win_probabilities`).
+        let sums: Vec<f64> = teams
+            .iter()
+            .map(|t| t.iter().map(|p| p.rating).sum())
+            .collect();
+        let mean_sum = sums.iter().sum::<f64>() / sums.len().max(1) as f64;
+        let shift: Vec<f64> = teams
             .iter()
             .map(|t| {
+                if t.is_empty() {
+                    0.0
+                } else {
+                    mean_sum / t.len() as f64
+                }
+            })
+            .collect();
+        let converted: Vec<Vec<WengLinRating>> = teams
+            .iter()
+            .zip(&shift)
+            .map(|(t, &k)| {
                 t.iter()
                     .map(|p| WengLinRating {
-                        rating: p.rating - shift,
+                        rating: p.rating - k,
                         ..to_wl(p)
                     })
                     .collect()
@@ -653,13 +657,14 @@ impl RatingSystem for WengLin {
         Ok(new
             .into_iter()
             .zip(teams)
-            .map(|(n, old)| {
+            .zip(&shift)
+            .map(|((n, old), &k)| {
                 n.into_iter()
                     .zip(old.iter())
                     .map(|(r, o)| {
                         from_wl(
                             WengLinRating {
-                                rating: r.rating + shift,
+                                rating: r.rating + k,
                                 ..r
                             },
                             o,
@@ -946,6 +951,37 @@ mod tests {
                     assert!((a - b).abs() < 1e-12, "{k} teams: {ours:?} vs {theirs:?}");
                 }
             }
+        }
+    }
+
+    /// Weng-Lin at 1500 on a scale whose β is 4, teams of unequal size (a 5-stack, a 4-stack,
+    /// a trio): the team sums are ~1,000·c (skillratings' e^(μ/c) overflows) while their
+    /// differences are moderate, so shifting each team's sum by the same amount keeps the
+    /// update finite and the stronger side gaining.
+    #[test]
+    fn weng_lin_rates_unequal_teams_at_extreme_scales() {
+        let s = RatingConfig::weng_lin_scaled(1500.0, 8.3).build().unwrap();
+        let teams = [
+            team(1500.0, 0.5, 1.4, 5),
+            team(1503.0, -0.5, 1.4, 4),
+            team(1498.0, 0.2, 1.4, 3),
+        ];
+        for k in [2, 3] {
+            let refs: Vec<&[PlayerRating]> = teams[..k].iter().map(Vec::as_slice).collect();
+            let rated = s.rate(&refs, &Placements::winner(k, 0)).unwrap();
+            for (new, old) in rated.iter().flatten().zip(refs.iter().copied().flatten()) {
+                assert!(
+                    new.rating.is_finite() && new.deviation.is_finite(),
+                    "{rated:?}"
+                );
+                assert!((new.rating - old.rating).abs() < 50.0, "{rated:?}");
+            }
+            assert!(
+                rated[0]
+                    .iter()
+                    .zip(refs[0])
+                    .all(|(n, o)| n.rating >= o.rating)
+            );
         }
     }
 
