@@ -309,6 +309,9 @@ pub struct QueueState {
     /// Whether a slot holds a searching ticket (false once matched, even before `maintain`).
     pub(crate) live: Vec<bool>,
     pub(crate) live_count: usize,
+    /// Tickets held (searching, or matched and not yet released) by party size: what a tick
+    /// checks to skip anchors no packing could ever use.
+    pub(crate) party_counts: Vec<u32>,
     /// Searching tickets by (created, seq); compacted by `maintain`.
     pub(crate) ages: Vec<Aged>,
     /// Tickets added since the last tick, not yet merged into `ages` and the rating index.
@@ -343,6 +346,7 @@ impl QueueState {
             searching: IdMap::default(),
             live: Vec::new(),
             live_count: 0,
+            party_counts: vec![0; config.team_size + 1],
             ages: Vec::new(),
             arrivals: Vec::new(),
             matched: Vec::new(),
@@ -454,6 +458,9 @@ impl QueueState {
         self.slots[slot as usize] = Some(entry);
         self.live[slot as usize] = true;
         self.live_count += 1;
+        if let Some(e) = &self.slots[slot as usize] {
+            self.party_counts[e.members.len()] += 1;
+        }
         self.by_id.insert(id, slot);
         if let Some(e) = &self.slots[slot as usize] {
             for m in e.members.iter() {
@@ -604,7 +611,10 @@ impl QueueState {
         let bulk = matched.len() * 8 >= self.by_id.len();
         if bulk {
             for (slot, entry) in self.slots.iter_mut().enumerate() {
-                if entry.is_some() && !self.live[slot] {
+                if let Some(e) = entry
+                    && !self.live[slot]
+                {
+                    self.party_counts[e.members.len()] -= 1;
                     *entry = None;
                     self.freed_pending.push(slot as u32);
                 }
@@ -617,6 +627,7 @@ impl QueueState {
                 let entry = self.slots[slot as usize]
                     .take()
                     .expect("a matched slot holds its ticket until released");
+                self.party_counts[entry.members.len()] -= 1;
                 if self.by_id.get(&entry.id) == Some(&slot) {
                     self.by_id.remove(&entry.id);
                 }
@@ -681,7 +692,7 @@ impl QueueState {
         b += (self.free.capacity() + self.freed_pending.capacity() + self.matched.capacity()) * 4;
         b += map_bytes::<TicketId, u32>(self.by_id.capacity());
         b += map_bytes::<PlayerId, u32>(self.searching.capacity());
-        b += self.live.capacity();
+        b += self.live.capacity() + self.party_counts.capacity() * 4;
         b += self.ages.capacity() * size_of::<Aged>();
         b += self.arrivals.capacity() * size_of::<(Cand, Cold)>();
         b += self.backfills.capacity() * size_of::<BackfillEntry>();
@@ -700,6 +711,7 @@ impl QueueState {
         let entry = self.slots[slot as usize]
             .take()
             .expect("a live slot holds its ticket");
+        self.party_counts[entry.members.len()] -= 1;
         self.live[slot as usize] = false;
         self.live_count -= 1;
         self.by_id.remove(&entry.id);

@@ -46,6 +46,66 @@ pub(crate) fn partition(
     dfs_teams(pieces, teams, team_size, scratch, out)
 }
 
+/// Whether `teams` teams of exactly `team_size` players could be packed from pieces (parties)
+/// of which `counts[k]` have `k` players, one of them of size `size`. A necessary condition for
+/// any match holding a ticket of that size, so a tick can skip such tickets when it fails.
+/// Errs towards `true`: past a node budget it stops looking and answers "maybe".
+pub(crate) fn can_pack(counts: &[u32], size: usize, teams: usize, team_size: usize) -> bool {
+    if size == 0 || size > team_size || counts.get(size).is_none_or(|&c| c == 0) {
+        return false;
+    }
+    let mut left: Vec<u32> = (0..=team_size)
+        .map(|k| counts.get(k).copied().unwrap_or(0))
+        .collect();
+    left[size] -= 1;
+    // Team 0 holds the `size` piece; each team takes its other pieces largest first (one order
+    // per multiset), teams filled one after another.
+    fn fill(
+        left: &mut [u32],
+        room: usize,
+        largest: usize,
+        teams_after: usize,
+        team_size: usize,
+        budget: &mut usize,
+    ) -> bool {
+        if *budget == 0 {
+            return true;
+        }
+        *budget -= 1;
+        if room == 0 {
+            return teams_after == 0
+                || fill(
+                    left,
+                    team_size,
+                    team_size,
+                    teams_after - 1,
+                    team_size,
+                    budget,
+                );
+        }
+        for k in (1..=room.min(largest)).rev() {
+            if left[k] > 0 {
+                left[k] -= 1;
+                let ok = fill(left, room - k, k, teams_after, team_size, budget);
+                left[k] += 1;
+                if ok {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    let mut budget = 10_000;
+    fill(
+        &mut left,
+        team_size - size,
+        team_size,
+        teams - 1,
+        team_size,
+        &mut budget,
+    )
+}
+
 fn two_teams(pieces: &[Piece], team_size: usize, out: &mut Vec<usize>) -> bool {
     let n = pieces.len();
     if n == 0 || pieces[0].size > team_size {
@@ -233,6 +293,72 @@ mod tests {
         let s = sums(&p, &a, 2);
         // 10+7+1 = 18 = 9+8+1
         assert_eq!(s[0], s[1]);
+    }
+
+    /// `can_pack` against brute force: every multiset of pieces drawn from small counts.
+    #[test]
+    fn can_pack_agrees_with_brute_force() {
+        // Brute force: try every assignment of every subset of the pieces to teams.
+        fn brute(pieces: &[usize], size: usize, teams: usize, team_size: usize) -> bool {
+            let n = pieces.len();
+            let mut assign = vec![0usize; n];
+            // team index per piece, `teams` = unused.
+            loop {
+                let mut fill = vec![0usize; teams];
+                let mut has = false;
+                for (i, &t) in assign.iter().enumerate() {
+                    if t < teams {
+                        fill[t] += pieces[i];
+                        has |= pieces[i] == size;
+                    }
+                }
+                if has && fill.iter().all(|&f| f == team_size) {
+                    return true;
+                }
+                let mut i = 0;
+                loop {
+                    if i == n {
+                        return false;
+                    }
+                    assign[i] += 1;
+                    if assign[i] <= teams {
+                        break;
+                    }
+                    assign[i] = 0;
+                    i += 1;
+                }
+            }
+        }
+        for (teams, team_size) in [(2, 3), (2, 4), (3, 2), (2, 5)] {
+            // Up to 7 pieces of sizes 1..=team_size, enumerated by counts.
+            let mut counts = vec![0u32; team_size + 1];
+            'next: loop {
+                let pieces: Vec<usize> = (1..=team_size)
+                    .flat_map(|k| std::iter::repeat_n(k, counts[k] as usize))
+                    .collect();
+                if pieces.len() <= 7 {
+                    for size in 1..=team_size {
+                        assert_eq!(
+                            can_pack(&counts, size, teams, team_size),
+                            brute(&pieces, size, teams, team_size),
+                            "{teams}×{team_size}, counts {counts:?}, size {size}"
+                        );
+                    }
+                }
+                let mut k = 1;
+                loop {
+                    if k > team_size {
+                        break 'next;
+                    }
+                    counts[k] += 1;
+                    if counts[k] <= 3 {
+                        break;
+                    }
+                    counts[k] = 0;
+                    k += 1;
+                }
+            }
+        }
     }
 
     #[test]

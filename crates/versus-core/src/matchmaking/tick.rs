@@ -514,13 +514,25 @@ impl Matchmaker {
         let need_total = self.config.players_per_match();
         // A pair is usually found next door; a bigger match scans further.
         let reach = if need_total == 2 { 1 } else { 3 };
+        // Party sizes no packing of the pool could use (4-stacks with no solo to fill the
+        // fifth seats): their tickets would scan to `scan_limit` and search to the budget every
+        // tick for nothing. Counted before this tick's matches, so this never skips a ticket
+        // that could be matched.
+        let (teams, team_size) = (self.config.teams, self.config.team_size);
+        let unpackable = (1..=team_size)
+            .filter(|&k| {
+                st.party_counts[k] > 0 && !teams::can_pack(&st.party_counts, k, teams, team_size)
+            })
+            .fold(0u64, |bits, k| bits | 1 << k);
         for k in 0..st.scratch.age_pos.len() {
             if k % TOUCH_BATCH == 0 {
                 touch_ahead(&st.scratch, k + TOUCH_BATCH, reach);
             }
             let ai = st.scratch.age_pos[k] as usize;
             // Taken (or expired) this tick: unlinked from the scan.
-            if !is_live(&st.scratch, ai) {
+            if !is_live(&st.scratch, ai)
+                || (unpackable != 0 && unpackable >> st.scratch.cands[ai].size & 1 != 0)
+            {
                 continue;
             }
             if let Some(anchor) = self.find_group(clock, st, ai, need_total) {
@@ -1272,6 +1284,47 @@ mod tests {
 
     use super::*;
     use crate::matchmaking::{QueueConfig, Schedule, Ticket};
+
+    /// 4-stacks in a 5v5 queue cannot be packed without solos: they are skipped while there
+    /// are none, and matched as soon as two solos arrive.
+    #[test]
+    fn unpackable_parties_wait_until_the_pool_can_pack_them() {
+        let mm = Matchmaker::new(QueueConfig::new(2, 5)).unwrap();
+        let mut st = mm.new_state();
+        let mut next = 1u128;
+        let mut ticket = |size: usize, st: &mut QueueState| {
+            let members = (0..size)
+                .map(|i| Member {
+                    player: PlayerId(next * 10 + i as u128),
+                    rating: PlayerRating::new(1500.0 + i as f64, 50.0),
+                })
+                .collect();
+            st.add(Ticket {
+                id: TicketId(next),
+                members,
+                region_latency_ms: vec![20],
+                created_at: Timestamp::from_secs(100),
+                recent_opponents: vec![],
+            })
+            .unwrap();
+            next += 1;
+        };
+        for _ in 0..4 {
+            ticket(4, &mut st);
+        }
+        let out = mm.tick(Timestamp::from_secs(101), &mut st);
+        assert_eq!(out.match_count(), 0);
+        assert_eq!(st.len(), 4);
+        ticket(1, &mut st);
+        ticket(1, &mut st);
+        let out = mm.tick(Timestamp::from_secs(102), &mut st);
+        assert_eq!(out.match_count(), 1);
+        let m = out.get_match(0).unwrap();
+        assert!(m.teams().all(|t| t.players.len() == 5));
+        assert_eq!(st.len(), 2);
+        // The other two 4-stacks are unpackable again, and skipped.
+        assert_eq!(mm.tick(Timestamp::from_secs(103), &mut st).match_count(), 0);
+    }
 
     /// The 1v1 fast path forms exactly the matches of the general group search, tick after
     /// tick, on crowded pools where windows, regions, rematches and the scan limit all bite.
