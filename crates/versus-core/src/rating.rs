@@ -551,6 +551,27 @@ pub struct WengLin {
 }
 
 impl WengLin {
+    /// Bradley-Terry's c = √(Σσ² + 2β²), from the sum of every player's variance.
+    fn spread(&self, variance: f64) -> f64 {
+        (variance + 2.0 * self.beta * self.beta).sqrt()
+    }
+
+    /// `win_probabilities(&[a, b])[0]` written as one logistic over the team sums: one `exp`,
+    /// no allocation, and no software fused multiply-add (the baseline x86-64 target has no FMA
+    /// instruction) — a 5v5 tick predicts every match it forms.
+    fn two_team_expectation(&self, a: &[PlayerRating], b: &[PlayerRating]) -> f64 {
+        let (mut diff, mut var) = (0.0, 0.0);
+        for p in a {
+            diff += p.rating;
+            var += p.deviation * p.deviation;
+        }
+        for p in b {
+            diff -= p.rating;
+            var += p.deviation * p.deviation;
+        }
+        (1.0 + (-diff / self.spread(var)).exp()).recip()
+    }
+
     fn config(&self) -> WengLinConfig {
         WengLinConfig {
             beta: self.beta,
@@ -595,7 +616,7 @@ impl RatingSystem for WengLin {
             .flat_map(|t| t.iter())
             .map(|p| p.deviation * p.deviation)
             .sum();
-        let c = (var + 2.0 * self.beta * self.beta).sqrt();
+        let c = self.spread(var);
         let top = sums.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let e: Vec<f64> = sums.iter().map(|s| ((s - top) / c).exp()).collect();
         let total: f64 = e.iter().sum();
@@ -852,24 +873,7 @@ impl AnyRatingSystem {
                 let (ca, cb) = (Glicko2::composite(a), Glicko2::composite(b));
                 skillratings::glicko2::expected_score(&to_g2(&ca), &to_g2(&cb)).0
             }
-            Self::WengLin(w) => {
-                // Weng-Lin's two-team expectation, e^(μa/c) / (e^(μa/c) + e^(μb/c)) over team
-                // sums with c = √(Σσ² + 2β²), as skillratings computes it, written as one
-                // logistic: one exp instead of two, and no software fused multiply-add (the
-                // baseline x86-64 target has no FMA instruction) — a 5v5 tick predicts every
-                // match it forms.
-                let (mut diff, mut var) = (0.0, 0.0);
-                for p in a {
-                    diff += p.rating;
-                    var += p.deviation * p.deviation;
-                }
-                for p in b {
-                    diff -= p.rating;
-                    var += p.deviation * p.deviation;
-                }
-                let c = (var + 2.0 * w.beta * w.beta).sqrt();
-                (1.0 + (-diff / c).exp()).recip()
-            }
+            Self::WengLin(w) => w.two_team_expectation(a, b),
             _ => self.win_probabilities(&[a, b])[0],
         }
     }

@@ -458,9 +458,7 @@ impl QueueState {
         self.slots[slot as usize] = Some(entry);
         self.live[slot as usize] = true;
         self.live_count += 1;
-        if let Some(e) = &self.slots[slot as usize] {
-            self.party_counts[e.members.len()] += 1;
-        }
+        self.party_counts[n] += 1;
         self.by_id.insert(id, slot);
         if let Some(e) = &self.slots[slot as usize] {
             for m in e.members.iter() {

@@ -343,7 +343,7 @@ impl Clock {
 /// Anchors come in age order, scattered over the rating index, so each one's index entry is a
 /// cache miss. Reading the entries of the next batch of anchors together lets the CPU fetch them
 /// in parallel (the loads are independent): one memory latency per batch instead of per anchor.
-/// (A prefetch instruction would do the same without waiting, but needs `unsafe`.)
+/// (Prefetch instructions, tried through one `unsafe` call, did no better: BENCHMARKS.md.)
 fn touch_ahead(sc: &TickScratch, from: usize, reach: usize) {
     let end = (from + TOUCH_BATCH).min(sc.age_pos.len());
     let Some(ahead) = sc.age_pos.get(from..end) else {
@@ -431,7 +431,7 @@ impl Matchmaker {
         out.tickets.reserve(n);
         out.players.reserve(n);
         self.run_backfills(now, &clock, st, out);
-        if self.config.players_per_match() == 2 && path == Path::Fastest {
+        if ppm == 2 && path == Path::Fastest {
             self.run_pairs(now, &clock, st, out);
         } else {
             self.run_tickets(now, &clock, st, out);
