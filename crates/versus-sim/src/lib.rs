@@ -155,9 +155,9 @@ pub fn run(scenario: &Scenario) -> Report {
     // Players leaving running matches: (when, the match's teams as (player, rating), region,
     // when the match ends — with a population; without one, players never come back).
     let mut leaving: Vec<(u64, Roster, usize, Option<u64>)> = Vec::new();
-    let mut requests: HashMap<u128, BackfillRecord> = HashMap::new();
-    // Open requests of matches that end: withdrawn then, as a game server would.
-    let mut request_ends: HashMap<u128, u64> = HashMap::new();
+    // Open requests, with when their match ends (with a population): withdrawn then, as a
+    // game server would.
+    let mut requests: HashMap<u128, (BackfillRecord, Option<u64>)> = HashMap::new();
     let mut backfills_requested = 0u64;
     let mut backfills_expired = 0u64;
     let mut backfills_withdrawn = 0u64;
@@ -264,12 +264,11 @@ pub fn run(scenario: &Scenario) -> Report {
         }
 
         // A match that ended no longer wants a replacement.
-        request_ends.retain(|&id, &mut ends| {
-            if ends > now {
+        requests.retain(|&id, (_, ends)| {
+            if ends.is_none_or(|e| e > now) {
                 return true;
             }
             if pool.cancel(TicketId(id)) == CancelOutcome::Cancelled {
-                requests.remove(&id);
                 backfills_withdrawn += 1;
             }
             false
@@ -306,18 +305,13 @@ pub fn run(scenario: &Scenario) -> Report {
             };
             pool.add_backfill(request)
                 .expect("generated backfill requests are valid");
-            requests.insert(
-                id,
-                BackfillRecord {
-                    teams,
-                    open_slots,
-                    region: *region,
-                    created_ms: now,
-                },
-            );
-            if let Some(ends) = *ends {
-                request_ends.insert(id, ends);
-            }
+            let record = BackfillRecord {
+                teams,
+                open_slots,
+                region: *region,
+                created_ms: now,
+            };
+            requests.insert(id, (record, *ends));
             backfills_requested += 1;
             false
         });
@@ -335,15 +329,18 @@ pub fn run(scenario: &Scenario) -> Report {
             }
         }
         backfills_expired += out.expired_backfills.len() as u64;
+        for id in &out.expired_backfills {
+            requests.remove(&id.0);
+        }
         for m in out.matches() {
             memory.record(&m);
             let region = usize::from(m.region.0);
             // With a population: when the players this match consumed are free again.
             let mut busy_until_ms = now + u64::from(scenario.match_duration_s) * 1000;
             if let Some(id) = m.backfill {
-                let req = requests.remove(&id.0).expect("a filled request was posted");
+                let (req, ends) = requests.remove(&id.0).expect("a filled request was posted");
                 // A replacement plays the rest of the running match.
-                if let Some(ends) = request_ends.remove(&id.0) {
+                if let Some(ends) = ends {
                     busy_until_ms = ends;
                 }
                 checker.check_backfill(&m, now, &records, &req);
