@@ -450,7 +450,7 @@ impl Matchmaker {
                 break;
             }
             out.expired.push(aged.id);
-            let c = st.scratch.pos[aged.slot as usize] as usize;
+            let c = st.scratch.age_pos[k] as usize;
             unlink(&mut st.scratch, c);
             st.release(aged.slot);
         }
