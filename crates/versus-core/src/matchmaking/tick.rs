@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use super::config::{QueueConfig, Schedule};
+use super::config::QueueConfig;
 use super::state::{
     BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, Pick, QueueState, TickScratch,
 };
@@ -243,6 +243,7 @@ impl TickOutcome {
 pub struct Matchmaker {
     config: QueueConfig,
     rater: AnyRatingSystem,
+    widening: Widening,
 }
 
 const SELECT_BUDGET: usize = 1_000;
@@ -259,81 +260,128 @@ enum Path {
 /// Anchors whose index entries are loaded together (see [`touch_ahead`]).
 const TOUCH_BATCH: usize = 32;
 
-/// Per-tick cutoffs turning a ticket's creation time into its situation: step `j` of a schedule
-/// applies to tickets created at or before `cutoff_j = now − after_j` (the first step to all).
-struct Clock {
-    /// (cutoff, window), latest step first.
-    rating: Vec<(i64, f64)>,
-    /// (cutoff, latency budget in ms), latest step first.
-    latency: Vec<(i64, u64)>,
+/// The widening schedules of a queue merged into (rating window, latency budget in ms) by
+/// whole seconds waited — both schedules step on whole seconds — so that a ticket's step is
+/// looked up, not searched for: ticket ages are in no order, and a search mispredicts.
+#[derive(Clone, Debug)]
+struct Widening {
+    /// Seconds 0..=min(last step, [`Self::TABLE_S`]); the last entry holds on unless `tail` has
+    /// more steps.
+    by_second: Vec<(f64, u64)>,
+    /// Steps after [`Self::TABLE_S`] seconds, as (after_s, window, budget): rare, searched.
+    tail: Vec<(u64, f64, u64)>,
+}
+
+impl Widening {
+    /// An hour: longer schedules are unusual, and the table stays at 56 KiB.
+    const TABLE_S: u64 = 3_600;
+
+    fn new(cfg: &QueueConfig) -> Self {
+        let at = |waited_s: u64| {
+            let waited_ms = waited_s * 1000;
+            let extra = cfg.latency_widening.at(waited_ms) as u64;
+            (
+                cfg.rating_widening.at(waited_ms),
+                u64::from(cfg.latency_budget_ms) + extra,
+            )
+        };
+        let afters = || {
+            (cfg.rating_widening.steps().iter())
+                .chain(cfg.latency_widening.steps())
+                .map(|st| u64::from(st.after_s))
+        };
+        let horizon = afters().max().unwrap_or(0).min(Self::TABLE_S);
+        let mut tail: Vec<(u64, f64, u64)> = afters()
+            .filter(|&a| a > Self::TABLE_S)
+            .map(|a| {
+                let (window, budget) = at(a);
+                (a, window, budget)
+            })
+            .collect();
+        tail.sort_by_key(|t| t.0);
+        tail.dedup_by_key(|t| t.0);
+        Self {
+            by_second: (0..=horizon).map(at).collect(),
+            tail,
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, waited_s: u64) -> (f64, u64) {
+        match self.by_second.get(waited_s as usize) {
+            Some(&step) => step,
+            None => self.beyond(waited_s),
+        }
+    }
+
+    #[cold]
+    fn beyond(&self, waited_s: u64) -> (f64, u64) {
+        (self.tail.iter().rev())
+            .find(|t| t.0 <= waited_s)
+            .map_or(self.by_second[self.by_second.len() - 1], |t| (t.1, t.2))
+    }
+}
+
+/// A tick's view of time: turns a ticket's creation time into its situation.
+struct Clock<'m> {
+    now_ms: u64,
+    widening: &'m Widening,
     /// Tickets created at or before this are free of the rematch rule.
     relax: i64,
-    regions: usize,
+    /// One bit per region of the queue.
+    regions: u64,
     inline: bool,
 }
 
-impl Clock {
-    fn new(cfg: &QueueConfig, now: Timestamp) -> Self {
-        let now = now.millis() as i64;
-        let cutoff = |after_s: u32| {
+impl<'m> Clock<'m> {
+    fn new(cfg: &QueueConfig, widening: &'m Widening, now: Timestamp) -> Self {
+        let now_ms = now.millis();
+        let relax = cfg.rematch_relax_after_s.map_or(i64::MIN, |after_s| {
             if after_s == 0 {
                 i64::MAX
             } else {
-                now - i64::from(after_s) * 1000
+                now_ms as i64 - i64::from(after_s) * 1000
             }
-        };
-        let table = |s: &Schedule| -> Vec<(i64, f64)> {
-            s.steps()
-                .iter()
-                .rev()
-                .map(|st| (cutoff(st.after_s), st.value))
-                .collect()
-        };
-        let base = u64::from(cfg.latency_budget_ms);
+        });
         Self {
-            rating: table(&cfg.rating_widening),
-            latency: table(&cfg.latency_widening)
-                .into_iter()
-                .map(|(c, extra)| (c, base + extra as u64))
-                .collect(),
-            relax: cfg.rematch_relax_after_s.map_or(i64::MIN, cutoff),
-            regions: cfg.regions.len(),
+            now_ms,
+            widening,
+            relax,
+            regions: u64::MAX >> (64 - cfg.regions.len()),
             inline: cfg.regions.len() <= INLINE_REGIONS,
         }
     }
 
+    /// The ticket's rating window, acceptable regions among `within` and rematch relaxation
+    /// now. A candidate only ever shares a region with its anchor's group, so its regions are
+    /// looked up among the anchor's alone (one or two, not all of them).
     #[inline(always)]
-    fn step<T: Copy>(table: &[(i64, T)], created: i64) -> T {
-        for &(cutoff, value) in table {
-            if created <= cutoff {
-                return value;
-            }
-        }
-        table[table.len() - 1].1
-    }
-
-    /// The ticket's rating window, acceptable regions and rematch relaxation now.
-    #[inline(always)]
-    fn live(&self, c: &Cand, slots: &[Option<Entry>]) -> Live {
+    fn live(&self, c: &Cand, slots: &[Option<Entry>], within: u64) -> Live {
         let created = c.created as i64;
-        let budget = Self::step(&self.latency, created);
+        let (window, budget) = self
+            .widening
+            .at(self.now_ms.saturating_sub(c.created) / 1000);
         let mut mask = 0u64;
+        let mut bits = within & self.regions;
         if self.inline {
             // Inline latencies are u16 and u16::MAX stands for "65535 ms or more /
             // unreachable": a budget capped below it excludes those without a test.
-            let cap = budget.min(u64::from(u16::MAX) - 1);
-            for (r, &lat) in c.lat.iter().take(self.regions).enumerate() {
-                mask |= u64::from(u64::from(lat) <= cap) << r;
+            let cap = budget.min(u64::from(u16::MAX) - 1) as u16;
+            while bits != 0 {
+                let r = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                mask |= u64::from(c.lat[r % INLINE_REGIONS] <= cap) << r;
             }
         } else if let Some(e) = &slots[c.slot as usize] {
-            for (r, &lat) in e.latency.iter().enumerate() {
-                if lat != UNREACHABLE_MS && u64::from(lat) <= budget {
-                    mask |= 1 << r;
-                }
+            while bits != 0 {
+                let r = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let lat = e.latency[r];
+                mask |= u64::from(lat != UNREACHABLE_MS && u64::from(lat) <= budget) << r;
             }
         }
         Live {
-            window: Self::step(&self.rating, created),
+            window,
             mask,
             relaxed: created <= self.relax,
         }
@@ -386,7 +434,11 @@ impl Matchmaker {
                 key: "rating",
                 why: "invalid rating system parameters",
             })?;
-        Ok(Self { config, rater })
+        Ok(Self {
+            widening: Widening::new(&config),
+            config,
+            rater,
+        })
     }
     pub fn config(&self) -> &QueueConfig {
         &self.config
@@ -417,7 +469,7 @@ impl Matchmaker {
     fn tick_with(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome, path: Path) {
         out.clear();
         st.maintain();
-        let clock = Clock::new(&self.config, now);
+        let clock = Clock::new(&self.config, &self.widening, now);
         let n = st.scratch.cands.len();
         let sc = &mut st.scratch;
         sc.next.clear();
@@ -436,6 +488,7 @@ impl Matchmaker {
         } else {
             self.run_tickets(now, &clock, st, out);
         }
+        st.waits.settle();
         self.report_waiting(now, st, out);
     }
 
@@ -477,7 +530,7 @@ impl Matchmaker {
             }
             let (slots, sc) = (&st.slots, &st.scratch);
             let a = &sc.cands[ai];
-            let al = clock.live(a, slots);
+            let al = clock.live(a, slots, u64::MAX);
             if al.mask == 0 {
                 // No region within its budget yet: nobody can be compatible.
                 continue;
@@ -485,7 +538,7 @@ impl Matchmaker {
             let mut scan = Outward::around(sc, ai, a.rating, al.window, self.config.scan_limit);
             while let Some(c) = scan.next(sc) {
                 let cand = &sc.cands[c];
-                let cl = clock.live(cand, slots);
+                let cl = clock.live(cand, slots, al.mask);
                 if compatible(slots, a, &al, cand, &cl) {
                     let (a, b) = (
                         Pick {
@@ -554,7 +607,7 @@ impl Matchmaker {
         let QueueState { slots, scratch, .. } = st;
         let sc = scratch;
         let a = sc.cands[ai];
-        let al = clock.live(&a, slots);
+        let al = clock.live(&a, slots, u64::MAX);
         let anchor = Pick {
             c: ai as u32,
             live: al,
@@ -575,7 +628,7 @@ impl Matchmaker {
             if size > need {
                 continue;
             }
-            let cl = clock.live(cand, slots);
+            let cl = clock.live(cand, slots, al.mask);
             if !compatible(slots, &a, &al, cand, &cl) {
                 continue;
             }
@@ -672,7 +725,7 @@ impl Matchmaker {
             if usize::from(cand.size) > max_open {
                 continue;
             }
-            let cl = clock.live(cand, slots);
+            let cl = clock.live(cand, slots, region_bit);
             if cl.mask & region_bit == 0
                 || (cand.rating - bf.target).abs() > window.min(cl.window)
                 || (!cl.relaxed && backfill_conflict(slots, bf, cand))
