@@ -168,6 +168,20 @@ impl QueueConfig {
         self.teams * self.team_size
     }
 
+    /// Latency budget (ms) after waiting `waited_s` whole seconds.
+    pub fn latency_budget_at(&self, waited_s: u64) -> u64 {
+        u64::from(self.latency_budget_ms) + self.latency_widening.at(waited_s * 1000) as u64
+    }
+
+    /// The distinct latency budgets the widening schedule steps through, in order.
+    pub(crate) fn latency_budgets(&self) -> Vec<u64> {
+        let mut budgets: Vec<u64> = (self.latency_widening.steps().iter())
+            .map(|st| self.latency_budget_at(u64::from(st.after_s)))
+            .collect();
+        budgets.dedup();
+        budgets
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &'static str, why: &'static str| Err(ConfigError::Invalid { key, why });
         if self.teams < 2 {

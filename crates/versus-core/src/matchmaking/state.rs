@@ -21,7 +21,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use super::config::{PartyAggregation, QueueConfig};
 use super::teams;
 use super::ticket::{
-    BackfillRequest, CancelOutcome, Member, PlayerId, TicketError, TicketId, Timestamp,
+    BackfillRequest, CancelOutcome, Member, PlayerId, RegionId, TicketError, TicketId, Timestamp,
 };
 use crate::rating::PlayerRating;
 
@@ -123,7 +123,15 @@ pub(crate) struct Cand {
     pub seq: u64,
     pub slot: u32,
     pub size: u8,
+    /// With inline latencies: `masks[j]` has bit `r` set when region `r` is within the queue's
+    /// `j`-th latency budget ([`Limits::budgets`]): a ticket's regions at its wait, looked up
+    /// rather than compared region by region each time it is read.
+    pub masks: [u8; MASKED_BUDGETS],
 }
+
+/// Latency budgets with a precomputed region mask per ticket ([`Cand::masks`]); a schedule
+/// with more distinct budgets has the later ones compared region by region.
+pub(crate) const MASKED_BUDGETS: usize = 3;
 
 const _: () = assert!(std::mem::size_of::<Cand>() == 64);
 
@@ -159,6 +167,8 @@ pub(crate) struct Limits {
     pub team_size: usize,
     pub backfill: bool,
     pub aggregation: PartyAggregation,
+    /// The queue's distinct latency budgets, in widening order (see [`Cand::masks`]).
+    pub budgets: Vec<u64>,
 }
 
 /// Exponentially weighted time-to-match per rating bucket: the "estimated wait". Buckets are a
@@ -343,6 +353,8 @@ pub(crate) struct TickScratch {
     pub chosen: Vec<Pick>,
     /// The group being written: each ticket with its team.
     pub placed: Vec<(Pick, usize)>,
+    /// The 1v1 scan's matches (index positions and region), written out after it.
+    pub pairs: Vec<(u32, u32, RegionId)>,
     pub pieces: Vec<teams::Piece>,
     pub assign: Vec<usize>,
     pub teams: teams::Scratch,
@@ -391,6 +403,7 @@ impl QueueState {
                 team_size: config.team_size,
                 backfill: config.backfill,
                 aggregation: config.party_aggregation,
+                budgets: config.latency_budgets(),
             },
             slots: Vec::new(),
             free: Vec::new(),
@@ -447,6 +460,17 @@ impl QueueState {
         for (l, &ms) in lat.iter_mut().zip(ticket.region_latency_ms.iter()) {
             *l = ms.min(u32::from(u16::MAX)) as u16;
         }
+        let mut masks = [0u8; MASKED_BUDGETS];
+        if l.regions <= INLINE_REGIONS {
+            for (mask, &budget) in masks.iter_mut().zip(&l.budgets) {
+                // u16::MAX stands for "65535 ms or more / unreachable" and fills the lanes
+                // past the queue's regions: a budget capped below it excludes those.
+                let cap = budget.min(u64::from(u16::MAX) - 1);
+                for (r, &ms) in lat.iter().enumerate() {
+                    *mask |= u8::from(u64::from(ms) <= cap) << r;
+                }
+            }
+        }
         let rating = l
             .aggregation
             .aggregate(ticket.members.iter().map(|m| m.rating.rating));
@@ -500,6 +524,7 @@ impl QueueState {
                 lat,
                 slot,
                 size: entry.members.len() as u8,
+                masks,
             },
             Cold {
                 id: entry.id,
@@ -753,6 +778,7 @@ impl QueueState {
         b += (s.pos.capacity() + s.age_pos.capacity() + s.next.capacity() + s.prev.capacity()) * 4;
         b += (s.pool.capacity() + s.chosen.capacity()) * size_of::<Pick>();
         b += s.placed.capacity() * size_of::<(Pick, usize)>();
+        b += s.pairs.capacity() * size_of::<(u32, u32, RegionId)>();
         b
     }
 

@@ -22,7 +22,8 @@ use std::fmt;
 
 use super::config::QueueConfig;
 use super::state::{
-    BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, Pick, QueueState, TickScratch,
+    BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, MASKED_BUDGETS, Pick, QueueState,
+    TickScratch,
 };
 use super::teams::{self, Piece};
 use super::ticket::{Member, PlayerId, RegionId, TicketId, Timestamp, UNREACHABLE_MS};
@@ -260,30 +261,42 @@ enum Path {
 /// Anchors whose index entries are loaded together (see [`touch_ahead`]).
 const TOUCH_BATCH: usize = 32;
 
-/// The widening schedules of a queue merged into (rating window, latency budget in ms) by
-/// whole seconds waited — both schedules step on whole seconds — so that a ticket's step is
-/// looked up, not searched for: ticket ages are in no order, and a search mispredicts.
+/// The widening schedules of a queue merged by whole seconds waited — both schedules step on
+/// whole seconds — so that a ticket's step is looked up, not searched for: ticket ages are in
+/// no order, and a search mispredicts.
 #[derive(Clone, Debug)]
 struct Widening {
     /// Seconds 0..=min(last step, [`Self::TABLE_S`]); the last entry holds on unless `tail` has
     /// more steps.
-    by_second: Vec<(f64, u64)>,
-    /// Steps after [`Self::TABLE_S`] seconds, as (after_s, window, budget): rare, searched.
-    tail: Vec<(u64, f64, u64)>,
+    by_second: Vec<Step>,
+    /// Steps after [`Self::TABLE_S`] seconds, with their start: rare, searched.
+    tail: Vec<(u64, Step)>,
+}
+
+/// The widening in force: rating window, latency budget in ms, and the budget's index among
+/// the queue's distinct budgets when tickets carry a precomputed mask for it ([`Cand::masks`]).
+#[derive(Clone, Copy, Debug)]
+struct Step {
+    window: f64,
+    budget: u64,
+    masked: Option<u8>,
 }
 
 impl Widening {
-    /// An hour: longer schedules are unusual, and the table stays at 56 KiB.
+    /// An hour: longer schedules are unusual, and the table stays at 84 KiB.
     const TABLE_S: u64 = 3_600;
 
     fn new(cfg: &QueueConfig) -> Self {
+        let budgets = cfg.latency_budgets();
         let at = |waited_s: u64| {
-            let waited_ms = waited_s * 1000;
-            let extra = cfg.latency_widening.at(waited_ms) as u64;
-            (
-                cfg.rating_widening.at(waited_ms),
-                u64::from(cfg.latency_budget_ms) + extra,
-            )
+            let budget = cfg.latency_budget_at(waited_s);
+            Step {
+                window: cfg.rating_widening.at(waited_s * 1000),
+                budget,
+                masked: (budgets.iter().position(|&b| b == budget))
+                    .filter(|&j| j < MASKED_BUDGETS)
+                    .map(|j| j as u8),
+            }
         };
         let afters = || {
             (cfg.rating_widening.steps().iter())
@@ -291,12 +304,9 @@ impl Widening {
                 .map(|st| u64::from(st.after_s))
         };
         let horizon = afters().max().unwrap_or(0).min(Self::TABLE_S);
-        let mut tail: Vec<(u64, f64, u64)> = afters()
+        let mut tail: Vec<(u64, Step)> = afters()
             .filter(|&a| a > Self::TABLE_S)
-            .map(|a| {
-                let (window, budget) = at(a);
-                (a, window, budget)
-            })
+            .map(|a| (a, at(a)))
             .collect();
         tail.sort_by_key(|t| t.0);
         tail.dedup_by_key(|t| t.0);
@@ -307,7 +317,7 @@ impl Widening {
     }
 
     #[inline(always)]
-    fn at(&self, waited_s: u64) -> (f64, u64) {
+    fn at(&self, waited_s: u64) -> Step {
         match self.by_second.get(waited_s as usize) {
             Some(&step) => step,
             None => self.beyond(waited_s),
@@ -315,10 +325,10 @@ impl Widening {
     }
 
     #[cold]
-    fn beyond(&self, waited_s: u64) -> (f64, u64) {
+    fn beyond(&self, waited_s: u64) -> Step {
         (self.tail.iter().rev())
             .find(|t| t.0 <= waited_s)
-            .map_or(self.by_second[self.by_second.len() - 1], |t| (t.1, t.2))
+            .map_or(self.by_second[self.by_second.len() - 1], |t| t.1)
     }
 }
 
@@ -358,12 +368,18 @@ impl<'m> Clock<'m> {
     #[inline(always)]
     fn live(&self, c: &Cand, slots: &[Option<Entry>], within: u64) -> Live {
         let created = c.created as i64;
-        let (window, budget) = self
+        let Step {
+            window,
+            budget,
+            masked,
+        } = self
             .widening
             .at(self.now_ms.saturating_sub(c.created) / 1000);
         let mut mask = 0u64;
         let mut bits = within & self.regions;
-        if self.inline {
+        if let (true, Some(j)) = (self.inline, masked) {
+            mask = u64::from(c.masks[usize::from(j) % MASKED_BUDGETS]) & bits;
+        } else if self.inline {
             // Inline latencies are u16 and u16::MAX stands for "65535 ms or more /
             // unreachable": a budget capped below it excludes those without a test.
             let cap = budget.min(u64::from(u16::MAX) - 1) as u16;
@@ -392,14 +408,20 @@ impl<'m> Clock<'m> {
 /// cache miss. Reading the entries of the next batch of anchors together lets the CPU fetch them
 /// in parallel (the loads are independent): one memory latency per batch instead of per anchor.
 /// (Prefetch instructions, tried through one `unsafe` call, did no better: BENCHMARKS.md.)
-fn touch_ahead(sc: &TickScratch, from: usize, reach: usize) {
+/// `cold`: whether the scan reads the tickets' [`Cold`] parts too (the 1v1 scan does not).
+fn touch_ahead(sc: &TickScratch, from: usize, reach: usize, cold: bool) {
     let end = (from + TOUCH_BATCH).min(sc.age_pos.len());
     let Some(ahead) = sc.age_pos.get(from..end) else {
         return;
     };
     let n = sc.cands.len();
     let mut acc = 0u64;
-    let mut touch = |c: usize| acc ^= sc.cands[c].created ^ sc.cold[c].rating_sum.to_bits();
+    let mut touch = |c: usize| {
+        acc ^= sc.cands[c].created;
+        if cold {
+            acc ^= sc.cold[c].rating_sum.to_bits();
+        }
+    };
     for &p in ahead {
         let p = p as usize;
         // Taken already (most anchors of a big match's tick): nothing to fetch.
@@ -522,7 +544,7 @@ impl Matchmaker {
     fn run_pairs(&self, now: Timestamp, clock: &Clock, st: &mut QueueState, out: &mut TickOutcome) {
         for k in 0..st.scratch.age_pos.len() {
             if k % TOUCH_BATCH == 0 {
-                touch_ahead(&st.scratch, k + TOUCH_BATCH, 1);
+                touch_ahead(&st.scratch, k + TOUCH_BATCH, 1, false);
             }
             let ai = st.scratch.age_pos[k] as usize;
             if !is_live(&st.scratch, ai) {
@@ -550,11 +572,12 @@ impl Matchmaker {
                             live: cl,
                         },
                     );
-                    self.form_pair(now, st, a, b, out);
+                    self.form_pair(now, st, a, b);
                     break;
                 }
             }
         }
+        self.write_pairs(now, st, out);
     }
 
     fn run_tickets(
@@ -579,7 +602,7 @@ impl Matchmaker {
             .fold(0u64, |bits, k| bits | 1 << k);
         for k in 0..st.scratch.age_pos.len() {
             if k % TOUCH_BATCH == 0 {
-                touch_ahead(&st.scratch, k + TOUCH_BATCH, reach);
+                touch_ahead(&st.scratch, k + TOUCH_BATCH, reach, true);
             }
             let ai = st.scratch.age_pos[k] as usize;
             // Taken (or expired) this tick: unlinked from the scan.
@@ -833,45 +856,49 @@ impl Matchmaker {
         });
     }
 
-    /// [`Self::form_match`] for two solo tickets (1v1), without the general bookkeeping.
-    fn form_pair(
-        &self,
-        now: Timestamp,
-        st: &mut QueueState,
-        a: Pick,
-        b: Pick,
-        out: &mut TickOutcome,
-    ) {
+    /// [`Self::form_match`] for two solo tickets (1v1), without the general bookkeeping: takes
+    /// them and notes the pair; [`Self::write_pairs`] writes it out after the scan.
+    fn form_pair(&self, now: Timestamp, st: &mut QueueState, a: Pick, b: Pick) {
         let sc = &st.scratch;
         let (ca, cb) = (&sc.cands[a.c as usize], &sc.cands[b.c as usize]);
         let region = choose_region(a.live.mask & b.live.mask, &st.slots, || {
             [ca, cb].into_iter()
         });
-        let (ka, kb) = (&sc.cold[a.c as usize], &sc.cold[b.c as usize]);
-        let p0 = self
-            .rater
-            .two_team_win_probability(&[ka.prating], &[kb.prating]);
-        let first_team = out.teams.len() as u32;
-        let (t, p) = (out.tickets.len() as u32, out.players.len() as u32);
-        out.tickets.extend_from_slice(&[ka.id, kb.id]);
-        out.players.extend_from_slice(&[ka.player, kb.player]);
-        let team = |i: u32, k: &Cold, win_probability: f64| TeamRecord {
-            tickets: (t + i, t + i + 1),
-            players: (p + i, p + i + 1),
-            rating_sum: k.prating.rating,
-            win_probability,
-        };
-        out.teams
-            .extend_from_slice(&[team(0, ka, p0), team(1, kb, 1.0 - p0)]);
-        out.records.push(MatchRecord {
-            backfill: None,
-            teams: (first_team, first_team + 2),
-            region,
-            quality: fairness_quality(&[p0, 1.0 - p0]),
-            formed_at: now,
-        });
+        st.scratch.pairs.push((a.c, b.c, region));
         take(st, a.c as usize, now);
         take(st, b.c as usize, now);
+    }
+
+    /// Writes the pairs [`Self::run_pairs`] formed, in order. What only the outcome needs (ids,
+    /// players, ratings for the prediction) is read here, one independent load per ticket
+    /// that the CPU overlaps by the dozen, rather than in the scan, where every miss stalls
+    /// the next anchor.
+    fn write_pairs(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
+        let sc = &mut st.scratch;
+        for &(a, b, region) in &sc.pairs {
+            let (ka, kb) = (&sc.cold[a as usize], &sc.cold[b as usize]);
+            let p0 = self.rater.pair_win_probability(&ka.prating, &kb.prating);
+            let first_team = out.teams.len() as u32;
+            let (t, p) = (out.tickets.len() as u32, out.players.len() as u32);
+            out.tickets.extend_from_slice(&[ka.id, kb.id]);
+            out.players.extend_from_slice(&[ka.player, kb.player]);
+            let team = |i: u32, k: &Cold, win_probability: f64| TeamRecord {
+                tickets: (t + i, t + i + 1),
+                players: (p + i, p + i + 1),
+                rating_sum: k.prating.rating,
+                win_probability,
+            };
+            out.teams
+                .extend_from_slice(&[team(0, ka, p0), team(1, kb, 1.0 - p0)]);
+            out.records.push(MatchRecord {
+                backfill: None,
+                teams: (first_team, first_team + 2),
+                region,
+                quality: fairness_quality(&[p0, 1.0 - p0]),
+                formed_at: now,
+            });
+        }
+        sc.pairs.clear();
     }
 
     /// Fills in the win probability of the teams from `first_team` on (their players' ratings
