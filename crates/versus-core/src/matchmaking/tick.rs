@@ -446,6 +446,16 @@ fn touch_ahead(sc: &TickScratch, from: usize, reach: usize, cold: bool) {
     std::hint::black_box(acc);
 }
 
+/// [`touch_ahead`] for [`Matchmaker::write_pairs`]: the cold rows of the pairs from `from`.
+fn touch_cold(sc: &TickScratch, from: usize) {
+    let end = (from + TOUCH_BATCH).min(sc.pairs.len());
+    let mut acc = 0u64;
+    for &(a, b, _) in sc.pairs.get(from..end).unwrap_or_default() {
+        acc ^= sc.cold[a as usize].rating_sum.to_bits() ^ sc.cold[b as usize].rating_sum.to_bits();
+    }
+    std::hint::black_box(acc);
+}
+
 impl Matchmaker {
     pub fn new(config: QueueConfig) -> Result<Self, super::ConfigError> {
         config.validate()?;
@@ -875,7 +885,10 @@ impl Matchmaker {
     /// the next anchor.
     fn write_pairs(&self, now: Timestamp, st: &mut QueueState, out: &mut TickOutcome) {
         let sc = &mut st.scratch;
-        for &(a, b, region) in &sc.pairs {
+        for (i, &(a, b, region)) in sc.pairs.iter().enumerate() {
+            if i % TOUCH_BATCH == 0 {
+                touch_cold(sc, i + TOUCH_BATCH);
+            }
             let (ka, kb) = (&sc.cold[a as usize], &sc.cold[b as usize]);
             let p0 = self.rater.pair_win_probability(&ka.prating, &kb.prating);
             let first_team = out.teams.len() as u32;
