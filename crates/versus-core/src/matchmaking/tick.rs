@@ -408,8 +408,8 @@ impl<'m> Clock<'m> {
 /// cache miss. Reading the entries of the next batch of anchors together lets the CPU fetch them
 /// in parallel (the loads are independent): one memory latency per batch instead of per anchor.
 /// (Prefetch instructions, tried through one `unsafe` call, did no better: BENCHMARKS.md.)
-/// `cold`: whether the scan reads the tickets' [`Cold`] parts too (the 1v1 scan does not).
-fn touch_ahead(sc: &TickScratch, from: usize, reach: usize, cold: bool) {
+/// `COLD`: whether the scan reads the tickets' [`Cold`] parts too (the 1v1 scan does not).
+fn touch_ahead<const COLD: bool>(sc: &TickScratch, from: usize, reach: usize) {
     let end = (from + TOUCH_BATCH).min(sc.age_pos.len());
     let Some(ahead) = sc.age_pos.get(from..end) else {
         return;
@@ -418,7 +418,7 @@ fn touch_ahead(sc: &TickScratch, from: usize, reach: usize, cold: bool) {
     let mut acc = 0u64;
     let mut touch = |c: usize| {
         acc ^= sc.cands[c].created;
-        if cold {
+        if COLD {
             acc ^= sc.cold[c].rating_sum.to_bits();
         }
     };
@@ -554,7 +554,7 @@ impl Matchmaker {
     fn run_pairs(&self, now: Timestamp, clock: &Clock, st: &mut QueueState, out: &mut TickOutcome) {
         for k in 0..st.scratch.age_pos.len() {
             if k % TOUCH_BATCH == 0 {
-                touch_ahead(&st.scratch, k + TOUCH_BATCH, 1, false);
+                touch_ahead::<false>(&st.scratch, k + TOUCH_BATCH, 1);
             }
             let ai = st.scratch.age_pos[k] as usize;
             if !is_live(&st.scratch, ai) {
@@ -612,7 +612,7 @@ impl Matchmaker {
             .fold(0u64, |bits, k| bits | 1 << k);
         for k in 0..st.scratch.age_pos.len() {
             if k % TOUCH_BATCH == 0 {
-                touch_ahead(&st.scratch, k + TOUCH_BATCH, reach, true);
+                touch_ahead::<true>(&st.scratch, k + TOUCH_BATCH, reach);
             }
             let ai = st.scratch.age_pos[k] as usize;
             // Taken (or expired) this tick: unlinked from the scan.
