@@ -56,7 +56,8 @@ pub struct FormedMatch<'a> {
     /// (`1 − 2·|P(A) − 0.5|` for two teams).
     pub quality: f64,
     pub formed_at: Timestamp,
-    teams: &'a [TeamRecord],
+    /// The match's teams in the outcome's team list.
+    teams: (u32, u32),
     outcome: &'a TickOutcome,
 }
 
@@ -64,14 +65,15 @@ impl<'a> FormedMatch<'a> {
     /// The teams, in team order (team `i` of a backfill is team `i` of the running match).
     pub fn teams(&self) -> impl ExactSizeIterator<Item = MatchTeam<'a>> + DoubleEndedIterator + 'a {
         let outcome = self.outcome;
-        self.teams.iter().map(move |t| outcome.team(t))
+        (self.teams.0 as usize..self.teams.1 as usize).map(move |t| outcome.team(t))
     }
     /// Team `i`. Panics if `i` is not below [`Self::team_count`].
     pub fn team(&self, i: usize) -> MatchTeam<'a> {
-        self.outcome.team(&self.teams[i])
+        assert!(i < self.team_count(), "team {i} of {}", self.team_count());
+        self.outcome.team(self.teams.0 as usize + i)
     }
     pub fn team_count(&self) -> usize {
-        self.teams.len()
+        (self.teams.1 - self.teams.0) as usize
     }
 }
 
@@ -111,21 +113,25 @@ pub struct WaitingTicket {
     pub estimated_wait_ms: u64,
 }
 
+/// A team's first ticket and player in the outcome's lists; it ends where the next team starts
+/// (the lists are written in order), which keeps records small: a 100k tick writes 50k matches.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct TeamRecord {
-    tickets: (u32, u32),
-    players: (u32, u32),
+    tickets: u32,
+    players: u32,
     rating_sum: f64,
     win_probability: f64,
 }
 
+/// A match: its first team (it ends where the next match starts) and, for a backfill, the
+/// request's index in `TickOutcome::backfills`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct MatchRecord {
-    backfill: Option<TicketId>,
-    teams: (u32, u32),
-    region: RegionId,
     quality: f64,
     formed_at: Timestamp,
+    teams: u32,
+    backfill: u32,
+    region: RegionId,
 }
 
 /// What one tick did. Matches are stored flat — one list of teams, tickets and players for the
@@ -136,6 +142,8 @@ pub struct TickOutcome {
     teams: Vec<TeamRecord>,
     tickets: Vec<TicketId>,
     players: Vec<PlayerId>,
+    /// The backfill requests filled, indexed from their records.
+    backfills: Vec<TicketId>,
     /// Tickets removed because they waited `max_wait_s`.
     pub expired: Vec<TicketId>,
     /// Backfill requests removed because they waited `max_wait_s`.
@@ -149,14 +157,14 @@ impl TickOutcome {
     pub fn matches(
         &self,
     ) -> impl ExactSizeIterator<Item = FormedMatch<'_>> + DoubleEndedIterator + '_ {
-        self.records.iter().map(|r| self.view(r))
+        (0..self.records.len()).map(|i| self.view(i))
     }
     pub fn match_count(&self) -> usize {
         self.records.len()
     }
     /// Match `i` in formation order.
     pub fn get_match(&self, i: usize) -> Option<FormedMatch<'_>> {
-        self.records.get(i).map(|r| self.view(r))
+        (i < self.records.len()).then(|| self.view(i))
     }
     /// Appends a match made elsewhere: a replayed outcome, or a hand-made one to test what
     /// consumes outcomes (the simulator's checker, a server's publisher).
@@ -175,15 +183,9 @@ impl TickOutcome {
             self.players.extend_from_slice(t.players);
             team.rating_sum = t.rating_sum;
             team.win_probability = t.win_probability;
-            self.close_team(team);
+            self.teams.push(team);
         }
-        self.records.push(MatchRecord {
-            backfill,
-            teams: (first, self.teams.len() as u32),
-            region,
-            quality,
-            formed_at,
-        });
+        self.push_record(backfill, first, region, quality, formed_at);
     }
 
     /// Empties every list, keeping their capacity (see [`Matchmaker::tick_into`]).
@@ -192,49 +194,81 @@ impl TickOutcome {
         self.teams.clear();
         self.tickets.clear();
         self.players.clear();
+        self.backfills.clear();
         self.expired.clear();
         self.expired_backfills.clear();
         self.waiting.clear();
     }
 
-    fn view<'a>(&'a self, r: &MatchRecord) -> FormedMatch<'a> {
-        let teams = &self.teams[r.teams.0 as usize..r.teams.1 as usize];
-        let (first, last) = (teams[0], teams[teams.len() - 1]);
+    fn push_record(
+        &mut self,
+        backfill: Option<TicketId>,
+        first_team: u32,
+        region: RegionId,
+        quality: f64,
+        formed_at: Timestamp,
+    ) {
+        let backfill = backfill.map_or(NONE, |id| {
+            self.backfills.push(id);
+            (self.backfills.len() - 1) as u32
+        });
+        self.records.push(MatchRecord {
+            quality,
+            formed_at,
+            teams: first_team,
+            backfill,
+            region,
+        });
+    }
+
+    fn view(&self, i: usize) -> FormedMatch<'_> {
+        let r = &self.records[i];
+        let end = self
+            .records
+            .get(i + 1)
+            .map_or(self.teams.len(), |next| next.teams as usize);
+        let first = &self.teams[r.teams as usize];
+        let (tickets, players) = self.team_end(end - 1);
         FormedMatch {
-            backfill: r.backfill,
-            tickets: &self.tickets[first.tickets.0 as usize..last.tickets.1 as usize],
-            players: &self.players[first.players.0 as usize..last.players.1 as usize],
+            backfill: self.backfills.get(r.backfill as usize).copied(),
+            tickets: &self.tickets[first.tickets as usize..tickets],
+            players: &self.players[first.players as usize..players],
             region: r.region,
             quality: r.quality,
             formed_at: r.formed_at,
-            teams,
+            teams: (r.teams, end as u32),
             outcome: self,
         }
     }
 
-    fn team(&self, t: &TeamRecord) -> MatchTeam<'_> {
+    /// Where team `t`'s tickets and players end: where the next team's start.
+    fn team_end(&self, t: usize) -> (usize, usize) {
+        self.teams
+            .get(t + 1)
+            .map_or((self.tickets.len(), self.players.len()), |next| {
+                (next.tickets as usize, next.players as usize)
+            })
+    }
+
+    fn team(&self, t: usize) -> MatchTeam<'_> {
+        let r = &self.teams[t];
+        let (tickets, players) = self.team_end(t);
         MatchTeam {
-            tickets: &self.tickets[t.tickets.0 as usize..t.tickets.1 as usize],
-            players: &self.players[t.players.0 as usize..t.players.1 as usize],
-            rating_sum: t.rating_sum,
-            win_probability: t.win_probability,
+            tickets: &self.tickets[r.tickets as usize..tickets],
+            players: &self.players[r.players as usize..players],
+            rating_sum: r.rating_sum,
+            win_probability: r.win_probability,
         }
     }
 
-    /// Starts a team: what is pushed from here to [`Self::close_team`] is on it.
-    fn open_team(&mut self) -> TeamRecord {
+    /// Starts a team: what is pushed from here until the next team starts is on it.
+    fn open_team(&self) -> TeamRecord {
         TeamRecord {
-            tickets: (self.tickets.len() as u32, 0),
-            players: (self.players.len() as u32, 0),
+            tickets: self.tickets.len() as u32,
+            players: self.players.len() as u32,
             rating_sum: 0.0,
             win_probability: 0.0,
         }
-    }
-
-    fn close_team(&mut self, mut t: TeamRecord) {
-        t.tickets.1 = self.tickets.len() as u32;
-        t.players.1 = self.players.len() as u32;
-        self.teams.push(t);
     }
 }
 
@@ -850,20 +884,14 @@ impl Matchmaker {
                 team.rating_sum +=
                     push_ticket(out, &mut sc.ratings, slots, &sc.cands[c], &sc.cold[c]);
             }
-            out.close_team(team);
+            out.teams.push(team);
             bounds[t + 1] = sc.ratings.len();
         }
         for (pick, _) in placed {
             take(st, pick.c as usize, now);
         }
         let quality = self.predict(first_team as usize, &st.scratch.ratings, &bounds, out);
-        out.records.push(MatchRecord {
-            backfill,
-            teams: (first_team, out.teams.len() as u32),
-            region,
-            quality,
-            formed_at: now,
-        });
+        out.push_record(backfill, first_team, region, quality, now);
     }
 
     /// [`Self::form_match`] for two solo tickets (1v1), without the general bookkeeping: takes
@@ -896,19 +924,19 @@ impl Matchmaker {
             out.tickets.extend_from_slice(&[ka.id, kb.id]);
             out.players.extend_from_slice(&[ka.player, kb.player]);
             let team = |i: u32, k: &Cold, win_probability: f64| TeamRecord {
-                tickets: (t + i, t + i + 1),
-                players: (p + i, p + i + 1),
+                tickets: t + i,
+                players: p + i,
                 rating_sum: k.prating.rating,
                 win_probability,
             };
             out.teams
                 .extend_from_slice(&[team(0, ka, p0), team(1, kb, 1.0 - p0)]);
             out.records.push(MatchRecord {
-                backfill: None,
-                teams: (first_team, first_team + 2),
-                region,
                 quality: fairness_quality(&[p0, 1.0 - p0]),
                 formed_at: now,
+                teams: first_team,
+                backfill: NONE,
+                region,
             });
         }
         sc.pairs.clear();
@@ -1417,6 +1445,66 @@ mod tests {
         assert_eq!(st.len(), 2);
         // The other two 4-stacks are unpackable again, and skipped.
         assert_eq!(mm.tick(Timestamp::from_secs(103), &mut st).match_count(), 0);
+    }
+
+    /// Records keep only where each team and match starts: the views must end each one where
+    /// the next starts, including empty teams (a backfill's team with no new ticket) and the
+    /// last match.
+    #[test]
+    fn outcome_views_read_back_what_was_pushed() {
+        let team = |tickets: &'static [TicketId], players: &'static [PlayerId], w: f64| MatchTeam {
+            tickets,
+            players,
+            rating_sum: 10.0 * w,
+            win_probability: w,
+        };
+        let matches: [(Option<TicketId>, Vec<MatchTeam<'static>>); 3] = [
+            (
+                Some(TicketId(900)),
+                vec![
+                    team(&[], &[PlayerId(50), PlayerId(51)], 0.4),
+                    team(&[TicketId(1)], &[PlayerId(60), PlayerId(1)], 0.6),
+                ],
+            ),
+            (
+                None,
+                vec![
+                    team(
+                        &[TicketId(2), TicketId(3)],
+                        &[PlayerId(2), PlayerId(3)],
+                        0.3,
+                    ),
+                    team(&[TicketId(4)], &[PlayerId(4), PlayerId(5)], 0.3),
+                    team(&[TicketId(6)], &[PlayerId(6)], 0.4),
+                ],
+            ),
+            (
+                None,
+                vec![
+                    team(&[TicketId(7)], &[PlayerId(7)], 0.5),
+                    team(&[TicketId(8)], &[PlayerId(8)], 0.5),
+                ],
+            ),
+        ];
+        let mut out = TickOutcome::default();
+        for (i, (backfill, teams)) in matches.iter().enumerate() {
+            let at = Timestamp::from_secs(i as u64);
+            out.push_match(*backfill, teams, RegionId(i as u8), 0.1 * i as f64, at);
+        }
+        assert_eq!(out.match_count(), 3);
+        for (i, (m, (backfill, teams))) in out.matches().zip(&matches).enumerate() {
+            assert_eq!(m.backfill, *backfill);
+            assert_eq!(m.region, RegionId(i as u8));
+            assert_eq!(m.formed_at, Timestamp::from_secs(i as u64));
+            assert_eq!(m.team_count(), teams.len());
+            assert!(m.teams().eq(teams.iter().copied()), "match {i}: {m:?}");
+            assert_eq!(m.team(teams.len() - 1), teams[teams.len() - 1]);
+            let tickets: Vec<TicketId> = teams.iter().flat_map(|t| t.tickets.to_vec()).collect();
+            let players: Vec<PlayerId> = teams.iter().flat_map(|t| t.players.to_vec()).collect();
+            assert_eq!((m.tickets, m.players), (&tickets[..], &players[..]));
+        }
+        assert!(out.get_match(3).is_none());
+        assert_eq!(out.matches().rev().next(), out.get_match(2));
     }
 
     /// The 1v1 fast path forms exactly the matches of the general group search, tick after
