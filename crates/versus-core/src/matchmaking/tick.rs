@@ -1504,7 +1504,7 @@ mod tests {
             assert_eq!((m.tickets, m.players), (&tickets[..], &players[..]));
         }
         assert!(out.get_match(3).is_none());
-        assert_eq!(out.matches().rev().next(), out.get_match(2));
+        assert_eq!(out.matches().next_back(), out.get_match(2));
     }
 
     /// The 1v1 fast path forms exactly the matches of the general group search, tick after
