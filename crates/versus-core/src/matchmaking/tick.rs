@@ -1447,6 +1447,103 @@ mod tests {
         assert_eq!(mm.tick(Timestamp::from_secs(103), &mut st).match_count(), 0);
     }
 
+    /// The per-second table gives every wait the steps the schedules give it, past the table's
+    /// hour too, and marks exactly the budgets that tickets carry a precomputed mask for.
+    #[test]
+    fn widening_table_agrees_with_the_schedules() {
+        let mut cfg = QueueConfig::new(2, 1);
+        cfg.rating_widening = Schedule::new(vec![
+            (0, 20.0),
+            (7, 60.0),
+            (3600, 100.0),
+            (3700, 400.0),
+            (90_000, 900.0),
+        ]);
+        cfg.latency_widening = Schedule::new(vec![
+            (0, 0.0),
+            (30, 10.0),
+            (45, 20.0),
+            (50, 30.0),
+            (4000, 500.0),
+        ]);
+        cfg.latency_budget_ms = 40;
+        let w = Widening::new(&cfg);
+        let budgets = cfg.latency_budgets();
+        assert_eq!(budgets, vec![40, 50, 60, 70, 540]);
+        for s in (0..5000).chain([89_999, 90_000, 1_000_000]) {
+            let step = w.at(s);
+            assert_eq!(step.window, cfg.rating_widening.at(s * 1000), "{s} s");
+            assert_eq!(step.budget, cfg.latency_budget_at(s), "{s} s");
+            let j = budgets.iter().position(|&b| b == step.budget);
+            let masked = j.filter(|&j| j < MASKED_BUDGETS).map(|j| j as u8);
+            assert_eq!(step.masked, masked, "{s} s");
+        }
+    }
+
+    /// A ticket's acceptable regions are the same whether looked up in its precomputed masks
+    /// (the first three budgets) or compared region by region (the later ones), and they are
+    /// the regions within the budget its wait has reached.
+    #[test]
+    fn region_masks_are_the_regions_within_budget() {
+        let mut cfg = QueueConfig::new(2, 1);
+        cfg.regions = (0..5).map(|r| format!("r{r}")).collect();
+        cfg.latency_budget_ms = 50;
+        cfg.latency_widening = Schedule::new(vec![
+            (0, 0.0),
+            (10, 25.0),
+            (20, 50.0),
+            (30, 90.0),
+            (40, 65_500.0),
+        ]);
+        let mm = Matchmaker::new(cfg.clone()).unwrap();
+        let mut st = mm.new_state();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let now = Timestamp::from_secs(1_000);
+        let mut latencies: Vec<Vec<u32>> = Vec::new();
+        for i in 0..2_000u128 {
+            let latency: Vec<u32> = (0..5)
+                .map(|_| match rng.random_range(0..10) {
+                    0 => UNREACHABLE_MS,
+                    1 => rng.random_range(65_000..70_000),
+                    _ => rng.random_range(0..200),
+                })
+                .collect();
+            latencies.push(latency.clone());
+            st.add(Ticket {
+                id: TicketId(i),
+                members: vec![Member {
+                    player: PlayerId(i),
+                    rating: PlayerRating::new(1500.0, 50.0),
+                }],
+                region_latency_ms: latency,
+                created_at: Timestamp::from_millis(now.millis() - rng.random_range(0..60_000)),
+                recent_opponents: vec![],
+            })
+            .unwrap();
+        }
+        st.maintain();
+        let clock = Clock::new(mm.config(), &mm.widening, now);
+        let (mut masked, mut compared) = (0, 0);
+        for (c, k) in st.scratch.cands.iter().zip(&st.scratch.cold) {
+            let waited_s = now.millis().saturating_sub(c.created) / 1000;
+            let budget = cfg.latency_budget_at(waited_s);
+            // With few regions latencies are kept as u16: 65535 ms or more counts as
+            // unreachable (see `Clock::live`).
+            let want = (latencies[k.id.0 as usize].iter().enumerate())
+                .filter(|&(_, &ms)| ms < u32::from(u16::MAX) && u64::from(ms) <= budget)
+                .fold(0u64, |m, (r, _)| m | 1 << r);
+            let live = clock.live(c, &st.slots, u64::MAX);
+            assert_eq!(live.mask, want, "budget {budget}, latencies {:?}", c.lat);
+            // Among some regions only: those of them.
+            assert_eq!(clock.live(c, &st.slots, 0b10110).mask, want & 0b10110);
+            match mm.widening.at(waited_s).masked {
+                Some(_) => masked += 1,
+                None => compared += 1,
+            }
+        }
+        assert!(masked > 500 && compared > 500, "{masked} / {compared}");
+    }
+
     /// Records keep only where each team and match starts: the views must end each one where
     /// the next starts, including empty teams (a backfill's team with no new ticket) and the
     /// last match.
