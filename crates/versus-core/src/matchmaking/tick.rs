@@ -480,6 +480,38 @@ fn touch_ahead<const COLD: bool>(sc: &TickScratch, from: usize, reach: usize) {
     std::hint::black_box(acc);
 }
 
+/// Calls `visit` with each anchor still in the scan at its turn, oldest first, having loaded
+/// the next batch's index entries ahead ([`touch_ahead`], with `COLD` and `reach`). Most anchors
+/// were taken as someone's partner before their turn (half in 1v1, five in six in 5v5): they
+/// are skipped by a mask of each batch's live ones rather than by a branch per anchor, which
+/// mispredicts; one taken by an earlier anchor of the same batch is caught before its visit.
+#[inline(always)]
+fn for_each_live_anchor<const COLD: bool>(
+    st: &mut QueueState,
+    reach: usize,
+    mut visit: impl FnMut(&mut QueueState, usize),
+) {
+    let n = st.scratch.age_pos.len();
+    for batch in (0..n).step_by(TOUCH_BATCH) {
+        touch_ahead::<COLD>(&st.scratch, batch + TOUCH_BATCH, reach);
+        let sc = &st.scratch;
+        let ahead = &sc.age_pos[batch..(batch + TOUCH_BATCH).min(n)];
+        let mut live = (ahead.iter().enumerate()).fold(0u64, |m, (i, &p)| {
+            m | u64::from(is_live(sc, p as usize)) << i
+        });
+        while live != 0 {
+            let k = batch + live.trailing_zeros() as usize;
+            live &= live - 1;
+            let ai = st.scratch.age_pos[k] as usize;
+            if is_live(&st.scratch, ai) {
+                visit(st, ai);
+            }
+        }
+    }
+}
+
+const _: () = assert!(TOUCH_BATCH <= 64, "a batch's live anchors are a u64 mask");
+
 /// [`touch_ahead`] for [`Matchmaker::write_pairs`]: the cold rows of the pairs from `from`.
 fn touch_cold(sc: &TickScratch, from: usize) {
     let end = (from + TOUCH_BATCH).min(sc.pairs.len());
@@ -586,20 +618,20 @@ impl Matchmaker {
     /// compatible ticket — the pick the general path makes (tested equal), without its group
     /// bookkeeping, which is most of the work of a 1v1 tick.
     fn run_pairs(&self, now: Timestamp, clock: &Clock, st: &mut QueueState, out: &mut TickOutcome) {
-        for k in 0..st.scratch.age_pos.len() {
-            if k % TOUCH_BATCH == 0 {
-                touch_ahead::<false>(&st.scratch, k + TOUCH_BATCH, 1);
-            }
-            let ai = st.scratch.age_pos[k] as usize;
-            if !is_live(&st.scratch, ai) {
-                continue;
-            }
+        for_each_live_anchor::<false>(st, 1, |st, ai| self.pair_anchor(now, clock, st, ai));
+        self.write_pairs(now, st, out);
+    }
+
+    /// One anchor of [`Self::run_pairs`]: takes it and the nearest compatible ticket, if any.
+    #[inline(always)]
+    fn pair_anchor(&self, now: Timestamp, clock: &Clock, st: &mut QueueState, ai: usize) {
+        {
             let (slots, sc) = (&st.slots, &st.scratch);
             let a = &sc.cands[ai];
             let al = clock.live(a, slots, u64::MAX);
             if al.mask == 0 {
                 // No region within its budget yet: nobody can be compatible.
-                continue;
+                return;
             }
             let mut scan = Outward::around(sc, ai, a.rating, al.window, self.config.scan_limit);
             while let Some(c) = scan.next(sc) {
@@ -617,11 +649,10 @@ impl Matchmaker {
                         },
                     );
                     self.form_pair(now, st, a, b);
-                    break;
+                    return;
                 }
             }
         }
-        self.write_pairs(now, st, out);
     }
 
     fn run_tickets(
@@ -644,21 +675,14 @@ impl Matchmaker {
                 st.party_counts[k] > 0 && !teams::can_pack(&st.party_counts, k, teams, team_size)
             })
             .fold(0u64, |bits, k| bits | 1 << k);
-        for k in 0..st.scratch.age_pos.len() {
-            if k % TOUCH_BATCH == 0 {
-                touch_ahead::<true>(&st.scratch, k + TOUCH_BATCH, reach);
-            }
-            let ai = st.scratch.age_pos[k] as usize;
-            // Taken (or expired) this tick: unlinked from the scan.
-            if !is_live(&st.scratch, ai)
-                || (unpackable != 0 && unpackable >> st.scratch.cands[ai].size & 1 != 0)
-            {
-                continue;
+        for_each_live_anchor::<true>(st, reach, |st, ai| {
+            if unpackable != 0 && unpackable >> st.scratch.cands[ai].size & 1 != 0 {
+                return;
             }
             if let Some(anchor) = self.find_group(clock, st, ai, need_total) {
                 self.form_match(now, st, anchor, out);
             }
-        }
+        });
     }
 
     /// Looks for tickets that complete a match with anchor `ai`. On success the group is in
