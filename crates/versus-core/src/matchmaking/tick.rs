@@ -456,12 +456,14 @@ fn touch_ahead<const COLD: bool>(sc: &TickScratch, from: usize, reach: usize) {
             acc ^= sc.cold[c].rating_sum.to_bits();
         }
     };
-    for &p in ahead {
-        let p = p as usize;
-        // Taken already (most anchors of a big match's tick): nothing to fetch.
-        if !is_live(sc, p) {
-            continue;
-        }
+    // Taken already (most anchors of a big match's tick): nothing to fetch. Skipped by a mask,
+    // not a branch per anchor (see `for_each_live_anchor`).
+    let mut live = (ahead.iter().enumerate()).fold(0u64, |m, (i, &p)| {
+        m | u64::from(is_live(sc, p as usize)) << i
+    });
+    while live != 0 {
+        let p = ahead[live.trailing_zeros() as usize] as usize;
+        live &= live - 1;
         // The anchor and its nearest live neighbours on each side, through the links: once
         // half the pool is matched they are rarely next door.
         touch(p);
