@@ -170,7 +170,9 @@ impl QueueConfig {
 
     /// Latency budget (ms) after waiting `waited_s` whole seconds.
     pub fn latency_budget_at(&self, waited_s: u64) -> u64 {
-        u64::from(self.latency_budget_ms) + self.latency_widening.at(waited_s * 1000) as u64
+        // Saturating: a schedule's extra is any finite value, and `as` saturates it to u64.
+        u64::from(self.latency_budget_ms)
+            .saturating_add(self.latency_widening.at(waited_s.saturating_mul(1000)) as u64)
     }
 
     /// The distinct latency budgets the widening schedule steps through, in order.

@@ -1504,6 +1504,26 @@ mod tests {
             let masked = j.filter(|&j| j < MASKED_BUDGETS).map(|j| j as u8);
             assert_eq!(step.masked, masked, "{s} s");
         }
+        // Any finite extra is a valid step: a huge one saturates the budget.
+        cfg.latency_widening = Schedule::new(vec![(0, 0.0), (10, 1e300)]);
+        let w = Widening::new(&cfg);
+        assert_eq!(w.at(10).budget, u64::MAX);
+        let mm = Matchmaker::new(cfg).unwrap();
+        let mut st = mm.new_state();
+        for i in 0..2u128 {
+            st.add(Ticket {
+                id: TicketId(i),
+                members: vec![Member {
+                    player: PlayerId(i),
+                    rating: PlayerRating::new(1500.0, 50.0),
+                }],
+                region_latency_ms: vec![60_000],
+                created_at: Timestamp::from_secs(0),
+                recent_opponents: vec![],
+            })
+            .unwrap();
+        }
+        assert_eq!(mm.tick(Timestamp::from_secs(20), &mut st).match_count(), 1);
     }
 
     /// A ticket's acceptable regions are the same whether looked up in its precomputed masks
