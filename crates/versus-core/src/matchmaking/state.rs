@@ -286,8 +286,8 @@ impl WaitStats {
         let i = self.slot(rating);
         let bucket = &mut self.buckets[i];
         // Through i64: one conversion instruction on baseline x86-64, where u64 takes several
-        // (a wait is far below 2^63 ms).
-        bucket.sum += ttm_ms as i64 as f64;
+        // (clamped: a wait is far below 2^63 ms unless a caller's clock is absurd).
+        bucket.sum += ttm_ms.min(i64::MAX as u64) as i64 as f64;
         bucket.count += 1;
         self.pending = true;
     }
