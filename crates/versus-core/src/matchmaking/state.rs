@@ -148,6 +148,14 @@ pub(crate) struct Cold {
 
 pub(crate) const INLINE_REGIONS: usize = 8;
 
+/// Whether an inline latency is within `budget` ms. u16::MAX stands for "65535 ms or more /
+/// unreachable" and fills the lanes past the queue's regions: a budget capped below it
+/// excludes those without a test of their own.
+#[inline(always)]
+pub(crate) fn inline_within(ms: u16, budget: u64) -> bool {
+    u64::from(ms) <= budget.min(u64::from(u16::MAX) - 1)
+}
+
 /// A ticket in the age list (oldest first): what the waiting report needs, contiguous.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Aged {
@@ -465,11 +473,8 @@ impl QueueState {
         let mut masks = [0u8; MASKED_BUDGETS];
         if l.regions <= INLINE_REGIONS {
             for (mask, &budget) in masks.iter_mut().zip(&l.budgets) {
-                // u16::MAX stands for "65535 ms or more / unreachable" and fills the lanes
-                // past the queue's regions: a budget capped below it excludes those.
-                let cap = budget.min(u64::from(u16::MAX) - 1);
                 for (r, &ms) in lat.iter().enumerate() {
-                    *mask |= u8::from(u64::from(ms) <= cap) << r;
+                    *mask |= u8::from(inline_within(ms, budget)) << r;
                 }
             }
         }

@@ -23,7 +23,7 @@ use std::fmt;
 use super::config::QueueConfig;
 use super::state::{
     BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, MASKED_BUDGETS, Pick, QueueState,
-    TickScratch,
+    TickScratch, inline_within,
 };
 use super::teams::{self, Piece};
 use super::ticket::{Member, PlayerId, RegionId, TicketId, Timestamp, UNREACHABLE_MS};
@@ -414,13 +414,10 @@ impl<'m> Clock<'m> {
         if let (true, Some(j)) = (self.inline, masked) {
             mask = u64::from(c.masks[usize::from(j) % MASKED_BUDGETS]) & bits;
         } else if self.inline {
-            // Inline latencies are u16 and u16::MAX stands for "65535 ms or more /
-            // unreachable": a budget capped below it excludes those without a test.
-            let cap = budget.min(u64::from(u16::MAX) - 1) as u16;
             while bits != 0 {
                 let r = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                mask |= u64::from(c.lat[r % INLINE_REGIONS] <= cap) << r;
+                mask |= u64::from(inline_within(c.lat[r % INLINE_REGIONS], budget)) << r;
             }
         } else if let Some(e) = &slots[c.slot as usize] {
             while bits != 0 {
@@ -456,11 +453,8 @@ fn touch_ahead<const COLD: bool>(sc: &TickScratch, from: usize, reach: usize) {
             acc ^= sc.cold[c].rating_sum.to_bits();
         }
     };
-    // Taken already (most anchors of a big match's tick): nothing to fetch. Skipped by a mask,
-    // not a branch per anchor (see `for_each_live_anchor`).
-    let mut live = (ahead.iter().enumerate()).fold(0u64, |m, (i, &p)| {
-        m | u64::from(is_live(sc, p as usize)) << i
-    });
+    // Taken already (most anchors of a big match's tick): nothing to fetch.
+    let mut live = live_mask(sc, ahead);
     while live != 0 {
         let p = ahead[live.trailing_zeros() as usize] as usize;
         live &= live - 1;
@@ -497,10 +491,7 @@ fn for_each_live_anchor<const COLD: bool>(
     for batch in (0..n).step_by(TOUCH_BATCH) {
         touch_ahead::<COLD>(&st.scratch, batch + TOUCH_BATCH, reach);
         let sc = &st.scratch;
-        let ahead = &sc.age_pos[batch..(batch + TOUCH_BATCH).min(n)];
-        let mut live = (ahead.iter().enumerate()).fold(0u64, |m, (i, &p)| {
-            m | u64::from(is_live(sc, p as usize)) << i
-        });
+        let mut live = live_mask(sc, &sc.age_pos[batch..(batch + TOUCH_BATCH).min(n)]);
         while live != 0 {
             let k = batch + live.trailing_zeros() as usize;
             live &= live - 1;
@@ -510,6 +501,14 @@ fn for_each_live_anchor<const COLD: bool>(
             }
         }
     }
+}
+
+/// Bit `i` set when index position `positions[i]` is still in the scan: how a batch of anchors
+/// skips the taken ones without a branch per anchor, which would mispredict.
+fn live_mask(sc: &TickScratch, positions: &[u32]) -> u64 {
+    (positions.iter().enumerate()).fold(0u64, |m, (i, &p)| {
+        m | u64::from(is_live(sc, p as usize)) << i
+    })
 }
 
 const _: () = assert!(TOUCH_BATCH <= 64, "a batch's live anchors are a u64 mask");
@@ -627,32 +626,30 @@ impl Matchmaker {
     /// One anchor of [`Self::run_pairs`]: takes it and the nearest compatible ticket, if any.
     #[inline(always)]
     fn pair_anchor(&self, now: Timestamp, clock: &Clock, st: &mut QueueState, ai: usize) {
-        {
-            let (slots, sc) = (&st.slots, &st.scratch);
-            let a = &sc.cands[ai];
-            let al = clock.live(a, slots, u64::MAX);
-            if al.mask == 0 {
-                // No region within its budget yet: nobody can be compatible.
+        let (slots, sc) = (&st.slots, &st.scratch);
+        let a = &sc.cands[ai];
+        let al = clock.live(a, slots, u64::MAX);
+        if al.mask == 0 {
+            // No region within its budget yet: nobody can be compatible.
+            return;
+        }
+        let mut scan = Outward::around(sc, ai, a.rating, al.window, self.config.scan_limit);
+        while let Some(c) = scan.next(sc) {
+            let cand = &sc.cands[c];
+            let cl = clock.live(cand, slots, al.mask);
+            if compatible(slots, a, &al, cand, &cl) {
+                let (a, b) = (
+                    Pick {
+                        c: ai as u32,
+                        live: al,
+                    },
+                    Pick {
+                        c: c as u32,
+                        live: cl,
+                    },
+                );
+                self.form_pair(now, st, a, b);
                 return;
-            }
-            let mut scan = Outward::around(sc, ai, a.rating, al.window, self.config.scan_limit);
-            while let Some(c) = scan.next(sc) {
-                let cand = &sc.cands[c];
-                let cl = clock.live(cand, slots, al.mask);
-                if compatible(slots, a, &al, cand, &cl) {
-                    let (a, b) = (
-                        Pick {
-                            c: ai as u32,
-                            live: al,
-                        },
-                        Pick {
-                            c: c as u32,
-                            live: cl,
-                        },
-                    );
-                    self.form_pair(now, st, a, b);
-                    return;
-                }
             }
         }
     }
@@ -957,13 +954,8 @@ impl Matchmaker {
             };
             out.teams
                 .extend_from_slice(&[team(0, ka, p0), team(1, kb, 1.0 - p0)]);
-            out.records.push(MatchRecord {
-                quality: fairness_quality(&[p0, 1.0 - p0]),
-                formed_at: now,
-                teams: first_team,
-                backfill: NONE,
-                region,
-            });
+            let quality = fairness_quality(&[p0, 1.0 - p0]);
+            out.push_record(None, first_team, region, quality, now);
         }
         sc.pairs.clear();
     }
