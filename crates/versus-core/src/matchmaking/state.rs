@@ -58,10 +58,23 @@ pub(crate) fn mix64(mut x: u64) -> u64 {
 
 pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
-/// One bit of a 64-bit fingerprint per player (a one-hash Bloom filter), used to skip the exact
-/// recent-opponent check for the overwhelming majority of pairs.
-pub(crate) fn player_bit(p: PlayerId) -> u64 {
-    1u64 << (mix64((p.0 as u64) ^ ((p.0 >> 64) as u64)) & 63)
+/// A player's bits in a 64-bit Bloom filter of `hashes` hash functions: what lets a tick skip
+/// the exact recent-opponent check for nearly every pair ([`may_have_met`]).
+pub(crate) fn player_bits(p: PlayerId, hashes: u32) -> u64 {
+    let h = mix64((p.0 as u64) ^ ((p.0 >> 64) as u64));
+    (0..hashes).fold(0, |bits, i| bits | 1u64 << (h >> (6 * i) & 63))
+}
+
+/// Whether a ticket's players may be among the players of a `recent` filter (false: surely
+/// not). A solo ticket's bits must all be there; a party's bits are its members' merged, so
+/// any one there may be a member's.
+#[inline(always)]
+pub(crate) fn may_have_met(recent: u64, c: &Cand) -> bool {
+    if c.size == 1 {
+        recent & c.self_bits == c.self_bits
+    } else {
+        recent & c.self_bits != 0
+    }
 }
 
 /// A ticket's players: a solo ticket (the common case) needs no heap allocation.
@@ -177,6 +190,12 @@ pub(crate) struct Limits {
     pub aggregation: PartyAggregation,
     /// The queue's distinct latency budgets, in widening order (see [`Cand::masks`]).
     pub budgets: Vec<u64>,
+    /// Bits per player in the rematch filters ([`player_bits`]). A pair of solo tickets is
+    /// tested bit for bit ([`may_have_met`]): three bits make a false alarm (an exact check
+    /// reading both tickets from the slab) ~20 times rarer than one with three recent
+    /// opponents. A group search merges its members' filters, which three bits each would
+    /// fill: one.
+    pub bloom_hashes: u32,
 }
 
 /// Exponentially weighted time-to-match per rating bucket: the "estimated wait". Buckets are a
@@ -370,6 +389,38 @@ pub(crate) struct TickScratch {
     pub teams: teams::Scratch,
     pub ratings: Vec<PlayerRating>,
     pub suffix: Vec<usize>,
+    /// `next` and `prev` link every indexed ticket, untouched by a tick yet.
+    pub links_ready: bool,
+}
+
+impl TickScratch {
+    /// Makes the tick's working lists ready for the index as it stands: fresh links, and room
+    /// for every pair it could form (`pairs`: a queue of two players a match). Done by
+    /// [`QueueState::maintain`], which a server runs between ticks, so that a tick neither
+    /// writes 2 × n links nor grows (and page-faults in) its lists on its own latency path.
+    fn prepare(&mut self, pairs: bool) {
+        let n = self.cands.len();
+        if !self.links_ready {
+            self.next.clear();
+            self.next.extend(1..=n as u32);
+            self.prev.clear();
+            self.prev.extend((0..n as u32).map(|i| i.wrapping_sub(1)));
+            self.links_ready = true;
+        }
+        if pairs {
+            grow_mapped(&mut self.pairs, n / 2, (0, 0, RegionId(0)));
+        }
+    }
+}
+
+/// Gives `list` room for `len` items, written once so that its pages are mapped: a list grown
+/// inside a tick pays for the copy and for a page fault per 4 KiB touched.
+fn grow_mapped<T: Copy>(list: &mut Vec<T>, len: usize, fill: T) {
+    if list.capacity() < len {
+        let held = list.len();
+        list.resize(len, fill);
+        list.truncate(held);
+    }
 }
 
 /// The pool of one queue shard. Create it with [`Matchmaker::new_state`](super::Matchmaker::new_state).
@@ -414,6 +465,11 @@ impl QueueState {
                 backfill: config.backfill,
                 aggregation: config.party_aggregation,
                 budgets: config.latency_budgets(),
+                bloom_hashes: if config.players_per_match() == 2 {
+                    3
+                } else {
+                    1
+                },
             },
             slots: Vec::new(),
             free: Vec::new(),
@@ -485,11 +541,11 @@ impl QueueState {
         let self_bits = ticket
             .members
             .iter()
-            .fold(0, |b, m| b | player_bit(m.player));
+            .fold(0, |b, m| b | player_bits(m.player, l.bloom_hashes));
         let recent_bits = ticket
             .recent_opponents
             .iter()
-            .fold(0, |b, &p| b | player_bit(p));
+            .fold(0, |b, &p| b | player_bits(p, l.bloom_hashes));
         let entry = Entry {
             id: ticket.id,
             created: ticket.created_at,
@@ -601,7 +657,7 @@ impl QueueState {
             return Err(TicketError::NonFiniteRating);
         }
         let target = members.clone().map(|m| m.rating.rating).sum::<f64>() / existing as f64;
-        let existing_bits = members.fold(0, |b, m| b | player_bit(m.player));
+        let existing_bits = members.fold(0, |b, m| b | player_bits(m.player, l.bloom_hashes));
         let entry = BackfillEntry {
             req,
             seq: self.next_seq,
@@ -679,7 +735,12 @@ impl QueueState {
             sc.age_pos
                 .extend(self.ages.iter().map(|a| sc.pos[a.slot as usize]));
             self.pos_stale = false;
+            sc.links_ready = false;
         }
+        self.scratch
+            .prepare(self.limits.teams * self.limits.team_size == 2);
+        // The tick releases into `matched` (one per ticket at most).
+        grow_mapped(&mut self.matched, self.scratch.cands.len(), 0);
     }
 
     /// Drops the entries of the tickets the last tick matched and their lookup-map entries.
@@ -863,6 +924,44 @@ pub(crate) fn merge_sorted<T: Copy>(base: &mut Vec<T>, add: &[T], le: impl Fn(&T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rematch filter never clears a real rematch, and with three hashes rarely raises a
+    /// false one for a solo ticket.
+    #[test]
+    fn rematch_filter_has_no_false_clearances() {
+        let cand = |players: &[u128], hashes: u32| {
+            let self_bits = (players.iter()).fold(0, |b, &p| b | player_bits(PlayerId(p), hashes));
+            Cand {
+                rating: 0.0,
+                created: 0,
+                lat: [0; INLINE_REGIONS],
+                self_bits,
+                recent_bits: 0,
+                seq: 0,
+                slot: 0,
+                size: players.len() as u8,
+                masks: [0; MASKED_BUDGETS],
+            }
+        };
+        let mut false_alarms = [0u32; 2];
+        for (k, hashes) in [1, 3].into_iter().enumerate() {
+            for i in 0..2_000u128 {
+                let recent: Vec<u128> = (0..3).map(|j| i * 7_919 + j * 104_729).collect();
+                let filter = (recent.iter()).fold(0, |b, &p| b | player_bits(PlayerId(p), hashes));
+                for party in [&[recent[1]][..], &[i + 1_000_000, recent[2], i + 2_000_000]] {
+                    assert!(
+                        may_have_met(filter, &cand(party, hashes)),
+                        "{hashes} {party:?}"
+                    );
+                }
+                let stranger = cand(&[i + 5_000_000], hashes);
+                false_alarms[k] += u32::from(may_have_met(filter, &stranger));
+            }
+        }
+        // Expected: 3/64 of 2,000 (~94) with one hash; (1 − e^(−9/64))³ (~0.2%) with three.
+        assert!(false_alarms[0] > 40, "{false_alarms:?}");
+        assert!(false_alarms[1] * 8 < false_alarms[0], "{false_alarms:?}");
+    }
 
     #[test]
     fn wait_estimates_follow_each_rating_band() {

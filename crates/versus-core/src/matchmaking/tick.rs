@@ -23,7 +23,7 @@ use std::fmt;
 use super::config::QueueConfig;
 use super::state::{
     BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, MASKED_BUDGETS, Pick, QueueState,
-    TickScratch, inline_within,
+    TickScratch, inline_within, may_have_met,
 };
 use super::teams::{self, Piece};
 use super::ticket::{Member, PlayerId, RegionId, TicketId, Timestamp, UNREACHABLE_MS};
@@ -570,11 +570,8 @@ impl Matchmaker {
         st.maintain();
         let clock = Clock::new(&self.config, &self.widening, now);
         let n = st.scratch.cands.len();
-        let sc = &mut st.scratch;
-        sc.next.clear();
-        sc.next.extend(1..=n as u32);
-        sc.prev.clear();
-        sc.prev.extend((0..n as u32).map(|i| i.wrapping_sub(1)));
+        // The links `maintain` made ready are this tick's to consume.
+        st.scratch.links_ready = false;
         self.expire(now, st, out);
         let ppm = self.config.players_per_match();
         out.records.reserve(n / ppm);
@@ -1201,7 +1198,7 @@ fn compatible(slots: &[Option<Entry>], a: &Cand, al: &Live, b: &Cand, bl: &Live)
 }
 
 fn recent_conflict(slots: &[Option<Entry>], a: &Cand, b: &Cand) -> bool {
-    if a.recent_bits & b.self_bits == 0 && b.recent_bits & a.self_bits == 0 {
+    if !may_have_met(a.recent_bits, b) && !may_have_met(b.recent_bits, a) {
         return false;
     }
     let ea = slots[a.slot as usize].as_ref().expect("live");
