@@ -1197,10 +1197,16 @@ fn compatible(slots: &[Option<Entry>], a: &Cand, al: &Live, b: &Cand, bl: &Live)
         && (al.relaxed || bl.relaxed || !recent_conflict(slots, a, b))
 }
 
+#[inline(always)]
 fn recent_conflict(slots: &[Option<Entry>], a: &Cand, b: &Cand) -> bool {
-    if !may_have_met(a.recent_bits, b) && !may_have_met(b.recent_bits, a) {
-        return false;
-    }
+    (may_have_met(a.recent_bits, b) || may_have_met(b.recent_bits, a)) && met(slots, a, b)
+}
+
+/// The exact rematch check behind the filters: rare, and out of line so that the check that
+/// calls it stays small enough to inline into the scan.
+#[cold]
+#[inline(never)]
+fn met(slots: &[Option<Entry>], a: &Cand, b: &Cand) -> bool {
     let ea = slots[a.slot as usize].as_ref().expect("live");
     let eb = slots[b.slot as usize].as_ref().expect("live");
     let lists = |x: &Entry, y: &Entry| {
