@@ -1,7 +1,7 @@
 //! Tick latency percentiles and memory per waiting ticket, which criterion does not report.
 //!
-//! For each queue and pool size: `runs` independent standing pools (different seeds), one tick
-//! each, timed with `Instant` around `tick_into` only, after one untimed warm-up tick that sizes
+//! For each queue and pool size: `runs` (100) independent standing pools (different seeds), one
+//! tick each, timed with `Instant` around `tick_into` only, after one untimed warm-up tick that sizes
 //! the reused outcome (`VERSUS_BENCH_TRACE=1` prints each run's time); prints p50 / p99 / max, matches formed, and
 //! memory per waiting ticket two ways:
 //!  * accounted: `QueueState::memory_bytes()` — `size_of` of every stored struct plus every
@@ -9,6 +9,11 @@
 //!    `unsafe impl GlobalAlloc`, which the workspace forbids (`unsafe_code = "forbid"`).
 //!  * RSS: growth of the process's resident set (from /proc/self/statm) while a pool is built
 //!    and indexed, divided by the ticket count — includes allocator overhead and slack.
+//!
+//! The bench pins itself to the machine's last core (`VERSUS_BENCH_PIN=0`: it does not): a
+//! pool is built and ticked on the same core, as a server's queue task mostly is, rather than
+//! built on one and ticked on the other with a cold cache after a migration, which on this
+//! 2-core machine put 13 ms outliers among 8 ms ticks.
 //!
 //! Run: `cargo bench -p versus-core --bench tick_percentiles`
 
@@ -29,8 +34,23 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
+/// Pins this thread to the last core; says so, or why not.
+fn pin() {
+    if std::env::var("VERSUS_BENCH_PIN").as_deref() == Ok("0") {
+        println!("not pinned (VERSUS_BENCH_PIN=0)");
+        return;
+    }
+    match core_affinity::get_core_ids().and_then(|ids| ids.last().copied()) {
+        Some(core) if core_affinity::set_for_current(core) => {
+            println!("pinned to core {}", core.id)
+        }
+        _ => println!("not pinned: this platform does not allow it"),
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
+    pin();
     println!(
         "queue           tickets  runs  p50_ms  p99_ms  max_ms  matches  maintain_p50_ms  acct_B/ticket  rss_B/ticket"
     );
@@ -44,7 +64,7 @@ fn main() {
             let runs = std::env::var("VERSUS_BENCH_RUNS")
                 .ok()
                 .and_then(|r| r.parse().ok())
-                .unwrap_or(if n >= 100_000 { 30 } else { 100 });
+                .unwrap_or(100);
             let mut times = Vec::with_capacity(runs);
             let mut settle = Vec::with_capacity(runs);
             // One outcome reused across ticks, as a server's queue loop keeps it.
