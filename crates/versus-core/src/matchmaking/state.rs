@@ -382,8 +382,11 @@ pub(crate) struct TickScratch {
     pub chosen: Vec<Pick>,
     /// The group being written: each ticket with its team.
     pub placed: Vec<(Pick, usize)>,
-    /// The 1v1 scan's matches (index positions and region), written out after it.
-    pub pairs: Vec<(u32, u32, RegionId)>,
+    /// The 1v1 scan's matches, written out after it: at the picking ticket's index position,
+    /// the other's position (`u32::MAX` at every other position, and between ticks) and the
+    /// region.
+    pub mate: Vec<u32>,
+    pub mate_region: Vec<RegionId>,
     pub pieces: Vec<teams::Piece>,
     pub assign: Vec<usize>,
     pub teams: teams::Scratch,
@@ -394,8 +397,8 @@ pub(crate) struct TickScratch {
 }
 
 impl TickScratch {
-    /// Makes the tick's working lists ready for the index as it stands: fresh links, and room
-    /// for every pair it could form (`pairs`: a queue of two players a match). Done by
+    /// Makes the tick's working lists ready for the index as it stands: fresh links, and a
+    /// pair slot per position (`pairs`: a queue of two players a match). Done by
     /// [`QueueState::maintain`], which a server runs between ticks, so that a tick neither
     /// writes 2 × n links nor grows (and page-faults in) its lists on its own latency path.
     fn prepare(&mut self, pairs: bool) {
@@ -408,7 +411,8 @@ impl TickScratch {
             self.links_ready = true;
         }
         if pairs {
-            grow_mapped(&mut self.pairs, n / 2, (0, 0, RegionId(0)));
+            self.mate.resize(n, u32::MAX);
+            self.mate_region.resize(n, RegionId(0));
         }
     }
 }
@@ -846,7 +850,7 @@ impl QueueState {
         b += (s.pos.capacity() + s.age_pos.capacity() + s.next.capacity() + s.prev.capacity()) * 4;
         b += (s.pool.capacity() + s.chosen.capacity()) * size_of::<Pick>();
         b += s.placed.capacity() * size_of::<(Pick, usize)>();
-        b += s.pairs.capacity() * size_of::<(u32, u32, RegionId)>();
+        b += s.mate.capacity() * 4 + s.mate_region.capacity() * size_of::<RegionId>();
         b
     }
 
