@@ -58,23 +58,72 @@ pub(crate) fn mix64(mut x: u64) -> u64 {
 
 pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
-/// A player's bits in a 64-bit Bloom filter of `hashes` hash functions: what lets a tick skip
-/// the exact recent-opponent check for nearly every pair ([`may_have_met`]).
-pub(crate) fn player_bits(p: PlayerId, hashes: u32) -> u64 {
-    let h = mix64((p.0 as u64) ^ ((p.0 >> 64) as u64));
-    (0..hashes).fold(0, |bits, i| bits | 1u64 << (h >> (6 * i) & 63))
+/// Rematch filters: what lets a tick skip the exact recent-opponent check (two slab entries
+/// and their lists, a few cache misses) for nearly every pair. A ticket's recent opponents are
+/// a 64-bit Bloom filter (`recent_bits`) of three bits per player, all three taken from a
+/// 12-bit hash of the player (its *lane*). Its own players (`self_bits`) are, for a solo
+/// ticket, that player's three bits, and for a party its members' lanes side by side (five
+/// fit; a bigger party is always checked exactly). So a party's members are tested one by one,
+/// as precisely as a solo player, rather than as a merged filter that collides far more often.
+pub(crate) const LANES: usize = 5;
+
+fn lane(p: PlayerId) -> u64 {
+    mix64((p.0 as u64) ^ ((p.0 >> 64) as u64)) & 0xFFF
 }
 
-/// Whether a ticket's players may be among the players of a `recent` filter (false: surely
-/// not). A solo ticket's bits must all be there; a party's bits are its members' merged, so
-/// any one there may be a member's.
+/// A lane's three bits in a rematch filter.
+#[inline(always)]
+fn lane_bits(lane: u64) -> u64 {
+    1u64 << (lane & 63)
+        | 1u64 << (lane >> 6)
+        | 1u64 << (lane.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+}
+
+/// A player's bits in a rematch filter.
+pub(crate) fn player_bits(p: PlayerId) -> u64 {
+    lane_bits(lane(p))
+}
+
+/// A ticket's `self_bits`: see [`LANES`].
+fn self_bits(members: &[Member]) -> u64 {
+    match members {
+        [solo] => player_bits(solo.player),
+        party => (party.iter().take(LANES).enumerate())
+            .fold(0, |bits, (i, m)| bits | lane(m.player) << (12 * i)),
+    }
+}
+
+/// A ticket's players merged into one filter's bits: what a group accumulates.
+pub(crate) fn members_bits(c: &Cand) -> u64 {
+    match usize::from(c.size) {
+        1 => c.self_bits,
+        size if size <= LANES => (0..size).fold(0, |bits, i| {
+            bits | lane_bits(c.self_bits >> (12 * i) & 0xFFF)
+        }),
+        _ => u64::MAX,
+    }
+}
+
+/// Whether any of a ticket's players may be in a `recent` filter (false: surely not).
 #[inline(always)]
 pub(crate) fn may_have_met(recent: u64, c: &Cand) -> bool {
     if c.size == 1 {
         recent & c.self_bits == c.self_bits
     } else {
-        recent & c.self_bits != 0
+        // Most filters are empty (no recent opponents): no lane to look at then.
+        recent != 0 && party_may_have_met(recent, c)
     }
+}
+
+fn party_may_have_met(recent: u64, c: &Cand) -> bool {
+    let size = usize::from(c.size);
+    if size > LANES {
+        return true;
+    }
+    (0..size).any(|i| {
+        let bits = lane_bits(c.self_bits >> (12 * i) & 0xFFF);
+        recent & bits == bits
+    })
 }
 
 /// A ticket's players: a solo ticket (the common case) needs no heap allocation.
@@ -190,12 +239,6 @@ pub(crate) struct Limits {
     pub aggregation: PartyAggregation,
     /// The queue's distinct latency budgets, in widening order (see [`Cand::masks`]).
     pub budgets: Vec<u64>,
-    /// Bits per player in the rematch filters ([`player_bits`]). A pair of solo tickets is
-    /// tested bit for bit ([`may_have_met`]): three bits make a false alarm (an exact check
-    /// reading both tickets from the slab) ~20 times rarer than one with three recent
-    /// opponents. A group search merges its members' filters, which three bits each would
-    /// fill: one.
-    pub bloom_hashes: u32,
 }
 
 /// Exponentially weighted time-to-match per rating bucket: the "estimated wait". Buckets are a
@@ -469,11 +512,6 @@ impl QueueState {
                 backfill: config.backfill,
                 aggregation: config.party_aggregation,
                 budgets: config.latency_budgets(),
-                bloom_hashes: if config.players_per_match() == 2 {
-                    3
-                } else {
-                    1
-                },
             },
             slots: Vec::new(),
             free: Vec::new(),
@@ -542,14 +580,11 @@ impl QueueState {
             .aggregation
             .aggregate(ticket.members.iter().map(|m| m.rating.rating));
         let rating_sum = ticket.members.iter().map(|m| m.rating.rating).sum();
-        let self_bits = ticket
-            .members
-            .iter()
-            .fold(0, |b, m| b | player_bits(m.player, l.bloom_hashes));
+        let self_bits = self_bits(&ticket.members);
         let recent_bits = ticket
             .recent_opponents
             .iter()
-            .fold(0, |b, &p| b | player_bits(p, l.bloom_hashes));
+            .fold(0, |b, &p| b | player_bits(p));
         let entry = Entry {
             id: ticket.id,
             created: ticket.created_at,
@@ -661,7 +696,7 @@ impl QueueState {
             return Err(TicketError::NonFiniteRating);
         }
         let target = members.clone().map(|m| m.rating.rating).sum::<f64>() / existing as f64;
-        let existing_bits = members.fold(0, |b, m| b | player_bits(m.player, l.bloom_hashes));
+        let existing_bits = members.fold(0, |b, m| b | player_bits(m.player));
         let entry = BackfillEntry {
             req,
             seq: self.next_seq,
@@ -929,17 +964,22 @@ pub(crate) fn merge_sorted<T: Copy>(base: &mut Vec<T>, add: &[T], le: impl Fn(&T
 mod tests {
     use super::*;
 
-    /// The rematch filter never clears a real rematch, and with three hashes rarely raises a
-    /// false one for a solo ticket.
+    /// The rematch filters never clear a real rematch, for solos, parties and parties too big
+    /// for their lanes, and rarely raise a false one.
     #[test]
     fn rematch_filter_has_no_false_clearances() {
-        let cand = |players: &[u128], hashes: u32| {
-            let self_bits = (players.iter()).fold(0, |b, &p| b | player_bits(PlayerId(p), hashes));
+        let cand = |players: &[u128]| {
+            let members: Vec<Member> = (players.iter())
+                .map(|&p| Member {
+                    player: PlayerId(p),
+                    rating: PlayerRating::new(1500.0, 50.0),
+                })
+                .collect();
             Cand {
                 rating: 0.0,
                 created: 0,
                 lat: [0; INLINE_REGIONS],
-                self_bits,
+                self_bits: self_bits(&members),
                 recent_bits: 0,
                 seq: 0,
                 slot: 0,
@@ -948,23 +988,32 @@ mod tests {
             }
         };
         let mut false_alarms = [0u32; 2];
-        for (k, hashes) in [1, 3].into_iter().enumerate() {
-            for i in 0..2_000u128 {
-                let recent: Vec<u128> = (0..3).map(|j| i * 7_919 + j * 104_729).collect();
-                let filter = (recent.iter()).fold(0, |b, &p| b | player_bits(PlayerId(p), hashes));
-                for party in [&[recent[1]][..], &[i + 1_000_000, recent[2], i + 2_000_000]] {
-                    assert!(
-                        may_have_met(filter, &cand(party, hashes)),
-                        "{hashes} {party:?}"
-                    );
-                }
-                let stranger = cand(&[i + 5_000_000], hashes);
-                false_alarms[k] += u32::from(may_have_met(filter, &stranger));
+        for i in 0..4_000u128 {
+            let recent: Vec<u128> = (0..3).map(|j| i * 7_919 + j * 104_729).collect();
+            let filter = (recent.iter()).fold(0, |b, &p| b | player_bits(PlayerId(p)));
+            let (x, y) = (i + 1_000_000, i + 2_000_000);
+            for party in [
+                &[recent[1]][..],
+                &[x, recent[2], y],
+                &[x, y, x + 1, y + 1, recent[0]],
+                &[x, y, x + 1, y + 1, x + 2, recent[0]],
+            ] {
+                let c = cand(party);
+                assert!(may_have_met(filter, &c), "{party:?}");
+                // A group's merged bits hold every member's.
+                let merged = members_bits(&c);
+                assert!(
+                    party
+                        .iter()
+                        .all(|&p| merged & player_bits(PlayerId(p)) != 0)
+                );
             }
+            false_alarms[0] += u32::from(may_have_met(filter, &cand(&[x])));
+            false_alarms[1] += u32::from(may_have_met(filter, &cand(&[x, y, x + 1])));
         }
-        // Expected: 3/64 of 2,000 (~94) with one hash; (1 − e^(−9/64))³ (~0.2%) with three.
-        assert!(false_alarms[0] > 40, "{false_alarms:?}");
-        assert!(false_alarms[1] * 8 < false_alarms[0], "{false_alarms:?}");
+        // Expected (1 − e^(−9/64))³ ≈ 0.3% per stranger (one bit per player would be 3/64).
+        assert!(false_alarms[0] < 40, "{false_alarms:?}");
+        assert!(false_alarms[1] < 3 * 40, "{false_alarms:?}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::fmt;
 use super::config::QueueConfig;
 use super::state::{
     BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, MASKED_BUDGETS, Pick, QueueState,
-    TickScratch, inline_within, may_have_met,
+    TickScratch, inline_within, may_have_met, members_bits,
 };
 use super::teams::{self, Piece};
 use super::ticket::{Member, PlayerId, RegionId, TicketId, Timestamp, UNREACHABLE_MS};
@@ -1266,7 +1266,7 @@ impl Bounds {
             hi: self.hi.min(c.rating + l.window),
             min: self.min.min(c.rating),
             max: self.max.max(c.rating),
-            self_bits: self.self_bits | if bound { c.self_bits } else { 0 },
+            self_bits: self.self_bits | if bound { members_bits(c) } else { 0 },
             recent_bits: self.recent_bits | if bound { c.recent_bits } else { 0 },
         }
     }
@@ -1289,7 +1289,7 @@ impl Bounds {
             && self.min >= lo + m
             && self.max <= hi - m;
         let rematch = !l.relaxed
-            && (c.recent_bits & self.self_bits != 0 || c.self_bits & self.recent_bits != 0);
+            && (c.recent_bits & self.self_bits != 0 || may_have_met(self.recent_bits, c));
         (clear && !rematch).then_some(true)
     }
 }
