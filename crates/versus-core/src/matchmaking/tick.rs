@@ -880,9 +880,7 @@ impl Matchmaker {
         out: &mut TickOutcome,
     ) {
         let first_team = out.teams.len() as u32;
-        let QueueState {
-            slots, scratch: sc, ..
-        } = &mut *st;
+        let sc = &mut st.scratch;
         sc.ratings.clear();
         let mut bounds = [0usize; 65];
         for t in 0..self.config.teams {
@@ -895,7 +893,7 @@ impl Matchmaker {
             for (pick, _) in placed.iter().filter(|(_, on)| *on == t) {
                 let c = pick.c as usize;
                 team.rating_sum +=
-                    push_ticket(out, &mut sc.ratings, slots, &sc.cands[c], &sc.cold[c]);
+                    push_ticket(out, &mut sc.ratings, &sc.party, &sc.cands[c], &sc.cold[c]);
             }
             out.teams.push(team);
             bounds[t + 1] = sc.ratings.len();
@@ -943,7 +941,7 @@ impl Matchmaker {
                 let region = sc.mate_region[a];
                 sc.mate[a] = NONE;
                 let (ka, kb) = (&sc.cold[a], &sc.cold[b]);
-                let p0 = self.rater.pair_win_probability(&ka.prating, &kb.prating);
+                let p0 = (self.rater).pair_win_probability(&ka.predictive(), &kb.predictive());
                 let first_team = out.teams.len() as u32;
                 let (t, p) = (out.tickets.len() as u32, out.players.len() as u32);
                 out.tickets.extend_from_slice(&[ka.id, kb.id]);
@@ -951,7 +949,7 @@ impl Matchmaker {
                 let team = |i: u32, k: &Cold, win_probability: f64| TeamRecord {
                     tickets: t + i,
                     players: p + i,
-                    rating_sum: k.prating.rating,
+                    rating_sum: k.rating,
                     win_probability,
                 };
                 out.teams
@@ -1048,21 +1046,18 @@ fn choose_region<'c, I: Iterator<Item = &'c Cand>>(
 fn push_ticket(
     out: &mut TickOutcome,
     ratings: &mut Vec<PlayerRating>,
-    slots: &[Option<Entry>],
+    party: &[Member],
     cand: &Cand,
     cold: &Cold,
 ) -> f64 {
     out.tickets.push(cold.id);
     if cand.size == 1 {
         out.players.push(cold.player);
-        ratings.push(cold.prating);
-        return cold.prating.rating;
+        ratings.push(cold.predictive());
+        return cold.rating;
     }
-    let e = slots[cand.slot as usize]
-        .as_ref()
-        .expect("a ticket being matched is in its slot");
     let mut sum = 0.0;
-    for m in e.members.iter() {
+    for m in &party[cold.party as usize..][..usize::from(cand.size)] {
         out.players.push(m.player);
         ratings.push(m.rating);
         sum += m.rating.rating;
