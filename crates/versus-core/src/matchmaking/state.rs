@@ -209,8 +209,10 @@ pub(crate) struct Cold {
     pub rating: f64,
     pub deviation: f64,
     pub rating_sum: f64,
-    /// A party's first member in `scratch.party` ([`NO_PARTY`] for a solo ticket, and for a
-    /// party until `maintain` indexes it).
+    /// Where the members of the parties from this index position on start in `scratch.party`:
+    /// a party's own members, and for a solo ticket the next party's ([`NO_PARTY`] until
+    /// `maintain` indexes the ticket). A tick's read-ahead finds the parties near an anchor
+    /// through it.
     pub party: u32,
 }
 
@@ -829,10 +831,11 @@ impl QueueState {
             .sum();
         let mut fresh = Vec::with_capacity(players);
         for (c, k) in sc.cands.iter().zip(sc.cold.iter_mut()) {
+            let start = u32::try_from(fresh.len()).expect("fewer than 2^32 players in parties");
             if c.size == 1 {
+                k.party = start;
                 continue;
             }
-            let start = u32::try_from(fresh.len()).expect("fewer than 2^32 players in parties");
             match k.party {
                 NO_PARTY => fresh.extend_from_slice(
                     &self.slots[c.slot as usize]

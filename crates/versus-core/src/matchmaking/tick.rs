@@ -449,7 +449,7 @@ fn touch_ahead<const COLD: bool>(sc: &TickScratch, from: usize, reach: usize) {
         return;
     };
     let n = sc.cands.len();
-    let mut acc = 0u64;
+    let (mut acc, mut near) = (0u64, 0u64);
     let mut touch = |c: usize| {
         acc ^= sc.cands[c].created;
         if COLD {
@@ -464,6 +464,13 @@ fn touch_ahead<const COLD: bool>(sc: &TickScratch, from: usize, reach: usize) {
         // The anchor and its nearest live neighbours on each side, through the links: once
         // half the pool is matched they are rarely next door.
         touch(p);
+        if COLD && let Some(last) = sc.party.len().checked_sub(1) {
+            // The parties near the anchor in rating, whose players a match here would write.
+            let at = (sc.cold[p].party as usize).min(last);
+            near ^= sc.party[at.saturating_sub(2)].player.0 as u64;
+            near ^= sc.party[at].player.0 as u64;
+            near ^= sc.party[(at + 2).min(last)].player.0 as u64;
+        }
         let (mut l, mut r) = (sc.prev[p], sc.next[p]);
         for _ in 0..reach {
             if l != NONE {
@@ -476,7 +483,7 @@ fn touch_ahead<const COLD: bool>(sc: &TickScratch, from: usize, reach: usize) {
             }
         }
     }
-    std::hint::black_box(acc);
+    std::hint::black_box((acc, near));
 }
 
 /// Calls `visit` with each anchor still in the scan at its turn, oldest first, having loaded
