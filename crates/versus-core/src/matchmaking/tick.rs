@@ -165,7 +165,7 @@ impl TickOutcome {
     pub fn match_count(&self) -> usize {
         self.records.len()
     }
-    /// Match `i` in formation order.
+    /// Match `i` in the order of [`Self::matches`].
     pub fn get_match(&self, i: usize) -> Option<FormedMatch<'_>> {
         (i < self.records.len()).then(|| self.view(i))
     }
