@@ -3,6 +3,7 @@
 //! could exhaust the machine.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version};
 use tokio::sync::Semaphore;
@@ -14,9 +15,12 @@ use crate::config::Argon2Config;
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
-    /// A real hash of a random password, verified against when the username is unknown so that
-    /// an unknown user and a wrong password cost the same time.
+    /// A real hash of a random password, at the configured cost, verified against when the
+    /// username is unknown so that an unknown user and a wrong password cost the same time.
     decoy: Arc<str>,
+    /// argon2 verifications run, the decoy's included: what shows, without timing anything,
+    /// that an unknown user is not answered sooner than a wrong password.
+    verifications: Arc<AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -34,7 +38,13 @@ impl PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(max_concurrent)),
             decoy: decoy.into(),
+            verifications: Arc::default(),
         })
+    }
+
+    /// How many argon2 verifications this hasher has run.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Hashes a password into a PHC string (`$argon2id$v=19$m=…`).
@@ -53,16 +63,17 @@ impl PasswordHasher {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.decoy.to_string());
         let password = password.to_owned();
+        let verifications = self.verifications.clone();
         let matches = tokio::task::spawn_blocking(move || {
             let hash =
                 PasswordHash::new(&stored).map_err(|err| anyhow::anyhow!("stored hash: {err}"))?;
             // Verify with the parameters recorded in the hash, so raising the cost in config
             // does not lock out existing accounts.
-            anyhow::Ok(
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &hash)
-                    .is_ok(),
-            )
+            let matches = Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok();
+            verifications.fetch_add(1, Ordering::Relaxed);
+            anyhow::Ok(matches)
         })
         .await??;
         Ok(known && matches)
@@ -117,6 +128,33 @@ mod tests {
     async fn unknown_user_never_verifies() {
         let hasher = cheap();
         assert!(!hasher.verify("anything at all", None).await.unwrap());
+        // ...yet runs a full verification, as a wrong password does.
+        assert_eq!(hasher.verifications(), 1);
+    }
+
+    /// The decoy costs what a real password does: the same algorithm and parameters.
+    #[tokio::test]
+    async fn the_decoy_has_the_configured_cost() {
+        let config = Argon2Config {
+            memory_kib: 2048,
+            iterations: 2,
+            parallelism: 1,
+        };
+        let hasher = PasswordHasher::new(&config, 2).unwrap();
+        let real = (hasher.hash(&Password::parse("correct horse battery").unwrap()))
+            .await
+            .unwrap();
+        let cost = |phc: &str| {
+            let hash = PasswordHash::new(phc).unwrap();
+            (hash.algorithm, Params::try_from(&hash).unwrap())
+        };
+        let (algorithm, params) = cost(&hasher.decoy);
+        assert_eq!((algorithm, params.clone()), cost(&real));
+        assert_eq!(algorithm, Algorithm::Argon2id.ident());
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (2048, 2, 1)
+        );
     }
 
     #[tokio::test]
