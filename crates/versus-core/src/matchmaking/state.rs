@@ -4,9 +4,11 @@
 //! Layout: tickets live in a slab (`slots`, with a dense `live` bitmap). Two lists are kept
 //! sorted across ticks: by age (`ages`, oldest first: the order in which tickets pick) and by
 //! rating (`scratch.cands`, the index candidates are found in; each entry carries everything a
-//! compatibility check reads, so the scan never touches the slab for solo tickets). New tickets
-//! are merged into both lists by [`QueueState::maintain`] (O(n + k log k)); no list is ever
-//! re-sorted in full and nothing is ever scanned per ticket. Player and ticket lookups use hash
+//! compatibility check reads). What a formed match reads is kept in the same order beside it
+//! (`scratch.cold`, and `scratch.party` for parties' players), so a tick reads the slab only for
+//! the rare exact rematch check and for the latencies of a queue with more than eight regions.
+//! New tickets are merged into both lists by [`QueueState::maintain`] (O(n + k log k)); no
+//! list is ever re-sorted in full and nothing is ever scanned per ticket. Player and ticket lookups use hash
 //! maps with a fixed hasher (no OS randomness).
 //!
 //! A tick only marks the tickets it matches (`live` goes false); dropping them from the slab, the
@@ -169,8 +171,7 @@ pub(crate) struct BackfillEntry {
 }
 
 /// A ticket in the rating index: everything the scan reads, one 64-byte line per ticket, in
-/// rating order, so a tick touches the ticket slab only for parties and for the rare exact
-/// rematch check. What only a formed match reads is in [`Cold`], at the same index. Windows and
+/// rating order. What only a formed match reads is in [`Cold`], at the same index. Windows and
 /// region masks are functions of age and are computed when read ([`super::tick`]), so a tick
 /// makes no pass over the index.
 #[derive(Clone, Copy, Debug)]
