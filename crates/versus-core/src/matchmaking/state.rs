@@ -68,9 +68,11 @@ pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 /// fit; a bigger party is always checked exactly). So a party's members are tested one by one,
 /// as precisely as a solo player, rather than as a merged filter that collides far more often.
 pub(crate) const LANES: usize = 5;
+const LANE_BITS: usize = 12;
+const LANE_MASK: u64 = (1 << LANE_BITS) - 1;
 
 fn lane(p: PlayerId) -> u64 {
-    mix64((p.0 as u64) ^ ((p.0 >> 64) as u64)) & 0xFFF
+    mix64((p.0 as u64) ^ ((p.0 >> 64) as u64)) & LANE_MASK
 }
 
 /// A lane's three bits in a rematch filter.
@@ -91,17 +93,20 @@ fn self_bits(members: &[Member]) -> u64 {
     match members {
         [solo] => player_bits(solo.player),
         party => (party.iter().take(LANES).enumerate())
-            .fold(0, |bits, (i, m)| bits | lane(m.player) << (12 * i)),
+            .fold(0, |bits, (i, m)| bits | lane(m.player) << (LANE_BITS * i)),
     }
+}
+
+/// Each member's filter bits, from a party of at most [`LANES`] members' `self_bits`.
+fn party_member_bits(c: &Cand) -> impl Iterator<Item = u64> + '_ {
+    (0..usize::from(c.size)).map(|i| lane_bits(c.self_bits >> (LANE_BITS * i) & LANE_MASK))
 }
 
 /// A ticket's players merged into one filter's bits: what a group accumulates.
 pub(crate) fn members_bits(c: &Cand) -> u64 {
     match usize::from(c.size) {
         1 => c.self_bits,
-        size if size <= LANES => (0..size).fold(0, |bits, i| {
-            bits | lane_bits(c.self_bits >> (12 * i) & 0xFFF)
-        }),
+        size if size <= LANES => party_member_bits(c).fold(0, |all, bits| all | bits),
         _ => u64::MAX,
     }
 }
@@ -118,14 +123,7 @@ pub(crate) fn may_have_met(recent: u64, c: &Cand) -> bool {
 }
 
 fn party_may_have_met(recent: u64, c: &Cand) -> bool {
-    let size = usize::from(c.size);
-    if size > LANES {
-        return true;
-    }
-    (0..size).any(|i| {
-        let bits = lane_bits(c.self_bits >> (12 * i) & 0xFFF);
-        recent & bits == bits
-    })
+    usize::from(c.size) > LANES || party_member_bits(c).any(|bits| recent & bits == bits)
 }
 
 /// A ticket's players: a solo ticket (the common case) needs no heap allocation.
@@ -218,6 +216,9 @@ pub(crate) struct Cold {
 }
 
 pub(crate) const NO_PARTY: u32 = u32::MAX;
+
+/// Nothing: the end of a link, a position that picked no pair, a match that fills no backfill.
+pub(crate) const NONE: u32 = u32::MAX;
 
 impl Cold {
     /// A solo ticket's rating as a prediction reads it.
@@ -453,7 +454,7 @@ pub(crate) struct TickScratch {
     /// [`QueueState::index_parties`]).
     pub party: Vec<Member>,
     /// The 1v1 scan's matches, written out after it: at the picking ticket's index position,
-    /// the other's position (`u32::MAX` at every other position, and between ticks) and the
+    /// the other's position ([`NONE`] at every other position, and between ticks) and the
     /// region.
     pub mate: Vec<u32>,
     pub mate_region: Vec<RegionId>,
@@ -483,7 +484,7 @@ impl TickScratch {
             self.links_ready = true;
         }
         if pairs {
-            self.mate.resize(n, u32::MAX);
+            self.mate.resize(n, NONE);
             self.mate_region.resize(n, RegionId(0));
         }
     }

@@ -22,7 +22,7 @@ use std::fmt;
 
 use super::config::QueueConfig;
 use super::state::{
-    BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, MASKED_BUDGETS, Pick, QueueState,
+    BackfillEntry, Cand, Cold, Entry, INLINE_REGIONS, Live, MASKED_BUDGETS, NONE, Pick, QueueState,
     TickScratch, inline_within, may_have_met, members_bits,
 };
 use super::teams::{self, Piece};
@@ -285,7 +285,6 @@ pub struct Matchmaker {
 }
 
 const SELECT_BUDGET: usize = 1_000;
-const NONE: u32 = u32::MAX;
 /// Which way a tick forms matches: the fastest for the queue's shape, or always the general
 /// group search (to test that the fast paths pick the same).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
