@@ -2,8 +2,7 @@
 //!
 //! Server → client: text frames holding an [`Envelope`] `{"type", "id", "ts", "data"}`.
 //! - `id` numbers the player's event stream: it increases by one for each stream event
-//!   (`queue_update`, `match_found`, `game_state_update`, `notification`,
-//!   `system_announcement`). Reconnecting with `?last_event_id=N` replays every stream event
+//!   (`queue_update`, `match_found`, `notification`, `system_announcement`). Reconnecting with `?last_event_id=N` replays every stream event
 //!   after `N` still in the server's bounded buffer, or sends `resume_gap` first when some are
 //!   gone. Connection-local replies (`welcome`, `pong`, `error`, `resume_gap`) are not part of the
 //!   stream: they carry the id of the player's newest stream event when they were sent, and are
@@ -36,7 +35,6 @@ pub enum ServerEvent {
     Welcome(Welcome),
     QueueUpdate(QueueUpdate),
     MatchFound(MatchFound),
-    GameStateUpdate(GameStateUpdate),
     Notification(Notification),
     SystemAnnouncement(SystemAnnouncement),
     Pong(Pong),
@@ -99,12 +97,6 @@ pub struct MatchTeam {
 pub struct MatchPlayer {
     pub player_id: Uuid,
     pub display_rating: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GameStateUpdate {
-    pub session_id: Uuid,
-    pub state: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,4 +1,4 @@
-//! The `versus` command line: `serve`, `migrate`, `version`.
+//! The `versus` command line: `serve`, `migrate`, `sim`, `loadgen`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +46,14 @@ pub enum Command {
         /// Scenario file (TOML); see scenarios/README.md for its keys.
         #[arg(long)]
         scenario: PathBuf,
+        /// Run the traffic through this queue of the server's configuration (defaults, then
+        /// ./versus.toml or --config, then VERSUS_* variables, as `serve` reads them), ticking
+        /// at its `matchmaking.tick_ms`, instead of the scenario's own `[queue]`.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Configuration file for --queue.
+        #[arg(long, requires = "queue")]
+        config: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -72,8 +80,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
-        Command::Sim { scenario, json } => {
-            let report = versus_sim::run_scenario_file(&scenario)?;
+        Command::Sim {
+            scenario: path,
+            queue,
+            config,
+            json,
+        } => {
+            let mut scenario = versus_sim::read_scenario(&path)?;
+            match queue {
+                Some(name) => {
+                    let config = Config::load(config.as_deref(), &Overrides::default())?;
+                    let queue = config.queues.get(&name).ok_or_else(|| {
+                        let known: Vec<&str> =
+                            config.queues.iter().map(|q| q.name.as_str()).collect();
+                        anyhow::anyhow!(
+                            "no queue {name:?} in the configuration; queues: {}",
+                            known.join(", ")
+                        )
+                    })?;
+                    if scenario.queue.is_some() {
+                        eprintln!(
+                            "queue {name:?} of the configuration replaces the scenario's [queue]"
+                        );
+                    }
+                    scenario.serve_queue(queue.spec.clone(), config.matchmaking.tick_ms)?;
+                }
+                None => scenario.validate()?,
+            }
+            let report = versus_sim::run(&scenario);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use versus_config::{Queue, QueueSpec};
 
 /// Environment variables with the `VERSUS_` prefix that are not configuration keys.
 const NON_CONFIG_ENV: &[&str] = &["config", "require_backends", "log"];
@@ -32,7 +33,7 @@ pub struct Config {
     pub matchmaking: MatchmakingConfig,
     pub realtime: RealtimeConfig,
     /// The queues players can join. Replaces the shipped defaults entirely when given.
-    pub queues: Vec<QueueSettings>,
+    pub queues: Queues,
     /// How long shutdown waits for in-flight requests before giving up on them.
     pub shutdown_grace_secs: u64,
 }
@@ -50,7 +51,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             matchmaking: MatchmakingConfig::default(),
             realtime: RealtimeConfig::default(),
-            queues: QueueSettings::shipped_defaults(),
+            queues: Queues::default(),
             shutdown_grace_secs: 20,
         }
     }
@@ -239,168 +240,67 @@ impl Default for RealtimeConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RatingSystemName {
-    Elo,
-    Glicko2,
-    WengLin,
-    /// Patented (Microsoft); only used when a queue asks for it.
-    TrueSkill,
-}
+/// The queues players can join, validated when the configuration is read: each `[[queues]]`
+/// entry is a [`QueueSpec`] — the same table, defaults and names as a scenario's `[queue]` —
+/// turned into a [`Queue`] (a name and a validated matchmaker configuration). Giving any
+/// replaces the shipped defaults entirely.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queues(Vec<Queue>);
 
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum PartyRating {
-    Average,
-    Max,
-    /// `(1 − weight)·average + weight·max`.
-    WeightedTowardMax {
-        weight: f64,
-    },
-}
-
-/// One queue, as configured. Ratings are on a 1500-centred scale for every system, so rating
-/// windows mean the same whichever system a queue uses.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueSettings {
-    pub name: String,
-    pub teams: usize,
-    pub team_size: usize,
-    #[serde(default = "QueueSettings::default_rating")]
-    pub rating: RatingSystemName,
-    #[serde(default = "QueueSettings::default_regions")]
-    pub regions: Vec<String>,
-    #[serde(default = "QueueSettings::default_latency_budget")]
-    pub latency_budget_ms: u32,
-    /// `[[after_seconds, extra_ms], ...]`
-    #[serde(default = "QueueSettings::default_latency_widening")]
-    pub latency_widening: Vec<(u32, f64)>,
-    /// `[[after_seconds, rating_window], ...]`
-    #[serde(default = "QueueSettings::default_rating_widening")]
-    pub rating_widening: Vec<(u32, f64)>,
-    #[serde(default = "QueueSettings::default_recent_opponents")]
-    pub recent_opponent_memory: usize,
-    /// Largest party; defaults to the team size.
-    #[serde(default)]
-    pub max_party_size: Option<usize>,
-    #[serde(default = "QueueSettings::default_party_rating")]
-    pub party_rating: PartyRating,
-    #[serde(default)]
-    pub backfill: bool,
-    /// Tickets expire after this long (seconds).
-    #[serde(default = "QueueSettings::default_max_wait")]
-    pub max_wait_secs: u32,
-}
-
-impl QueueSettings {
-    fn default_rating() -> RatingSystemName {
-        RatingSystemName::WengLin
-    }
-    fn default_regions() -> Vec<String> {
-        ["eu", "na", "asia"].map(String::from).to_vec()
-    }
-    fn default_latency_budget() -> u32 {
-        120
-    }
-    fn default_latency_widening() -> Vec<(u32, f64)> {
-        vec![(0, 0.0), (20, 30.0), (45, 80.0)]
-    }
-    fn default_rating_widening() -> Vec<(u32, f64)> {
-        vec![(0, 50.0), (5, 100.0), (15, 200.0), (30, 300.0), (60, 450.0)]
-    }
-    fn default_recent_opponents() -> usize {
-        3
-    }
-    fn default_party_rating() -> PartyRating {
-        PartyRating::WeightedTowardMax { weight: 0.5 }
-    }
-    fn default_max_wait() -> u32 {
-        600
-    }
-
-    fn new(name: &str, teams: usize, team_size: usize, rating: RatingSystemName) -> Self {
-        Self {
-            name: name.to_owned(),
-            teams,
-            team_size,
-            rating,
-            regions: Self::default_regions(),
-            latency_budget_ms: Self::default_latency_budget(),
-            latency_widening: Self::default_latency_widening(),
-            rating_widening: Self::default_rating_widening(),
-            recent_opponent_memory: Self::default_recent_opponents(),
-            max_party_size: None,
-            party_rating: Self::default_party_rating(),
-            backfill: false,
-            max_wait_secs: Self::default_max_wait(),
+impl Queues {
+    /// Validates every entry and the names across them. The error names the entry and its key.
+    pub fn from_specs(specs: &[QueueSpec]) -> Result<Self, String> {
+        if specs.is_empty() {
+            return Err("at least one queue is needed".to_owned());
         }
+        let mut queues: Vec<Queue> = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let queue = Queue::from_spec(spec).map_err(|err| match &spec.name {
+                Some(name) => format!("queues[{i}] ({name:?}): {err}"),
+                None => format!("queues[{i}]: {err}"),
+            })?;
+            if queues.iter().any(|q| q.name == queue.name) {
+                return Err(format!(
+                    "queues[{i}]: `name`: {:?} is used by another queue",
+                    queue.name
+                ));
+            }
+            queues.push(queue);
+        }
+        Ok(Self(queues))
     }
 
     /// `ranked-1v1` (Glicko-2), `ranked-5v5` (Weng-Lin, parties up to 5, backfill) and
-    /// `casual-ffa-8` (Weng-Lin, free-for-all of 8).
-    pub fn shipped_defaults() -> Vec<Self> {
-        let mut five = Self::new("ranked-5v5", 2, 5, RatingSystemName::WengLin);
+    /// `casual-ffa-8` (Weng-Lin, free-for-all of 8), every other key at its default.
+    pub fn shipped_specs() -> Vec<QueueSpec> {
+        let mut five = QueueSpec::new("ranked-5v5", 2, 5);
         five.backfill = true;
         vec![
-            Self::new("ranked-1v1", 2, 1, RatingSystemName::Glicko2),
+            QueueSpec::new("ranked-1v1", 2, 1),
             five,
-            Self::new("casual-ffa-8", 8, 1, RatingSystemName::WengLin),
+            QueueSpec::new("casual-ffa-8", 8, 1),
         ]
     }
 
-    /// The matchmaker's configuration for this queue.
-    pub fn to_core(&self) -> Result<versus_core::matchmaking::QueueConfig, String> {
-        use versus_core::matchmaking::{PartyAggregation, QueueConfig, Schedule};
-        use versus_core::rating::RatingConfig;
-        if self.teams < 2 || self.team_size == 0 {
-            return Err("needs at least 2 teams of at least 1 player".into());
-        }
-        if self.regions.is_empty() || self.regions.len() > 255 {
-            return Err("regions: needs 1 to 255 regions".into());
-        }
-        if self.rating_widening.is_empty() || self.latency_widening.is_empty() {
-            return Err("widening schedules must not be empty".into());
-        }
-        let mut config = QueueConfig::new(self.teams, self.team_size);
-        config.rating = match self.rating {
-            RatingSystemName::Elo => RatingConfig::Elo {
-                k: 32.0,
-                initial_rating: 1500.0,
-            },
-            RatingSystemName::Glicko2 => RatingConfig::glicko2(),
-            RatingSystemName::WengLin => RatingConfig::weng_lin_scaled(1500.0, 350.0),
-            RatingSystemName::TrueSkill => match RatingConfig::trueskill() {
-                RatingConfig::TrueSkill {
-                    draw_probability, ..
-                } => RatingConfig::TrueSkill {
-                    beta: 175.0,
-                    initial_rating: 1500.0,
-                    initial_deviation: 350.0,
-                    draw_probability,
-                    dynamics: 350.0 / 100.0,
-                },
-                other => other,
-            },
-        };
-        config.regions = self.regions.clone();
-        config.latency_budget_ms = self.latency_budget_ms;
-        config.latency_widening = Schedule::new(self.latency_widening.clone());
-        config.rating_widening = Schedule::new(self.rating_widening.clone());
-        config.recent_opponent_memory = self.recent_opponent_memory;
-        config.max_party_size = self.max_party_size.unwrap_or(self.team_size);
-        config.party_aggregation = match self.party_rating {
-            PartyRating::Average => PartyAggregation::Average,
-            PartyRating::Max => PartyAggregation::Max,
-            PartyRating::WeightedTowardMax { weight } => {
-                PartyAggregation::WeightedTowardMax(weight)
-            }
-        };
-        config.backfill = self.backfill;
-        config.max_wait_s = Some(self.max_wait_secs);
-        config.validate().map_err(|err| err.to_string())?;
-        Ok(config)
+    pub fn get(&self, name: &str) -> Option<&Queue> {
+        self.0.iter().find(|q| q.name == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Queue> {
+        self.0.iter()
+    }
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Self::from_specs(&Self::shipped_specs()).expect("the shipped queues are valid")
+    }
+}
+
+impl<'de> Deserialize<'de> for Queues {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let specs = Vec::<QueueSpec>::deserialize(deserializer)?;
+        Self::from_specs(&specs).map_err(serde::de::Error::custom)
     }
 }
 
@@ -536,30 +436,6 @@ impl Config {
                 "max_frame_bytes must be at least 256 and inbound rates at least 1",
             );
         }
-        if self.queues.is_empty() {
-            return invalid("queues", "at least one queue is needed");
-        }
-        let mut names = std::collections::HashSet::new();
-        for queue in &self.queues {
-            let valid_name = !queue.name.is_empty()
-                && queue.name.len() <= 64
-                && queue
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid_name || !names.insert(queue.name.as_str()) {
-                return invalid(
-                    "queues.name",
-                    format!("{:?} must be unique, 1-64 of [A-Za-z0-9_-]", queue.name),
-                );
-            }
-            if let Err(why) = queue.to_core() {
-                return Err(ConfigError::Invalid {
-                    key: "queues",
-                    reason: format!("queue {:?}: {why}", queue.name),
-                });
-            }
-        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
                 "log.level",
@@ -622,11 +498,44 @@ mod tests {
             defaults.auth.access_token_ttl_secs
         );
         assert_eq!(config.limits.max_body_bytes, defaults.limits.max_body_bytes);
-        let names =
-            |queues: &[QueueSettings]| queues.iter().map(|q| q.name.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&config.queues), names(&defaults.queues));
+        // The example spells out what the defaults leave implicit: the same queues are served.
+        let served = |queues: &Queues| {
+            queues
+                .iter()
+                .map(|q| (q.name.clone(), q.config.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(served(&config.queues), served(&defaults.queues));
         assert_eq!(config.matchmaking.tick_ms, defaults.matchmaking.tick_ms);
         assert_eq!(config.realtime.send_buffer, defaults.realtime.send_buffer);
+    }
+
+    #[test]
+    fn a_bad_queue_names_its_entry_and_key() {
+        let check = |toml: &str, words: &[&str]| {
+            let err = Figment::new()
+                .merge(Toml::string(toml))
+                .extract::<Config>()
+                .unwrap_err()
+                .to_string();
+            for word in words {
+                assert!(err.contains(word), "{toml}: {err}");
+            }
+        };
+        check(
+            "[[queues]]\nname = \"duo\"\nteams = 2\nteam_size = 2\nmax_party_size = 3",
+            &["queues[0]", "duo", "max_party_size"],
+        );
+        check(
+            "[[queues]]\nname = \"a\"\nteams = 2\nteam_size = 1\n\
+             [[queues]]\nname = \"a\"\nteams = 2\nteam_size = 1",
+            &["queues[1]", "name"],
+        );
+        check(
+            "[[queues]]\nteams = 2\nteam_size = 1",
+            &["queues[0]", "name"],
+        );
+        check("queues = []", &["at least one queue"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! generated from a scenario file and reports time-to-match, fairness, latency and tick cost,
 //! with every match checked by an independent checker.
 //!
-//! Entry points: [`run_scenario_file`] (what `versus sim --scenario FILE.toml` calls) and
+//! Entry points: [`run_scenario_file`] (what `versus sim --scenario FILE.toml` calls),
+//! [`read_scenario`] with [`Scenario::serve_queue`] (`versus sim … --config … --queue NAME`) and
 //! [`run`]. Deterministic for a given scenario (seeded ChaCha RNG), except the tick timings,
 //! which are wall-clock measurements.
 
@@ -18,8 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Poisson};
 use versus_core::matchmaking::{
-    BackfillRequest, CancelOutcome, Matchmaker, Member, OpponentMemory, PlayerId, RegionId, Ticket,
-    TicketId, Timestamp,
+    BackfillRequest, CancelOutcome, Member, PlayerId, RegionId, Shard, Ticket, TicketId, Timestamp,
 };
 use versus_core::rating::PlayerRating;
 
@@ -40,21 +40,26 @@ pub enum SimError {
     Invalid { key: String, why: String },
 }
 
-/// Reads, validates and runs a scenario file.
-pub fn run_scenario_file(path: &Path) -> Result<Report, SimError> {
+/// Reads a scenario file without validating it: a queue from a configuration may still take
+/// the place of its own ([`Scenario::serve_queue`]). The report is named after the file unless
+/// the scenario names itself.
+pub fn read_scenario(path: &Path) -> Result<Scenario, SimError> {
     let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let scenario = Scenario::from_toml(&text)?;
-    let mut report = run(&scenario);
-    if report.name.is_empty() {
-        report.name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    let mut scenario = Scenario::parse(&text)?;
+    if scenario.name.is_none() {
+        scenario.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
     }
-    Ok(report)
+    Ok(scenario)
+}
+
+/// Reads, validates and runs a scenario file.
+pub fn run_scenario_file(path: &Path) -> Result<Report, SimError> {
+    let scenario = read_scenario(path)?;
+    scenario.validate()?;
+    Ok(run(&scenario))
 }
 
 struct SimPlayer {
@@ -79,12 +84,18 @@ pub fn run(scenario: &Scenario) -> Report {
     let config = scenario
         .queue_config()
         .expect("scenario validated before run");
-    let mm = Matchmaker::new(config.clone()).expect("scenario validated before run");
-    let mut pool = mm.new_state();
-    // One outcome reused across ticks, as a server keeps it (no allocation per tick).
-    let mut out = versus_core::matchmaking::TickOutcome::default();
+    // The queue as a server's queue actor drives it: join, leave, tick, settle.
+    let mut shard = Shard::new(config.clone()).expect("scenario validated before run");
     let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
-    let regions = scenario.regions();
+    let regions = scenario.regions(&config);
+    // Each traffic region's index among the queue's regions (validated: every one is there).
+    let queue_region: Vec<usize> = (regions.iter())
+        .map(|r| {
+            (config.regions.iter())
+                .position(|q| *q == r.name)
+                .expect("scenario validated before run")
+        })
+        .collect();
     let share_total: f64 = regions.iter().map(|r| r.share).sum();
     let skill = Normal::new(scenario.skill.mean, scenario.skill.sd).expect("validated sd");
     let deviation = scenario.deviation();
@@ -110,8 +121,14 @@ pub fn run(scenario: &Scenario) -> Report {
         let extra = h
             .cross_region_extra_ms
             .unwrap_or(scenario.cross_region_extra_ms);
-        let latency = (0..regions.len())
-            .map(|r| if r == home { base } else { base + extra })
+        let latency = (0..config.regions.len())
+            .map(|q| {
+                if q == queue_region[home] {
+                    base
+                } else {
+                    base + extra
+                }
+            })
             .collect();
         SimPlayer {
             rating: match near {
@@ -133,7 +150,6 @@ pub fn run(scenario: &Scenario) -> Report {
         }
     }
     let mut busy_until: Vec<(u64, Vec<u128>)> = Vec::new();
-    let mut memory = OpponentMemory::new(config.recent_opponent_memory);
     let mut checker = Checker::new(&config);
     let mut records: HashMap<u128, TicketRecord> = HashMap::new();
 
@@ -223,7 +239,7 @@ pub fn run(scenario: &Scenario) -> Report {
                         ids.push((players.len() - 1) as u128);
                     }
                 }
-                let latency: Vec<u32> = (0..regions.len())
+                let latency: Vec<u32> = (0..config.regions.len())
                     .map(|r| {
                         ids.iter()
                             .map(|&p| players[p as usize].latency[r])
@@ -238,7 +254,6 @@ pub fn run(scenario: &Scenario) -> Report {
                         rating: PlayerRating::new(players[p as usize].rating, deviation),
                     })
                     .collect();
-                let recent = memory.opponents_of(ids.iter().map(|&p| PlayerId(p)));
                 let id = next_ticket;
                 next_ticket += 1;
                 records.insert(
@@ -250,14 +265,16 @@ pub fn run(scenario: &Scenario) -> Report {
                         created_ms,
                     },
                 );
-                pool.add(Ticket {
-                    id: TicketId(id),
-                    members,
-                    region_latency_ms: latency,
-                    created_at: Timestamp::from_millis(created_ms),
-                    recent_opponents: recent,
-                })
-                .expect("generated tickets are valid");
+                // Recent opponents: the shard remembers them, as a server's queue does.
+                shard
+                    .join(Ticket {
+                        id: TicketId(id),
+                        members,
+                        region_latency_ms: latency,
+                        created_at: Timestamp::from_millis(created_ms),
+                        recent_opponents: Vec::new(),
+                    })
+                    .expect("generated tickets are valid");
                 tickets += 1;
                 player_arrivals += size as u64;
             }
@@ -268,7 +285,7 @@ pub fn run(scenario: &Scenario) -> Report {
             if ends.is_none_or(|e| e > now) {
                 return true;
             }
-            if pool.cancel(TicketId(id)) == CancelOutcome::Cancelled {
+            if shard.leave(TicketId(id)) == CancelOutcome::Cancelled {
                 backfills_withdrawn += 1;
             }
             false
@@ -303,7 +320,8 @@ pub fn run(scenario: &Scenario) -> Report {
                 region: RegionId(*region as u8),
                 created_at: Timestamp::from_millis(now),
             };
-            pool.add_backfill(request)
+            shard
+                .request_backfill(request)
                 .expect("generated backfill requests are valid");
             let record = BackfillRecord {
                 teams,
@@ -317,7 +335,7 @@ pub fn run(scenario: &Scenario) -> Report {
         });
 
         let started = Instant::now();
-        mm.tick_into(Timestamp::from_millis(now), &mut pool, &mut out);
+        let out = shard.tick(Timestamp::from_millis(now));
         tick_times.push(started.elapsed().as_secs_f64() * 1000.0);
 
         expired += out.expired.len() as u64;
@@ -333,7 +351,6 @@ pub fn run(scenario: &Scenario) -> Report {
             requests.remove(&id.0);
         }
         for m in out.matches() {
-            memory.record(&m);
             let region = usize::from(m.region.0);
             // With a population: when the players this match consumed are free again.
             let mut busy_until_ms = now + u64::from(scenario.match_duration_s) * 1000;
@@ -395,6 +412,8 @@ pub fn run(scenario: &Scenario) -> Report {
                 busy_until.push((busy_until_ms, everyone));
             }
         }
+        // Off the timed path, as the server settles after publishing.
+        shard.settle();
     }
     backfill_waits.sort_by(f64::total_cmp);
 
@@ -440,7 +459,7 @@ pub fn run(scenario: &Scenario) -> Report {
         violations: checker.violations,
         name: scenario.name.clone().unwrap_or_default(),
         expired,
-        still_waiting: pool.len() as u64,
+        still_waiting: shard.searching() as u64,
         ticks: tick_times.len() as u64,
         violation_details: checker.details.clone(),
         warnings,

@@ -8,97 +8,10 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use versus_core::matchmaking::{PartyAggregation, QueueConfig, Schedule};
-use versus_core::rating::RatingConfig;
+pub use versus_config::{QueueSpec, StepSpec};
+use versus_core::matchmaking::QueueConfig;
 
 use crate::SimError;
-
-/// A widening step: `[after_s, value]` or `{ after_s = .., window = .. }` (also `extra_ms`).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum StepSpec {
-    Pair(f64, f64),
-    Table {
-        #[serde(
-            alias = "after_seconds",
-            alias = "after",
-            alias = "seconds",
-            alias = "at_s",
-            alias = "wait_s"
-        )]
-        after_s: f64,
-        #[serde(
-            alias = "window",
-            alias = "rating_window",
-            alias = "extra_ms",
-            alias = "extra",
-            alias = "ms"
-        )]
-        value: f64,
-    },
-}
-
-impl StepSpec {
-    /// (whole seconds, value), or `None` for a negative or non-finite time.
-    fn pair(&self) -> Option<(u32, f64)> {
-        let (a, v) = match *self {
-            Self::Pair(a, v) => (a, v),
-            Self::Table { after_s, value } => (after_s, value),
-        };
-        (a.is_finite() && a >= 0.0 && a < f64::from(u32::MAX)).then(|| (a.round() as u32, v))
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct QueueSpec {
-    pub teams: usize,
-    pub team_size: usize,
-    /// `elo`, `glicko2`, `weng_lin` (alias `openskill`), `trueskill`. Default: glicko2 for 1v1,
-    /// weng_lin otherwise (run on the `[skill]` scale).
-    #[serde(alias = "rating")]
-    pub rating_system: Option<String>,
-    #[serde(
-        alias = "widening",
-        alias = "rating_windows",
-        alias = "mmr_widening",
-        alias = "window_schedule"
-    )]
-    pub rating_widening: Option<Vec<StepSpec>>,
-    #[serde(alias = "latency_steps", alias = "latency_schedule")]
-    pub latency_widening: Option<Vec<StepSpec>>,
-    #[serde(alias = "latency_budget", alias = "max_latency_ms")]
-    pub latency_budget_ms: u32,
-    pub recent_opponent_memory: usize,
-    /// Negative or absent: default 60; 0 relaxes immediately.
-    pub rematch_relax_after_s: Option<u32>,
-    pub max_party_size: Option<usize>,
-    /// `average`, `max`, or `weighted` (with `party_weight`).
-    pub party_aggregation: String,
-    pub party_weight: f64,
-    pub max_wait_s: Option<u32>,
-    pub scan_limit: Option<usize>,
-}
-
-impl Default for QueueSpec {
-    fn default() -> Self {
-        Self {
-            teams: 0,
-            team_size: 0,
-            rating_system: None,
-            rating_widening: None,
-            latency_widening: None,
-            latency_budget_ms: 100,
-            recent_opponent_memory: 3,
-            rematch_relax_after_s: None,
-            max_party_size: None,
-            party_aggregation: "weighted".into(),
-            party_weight: 0.5,
-            max_wait_s: None,
-            scan_limit: None,
-        }
-    }
-}
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default)]
@@ -166,7 +79,10 @@ pub struct Scenario {
     pub arrival_phases: Vec<RatePhase>,
     /// Weights of party sizes 1..=N.
     pub party_sizes: Vec<f64>,
-    pub queue: QueueSpec,
+    /// The queue the traffic runs through: the same table as a `[[queues]]` entry of
+    /// `versus.toml`, with the same defaults. Absent: the run must be given one
+    /// ([`Scenario::serve_queue`], `versus sim --config … --queue …`).
+    pub queue: Option<QueueSpec>,
     pub skill: SkillSpec,
     pub regions: Vec<RegionSpec>,
     /// Default extra latency to a region other than one's home.
@@ -201,7 +117,7 @@ impl Default for Scenario {
             arrivals_per_s: 10.0,
             arrival_phases: Vec::new(),
             party_sizes: vec![1.0],
-            queue: QueueSpec::default(),
+            queue: None,
             skill: SkillSpec::default(),
             regions: Vec::new(),
             cross_region_extra_ms: 80,
@@ -224,19 +140,30 @@ fn invalid(key: &str, why: impl Into<String>) -> SimError {
 }
 
 impl Scenario {
+    /// Parses and validates.
     pub fn from_toml(text: &str) -> Result<Self, SimError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| SimError::Parse(e.to_string()))?;
+        let s = Self::parse(text)?;
         s.validate()?;
         Ok(s)
     }
 
-    /// The regions, with a single default region if none are given.
-    pub fn regions(&self) -> Vec<RegionSpec> {
-        if self.regions.is_empty() {
-            vec![RegionSpec::default()]
-        } else {
-            self.regions.clone()
+    /// Parses only (see [`Self::serve_queue`]).
+    pub fn parse(text: &str) -> Result<Self, SimError> {
+        toml::from_str(text).map_err(|e| SimError::Parse(e.to_string()))
+    }
+
+    /// Where players live: the `[[regions]]` given, or one region per queue region with equal
+    /// shares and the default latencies.
+    pub fn regions(&self, queue: &QueueConfig) -> Vec<RegionSpec> {
+        if !self.regions.is_empty() {
+            return self.regions.clone();
         }
+        (queue.regions.iter())
+            .map(|name| RegionSpec {
+                name: name.clone(),
+                ..RegionSpec::default()
+            })
+            .collect()
     }
 
     pub fn deviation(&self) -> f64 {
@@ -247,22 +174,17 @@ impl Scenario {
         self.party_skill_spread.unwrap_or(self.skill.sd / 4.0)
     }
 
-    pub fn max_party(&self) -> usize {
-        self.queue
-            .max_party_size
-            .unwrap_or(self.party_sizes.len().min(self.queue.team_size))
-            .max(1)
+    /// Runs this traffic through `queue` (e.g. a queue of `versus.toml`) ticking every
+    /// `tick_ms`, as the server would serve it, instead of the scenario's own `[queue]`.
+    pub fn serve_queue(&mut self, queue: QueueSpec, tick_ms: u64) -> Result<(), SimError> {
+        self.queue = Some(queue);
+        self.tick_ms = tick_ms;
+        self.validate()
     }
 
     /// Checks every value; the error names the key.
     pub fn validate(&self) -> Result<(), SimError> {
-        let q = &self.queue;
-        if q.teams < 2 {
-            return Err(invalid("queue.teams", "must be given and at least 2"));
-        }
-        if q.team_size < 1 {
-            return Err(invalid("queue.team_size", "must be given and at least 1"));
-        }
+        let config = self.queue_config()?;
         if self.duration_s == 0 {
             return Err(invalid("duration_s", "must be positive"));
         }
@@ -292,14 +214,16 @@ impl Scenario {
                 "must be non-negative weights for sizes 1..N, not all zero",
             ));
         }
-        if self.party_sizes.len() > q.team_size
-            && self.party_sizes[q.team_size..].iter().any(|&w| w > 0.0)
+        if self.party_sizes.len() > config.max_party_size
+            && self.party_sizes[config.max_party_size..]
+                .iter()
+                .any(|&w| w > 0.0)
         {
             return Err(invalid(
                 "party_sizes",
                 format!(
-                    "gives weight to parties larger than queue.team_size ({})",
-                    q.team_size
+                    "gives weight to parties larger than the queue allows ({})",
+                    config.max_party_size
                 ),
             ));
         }
@@ -322,13 +246,16 @@ impl Scenario {
         if !(0.0..=1.0).contains(&self.backfill_share) {
             return Err(invalid("backfill_share", "must be between 0 and 1"));
         }
+        if self.backfill_share > 0.0 && !config.backfill {
+            return Err(invalid(
+                "backfill_share",
+                "players leaving running matches need a queue with backfill = true",
+            ));
+        }
         if self.backfill_after_s == 0 {
             return Err(invalid("backfill_after_s", "must be at least 1"));
         }
-        let regions = self.regions();
-        if regions.len() > 64 {
-            return Err(invalid("regions", "at most 64 regions"));
-        }
+        let regions = self.regions(&config);
         if regions.iter().map(|r| r.share).sum::<f64>() <= 0.0
             || regions
                 .iter()
@@ -339,131 +266,45 @@ impl Scenario {
                 "shares must be >= 0 and not all zero",
             ));
         }
-        for r in &regions {
+        for (i, r) in regions.iter().enumerate() {
             if r.latency_ms_min > r.latency_ms_max {
                 return Err(invalid(
                     "regions.latency_ms_min",
                     format!("{}: latency_ms_min exceeds latency_ms_max", r.name),
                 ));
             }
+            if !config.regions.contains(&r.name) || regions[..i].iter().any(|o| o.name == r.name) {
+                return Err(invalid(
+                    "regions.name",
+                    format!(
+                        "{:?} must be one of the queue's regions ({}), once",
+                        r.name,
+                        config.regions.join(", ")
+                    ),
+                ));
+            }
         }
         if let Some(p) = self.population
-            && p < q.teams * q.team_size
+            && p < config.players_per_match()
         {
             return Err(invalid(
                 "population",
                 "must hold at least one match worth of players",
             ));
         }
-        // Let the queue config validate itself, then re-key its error.
-        versus_core::matchmaking::Matchmaker::new(self.queue_config()?).map_err(|e| match e {
-            versus_core::matchmaking::ConfigError::Invalid { key, why } => {
-                invalid(&format!("queue.{key}"), why)
-            }
-        })?;
         Ok(())
     }
 
-    /// The matchmaker configuration this scenario runs.
+    /// The matchmaker configuration this scenario runs; an error names the `queue.` key.
     pub fn queue_config(&self) -> Result<QueueConfig, SimError> {
-        let q = &self.queue;
-        let mut c = QueueConfig::new(q.teams.max(2), q.team_size.max(1));
-        let (mean, sd) = (self.skill.mean, self.skill.sd);
-        c.rating = match q.rating_system.as_deref() {
-            None => {
-                if q.teams == 2 && q.team_size == 1 {
-                    RatingConfig::glicko2()
-                } else {
-                    RatingConfig::weng_lin_scaled(mean, sd)
-                }
-            }
-            Some("elo") => RatingConfig::Elo {
-                k: 32.0,
-                initial_rating: mean,
-            },
-            Some("glicko2" | "glicko-2") => RatingConfig::glicko2(),
-            Some("weng_lin" | "weng-lin" | "openskill") => RatingConfig::weng_lin_scaled(mean, sd),
-            Some("trueskill") => RatingConfig::TrueSkill {
-                beta: sd / 2.0,
-                initial_rating: mean,
-                initial_deviation: sd,
-                draw_probability: 0.1,
-                dynamics: sd / 100.0,
-            },
-            Some(other) => {
-                return Err(invalid(
-                    "queue.rating_system",
-                    format!("unknown system {other:?} (elo, glicko2, weng_lin, trueskill)"),
-                ));
-            }
-        };
-        c.regions = self.regions().iter().map(|r| r.name.clone()).collect();
-        c.latency_budget_ms = q.latency_budget_ms;
-        let steps = |key: &str, s: &Option<Vec<StepSpec>>, default: Vec<(u32, f64)>| match s {
-            Some(v) => v
-                .iter()
-                .map(StepSpec::pair)
-                .collect::<Option<Vec<_>>>()
-                .map(Schedule::new)
-                .ok_or_else(|| invalid(key, "step times must be seconds >= 0")),
-            None => Ok(Schedule::new(default)),
-        };
-        // Default windows in units of the skill spread: 1v1 starts narrow (fair), team queues
-        // wider (ten players must agree).
-        let solo = q.team_size == 1 && q.teams == 2;
-        let w = |f: f64| f * sd;
-        c.rating_widening = steps(
-            "queue.rating_widening",
-            &q.rating_widening,
-            if solo {
-                vec![
-                    (0, w(0.1)),
-                    (5, w(0.2)),
-                    (10, w(0.35)),
-                    (20, w(0.6)),
-                    (40, w(1.0)),
-                    (90, w(2.0)),
-                ]
-            } else {
-                vec![
-                    (0, w(0.25)),
-                    (3, w(0.4)),
-                    (6, w(0.6)),
-                    (10, w(0.9)),
-                    (20, w(1.3)),
-                    (40, w(2.0)),
-                    (90, w(3.0)),
-                ]
-            },
-        )?;
-        // Latency is the last thing to give up: only after a minute, and modestly.
-        c.latency_widening = steps(
-            "queue.latency_widening",
-            &q.latency_widening,
-            vec![(0, 0.0), (60, 40.0), (120, 80.0)],
-        )?;
-        c.recent_opponent_memory = q.recent_opponent_memory;
-        c.rematch_relax_after_s = Some(q.rematch_relax_after_s.unwrap_or(60));
-        c.max_party_size = self.max_party().min(c.team_size);
-        c.party_aggregation = match q.party_aggregation.as_str() {
-            "average" | "avg" | "mean" => PartyAggregation::Average,
-            "max" => PartyAggregation::Max,
-            "weighted" | "weighted_toward_max" => {
-                PartyAggregation::WeightedTowardMax(q.party_weight)
-            }
-            other => {
-                return Err(invalid(
-                    "queue.party_aggregation",
-                    format!("unknown {other:?} (average, max, weighted)"),
-                ));
-            }
-        };
-        c.backfill = self.backfill_share > 0.0;
-        c.max_wait_s = q.max_wait_s;
-        if let Some(s) = q.scan_limit {
-            c.scan_limit = s;
-        }
-        Ok(c)
+        let spec = self.queue.as_ref().ok_or_else(|| {
+            invalid(
+                "queue",
+                "a [queue] table (teams, team_size, …) is needed, or a queue from a config",
+            )
+        })?;
+        spec.to_core()
+            .map_err(|err| invalid(&format!("queue.{}", err.key), err.why))
     }
 
     /// Arrival rate in force at second `t`.

@@ -76,7 +76,8 @@ fn ranked_1v1_meets_the_quality_targets() {
 #[test]
 fn ranked_5v5_with_parties_meets_the_targets() {
     let (s, r) = load("ranked-5v5-parties.toml");
-    assert_eq!((s.queue.teams, s.queue.team_size), (2, 5));
+    let queue = s.queue.as_ref().unwrap();
+    assert_eq!((queue.teams, queue.team_size), (2, 5));
     assert_eq!(s.regions.len(), 3);
     assert!(
         s.party_sizes.iter().skip(1).sum::<f64>() > 0.0,
@@ -147,10 +148,6 @@ fn bad_values_name_their_key() {
             "queue.rating_widening",
         ),
         (
-            format!("{base}rating_system = \"chess\"\n"),
-            "queue.rating_system",
-        ),
-        (
             format!("{base}widening = [[0, 50], [-5, 100]]\n"),
             "queue.rating_widening",
         ),
@@ -172,6 +169,34 @@ fn bad_values_name_their_key() {
     let err =
         Scenario::from_toml("duration_s = \"long\"\n[queue]\nteams=2\nteam_size=1\n").unwrap_err();
     assert!(err.to_string().contains("duration_s"), "{err}");
+    // The queue table is the server's: an unknown system or key is refused as it is there.
+    for (text, word) in [
+        (format!("{base}rating_system = \"chess\"\n"), "chess"),
+        (
+            format!("{base}ratng_widening = [[0, 50]]\n"),
+            "ratng_widening",
+        ),
+    ] {
+        let err = Scenario::from_toml(&text).unwrap_err();
+        assert!(
+            matches!(err, SimError::Parse(_)) && err.to_string().contains(word),
+            "{text}: {err}"
+        );
+    }
+    match Scenario::from_toml("duration_s = 60\n") {
+        Err(SimError::Invalid { key, .. }) => assert_eq!(key, "queue"),
+        other => panic!("a scenario without a queue ran: {other:?}"),
+    }
+    let traffic_elsewhere = format!("{base}[[regions]]\nname = \"mars\"\n");
+    match Scenario::from_toml(&traffic_elsewhere) {
+        Err(SimError::Invalid { key, .. }) => assert_eq!(key, "regions.name"),
+        other => panic!("traffic from a region the queue does not serve ran: {other:?}"),
+    }
+    let no_backfill = "backfill_share = 0.5\n[queue]\nteams = 2\nteam_size = 1\n";
+    match Scenario::from_toml(no_backfill) {
+        Err(SimError::Invalid { key, .. }) => assert_eq!(key, "backfill_share"),
+        other => panic!("leavers in a queue without backfill ran: {other:?}"),
+    }
 }
 
 #[test]
@@ -225,10 +250,11 @@ fn players_leaving_running_matches_are_replaced_within_the_rules() {
     let mut five = Scenario::from_toml(&text).unwrap();
     five.duration_s = 300;
     five.backfill_share = 0.2;
+    five.queue.as_mut().unwrap().backfill = true;
     five.backfill_after_s = 30;
     let population = "seed = 9\nduration_s = 300\narrivals_per_s = 8\npopulation = 400\n\
         match_duration_s = 60\nbackfill_share = 0.3\nbackfill_after_s = 20\n\
-        [queue]\nteams = 2\nteam_size = 3\n[skill]\nmean = 1500\nsd = 300\n";
+        [queue]\nteams = 2\nteam_size = 3\nbackfill = true\n[skill]\nmean = 1500\nsd = 300\n";
     for s in [five, Scenario::from_toml(population).unwrap()] {
         let r = run(&s);
         assert_eq!(r.violations, 0, "{r}\n{:?}", r.violation_details);
@@ -247,7 +273,10 @@ fn only_running_matches_lose_players() {
     let base = "seed = 168\nduration_s = 300\narrivals_per_s = 20\npopulation = 500\n\
         backfill_share = 1.0\n\
         [queue]\nteams = 8\nteam_size = 1\nrecent_opponent_memory = 1\n\
-        rematch_relax_after_s = 600\n[skill]\nmean = 25\nsd = 50\n";
+        rematch_relax_after_s = 600\nbackfill = true\nrating_scale = { mean = 25, sd = 50 }\n\
+        rating_widening = [[0, 12.5], [3, 20], [6, 30], [10, 45], [20, 65], [40, 100], [90, 150]]\n\
+        regions = [\"eu\"]\n\
+        [skill]\nmean = 25\nsd = 50\n";
     // Leaving after the match is over: nobody leaves.
     let late = format!("match_duration_s = 10\nbackfill_after_s = 30\n{base}");
     let r = run(&Scenario::from_toml(&late).unwrap());
@@ -358,7 +387,11 @@ fn random_scenario(seed: u64, wide: bool) -> String {
             pick(&mut r, &[1, 10, 40], &[1, 10, 60, 300], wide)
         );
     }
+    // Queue keys the traffic implies, written into `[queue]` once the draws are made (the draws
+    // keep their order, so a seed still names the same scenario).
+    let mut implied = String::new();
     if r.random_bool(0.3) {
+        implied += "backfill = true\n";
         t += &format!(
             "backfill_share = {}\nbackfill_after_s = {}\n",
             [0.2, 1.0].choose(&mut r).unwrap(),
@@ -413,28 +446,33 @@ fn random_scenario(seed: u64, wide: bool) -> String {
             (teams * team_size).max(*[2, 8, 64].choose(&mut r).unwrap())
         );
     }
-    t += &format!(
-        "[skill]\nmean = {}\nsd = {}\n",
-        pick(
-            &mut r,
-            &[1500.0, 25.0, 0.0, 1e6],
-            &[1500.0, 25.0, 0.0, 1e6, -200.0],
-            wide
-        ),
-        pick(
-            &mut r,
-            &[8.3, 50.0, 300.0, 2000.0],
-            &[8.3, 50.0, 300.0, 2000.0, 0.5],
-            wide
-        )
+    let mean = pick(
+        &mut r,
+        &[1500.0, 25.0, 0.0, 1e6],
+        &[1500.0, 25.0, 0.0, 1e6, -200.0],
+        wide,
     );
+    let sd = pick(
+        &mut r,
+        &[8.3, 50.0, 300.0, 2000.0],
+        &[8.3, 50.0, 300.0, 2000.0, 0.5],
+        wide,
+    );
+    // Every system but Glicko-2 (fixed scale) rates on the players' skill scale.
+    if *system != "glicko2" {
+        implied += &format!("rating_scale = {{ mean = {mean}, sd = {sd} }}\n");
+    }
+    t += &format!("[skill]\nmean = {mean}\nsd = {sd}\n");
     if wide && r.random_bool(0.3) {
         t += &format!(
             "deviation = {}\n",
             [0.01, 1.0, 50.0, 350.0].choose(&mut r).unwrap()
         );
     }
-    for i in 0..*[1, 2, 3, 9, 12].choose(&mut r).unwrap() {
+    let regions = *[1, 2, 3, 9, 12].choose(&mut r).unwrap();
+    let names: Vec<String> = (0..regions).map(|i| format!("\"r{i}\"")).collect();
+    implied += &format!("regions = [{}]\n", names.join(", "));
+    for i in 0..regions {
         let lo = *[5u32, 20, 60].choose(&mut r).unwrap();
         t += &format!(
             "[[regions]]\nname = \"r{i}\"\nshare = {:.2}\nlatency_ms_min = {lo}\nlatency_ms_max = {}\ncross_region_extra_ms = {}\n",
@@ -443,6 +481,8 @@ fn random_scenario(seed: u64, wide: bool) -> String {
             [10, 80, 300].choose(&mut r).unwrap()
         );
     }
+    let skill = t.find("[skill]").expect("written above");
+    t.insert_str(skill, &implied);
     t
 }
 

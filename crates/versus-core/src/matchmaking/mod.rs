@@ -4,7 +4,9 @@
 //! no iteration over hash maps in anything that shapes an outcome. Same state + same `now`
 //! ⇒ same outcome, bit for bit.
 //!
-//! Typical use by a server (one [`QueueState`] per queue shard):
+//! A queue is driven through a [`Shard`] (matchmaker, pool, opponent memory and the last
+//! outcome: `join`, `leave`, `tick`, `settle`); the server's queue actor and the simulator both
+//! hold one. Underneath, the pieces are usable alone:
 //! ```
 //! use versus_core::matchmaking::*;
 //! use versus_core::rating::PlayerRating;
@@ -30,6 +32,7 @@
 
 mod config;
 mod memory;
+mod shard;
 mod state;
 mod teams;
 mod tick;
@@ -37,6 +40,7 @@ mod ticket;
 
 pub use config::{ConfigError, PartyAggregation, QueueConfig, Schedule, Step};
 pub use memory::OpponentMemory;
+pub use shard::{Accepted, Shard};
 pub use state::QueueState;
 pub use tick::{FormedMatch, MatchTeam, Matchmaker, TickOutcome, WaitingTicket};
 pub use ticket::{

@@ -201,7 +201,7 @@ async fn a_panicking_handler_answers_500_and_the_server_lives_on() {
     let routes = axum::Router::new()
         .route("/boom", get(boom))
         .route("/fine", get(|| async { "fine" }));
-    let app = versus_server::app::with_middleware(routes, &config);
+    let app = versus_server::http::with_middleware(routes, &config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

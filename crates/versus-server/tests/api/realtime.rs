@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use versus_protocol::ws::{Notification, ServerEvent};
-use versus_server::events::{Audience, BusEvent};
+use versus_server::config::Queues;
+use versus_server::services::events::{Audience, BusEvent};
 
 use crate::on_both_backends;
 use crate::support::{Backend, Player, TestApp, expect_problem, spawn_app, spawn_app_with, unique};
@@ -638,9 +639,14 @@ async fn rest_queue_lifecycle_idempotency_and_statistics() {
         assert_eq!(problem["field"], field, "{bad}: {problem}");
     }
 
+    // A ticket knows its place from the moment it is accepted, before any tick.
+    assert_eq!(first["position"], 1, "{first}");
+    assert!(first["estimated_wait_s"].is_number(), "{first}");
     let status = a.client.queue_status_raw(&app).await;
     assert_eq!(status["state"], "searching");
     assert_eq!(status["queue"], "ranked-5v5");
+    assert_eq!(status["position"], 1, "{status}");
+    assert!(status["estimated_wait_s"].is_number(), "{status}");
     assert!(status["elapsed_s"].as_f64().unwrap() >= 0.0);
     let left = rest(
         &app,
@@ -744,9 +750,11 @@ async fn rest_queue_lifecycle_idempotency_and_statistics() {
 #[tokio::test]
 async fn tickets_expire_after_the_maximum_wait() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
-        for queue in &mut c.queues {
-            queue.max_wait_secs = 1;
+        let mut specs = Queues::shipped_specs();
+        for queue in &mut specs {
+            queue.max_wait_s = 1;
         }
+        c.queues = Queues::from_specs(&specs).unwrap();
     })
     .await
     else {

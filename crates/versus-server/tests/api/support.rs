@@ -24,7 +24,7 @@ pub enum Backend {
 
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub state: versus_server::state::AppState,
+    pub state: versus_server::http::state::AppState,
     pub client: Client,
     pub http: reqwest::Client,
     pub config: Config,

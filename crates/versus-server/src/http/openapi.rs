@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Versus",
-        description = "Open-source game backend: accounts, matchmaking, sessions, ratings, leaderboards. \
-                       Every error is an RFC 7807 `application/problem+json` document with a stable `code`.",
+        description = "Open-source game backend: accounts, matchmaking queues and a real-time event channel \
+                       (`GET /ws`). Every error is an RFC 7807 `application/problem+json` document with a stable `code`.",
         license(name = "Apache-2.0")
     ),
     components(schemas(versus_protocol::Problem)),

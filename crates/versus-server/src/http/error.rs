@@ -1,13 +1,17 @@
 //! The one error type at the HTTP edge. Every 4xx and 5xx leaves the server as an RFC 7807
 //! `application/problem+json` body with a stable `code`; a 5xx hides its cause from the client
-//! and logs the chain instead.
+//! and logs the chain instead. An `ApiError` becomes a response carrying its [`Problem`] as an
+//! extension; `http::problem_bodies` serialises it once, with the request id.
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use versus_protocol::Problem;
-use versus_protocol::problem::PROBLEM_CONTENT_TYPE;
+use versus_protocol::ws::WsError;
+
+use crate::services::matchmaking::{JoinError, LeaveError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -132,21 +136,6 @@ fn problem(status: StatusCode, code: &str, detail: String, field: Option<String>
     }
 }
 
-/// Serialises a problem with its content type. The request id is filled in by the
-/// request-id middleware on the way out.
-pub fn problem_response(status: StatusCode, problem: &Problem) -> Response {
-    let body = serde_json::to_vec(problem).expect("a Problem always serialises");
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
-        )],
-        body,
-    )
-        .into_response()
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -156,8 +145,9 @@ impl IntoResponse for ApiError {
                 "request failed with an internal error"
             );
         }
-        let body = problem(status, self.code(), self.to_string(), self.field());
-        let mut response = problem_response(status, &body);
+        let problem = problem(status, self.code(), self.to_string(), self.field());
+        // The body is written once, by the problem middleware, which adds the request id.
+        let mut response = (status, Extension(problem)).into_response();
         match &self {
             Self::RateLimited { retry_after } => {
                 let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -190,3 +180,62 @@ impl From<versus_store::StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The one mapping of a refused join: the REST problem, and through [`ApiError::ws_error`] the
+/// same code and words on the WebSocket.
+impl From<JoinError> for ApiError {
+    fn from(err: JoinError) -> Self {
+        match err {
+            JoinError::UnknownQueue { .. } | JoinError::Refused(_) => {
+                Self::validation("queue", &err)
+            }
+            JoinError::UnknownRegion { ref region, .. }
+            | JoinError::LatencyTooHigh { ref region } => {
+                Self::validation(format!("latencies.{region}"), &err)
+            }
+            JoinError::NoReachableRegion => Self::validation("latencies", &err),
+            JoinError::AlreadyQueued(_) => Self::Conflict {
+                code: "already_queued",
+                field: None,
+                detail: err.to_string(),
+            },
+            JoinError::QueueStopped => Self::Unavailable("the queue is not running"),
+            JoinError::QueueBusy => Self::Unavailable("the queue is busy; retry shortly"),
+            JoinError::Store(err) => Self::from(err),
+        }
+    }
+}
+
+impl From<LeaveError> for ApiError {
+    fn from(err: LeaveError) -> Self {
+        match err {
+            LeaveError::NotQueued => Self::NotFoundCode {
+                code: "not_queued",
+                detail: err.to_string(),
+            },
+            LeaveError::AlreadyMatched(_) => Self::Conflict {
+                code: "already_matched",
+                field: None,
+                detail: err.to_string(),
+            },
+            LeaveError::QueueStopped => Self::Unavailable("the queue is not running"),
+        }
+    }
+}
+
+impl ApiError {
+    /// The same error as a WebSocket `error` event answering a message of `request_type`.
+    pub fn ws_error(self, request_type: Option<&str>) -> WsError {
+        if let Self::Internal(err) = &self {
+            tracing::error!(
+                error = format!("{err:#}"),
+                "a WebSocket request failed with an internal error"
+            );
+        }
+        WsError {
+            code: self.code().to_owned(),
+            detail: self.to_string(),
+            request_type: request_type.map(str::to_owned),
+        }
+    }
+}

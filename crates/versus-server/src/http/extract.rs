@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A JSON body. Requires `content-type: application/json` (or any `+json` type), honours the
 /// body-size limit, and reports the JSON path of the first field that failed to deserialise.

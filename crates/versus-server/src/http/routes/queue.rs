@@ -6,18 +6,16 @@ use axum::http::{HeaderMap, StatusCode};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 use versus_core::account::Region;
 use versus_protocol::Problem;
 use versus_protocol::queue::{
     JoinQueueRequest, MatchmakingPreferences, MatchmakingStatistics, TicketView,
 };
 
-use crate::auth::AuthPlayer;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
-use crate::matchmaking::{JoinError, LeaveError};
-use crate::state::AppState;
+use crate::http::auth::AuthPlayer;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::ApiJson;
+use crate::http::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,19 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(status))
         .routes(routes!(get_preferences, put_preferences))
         .routes(routes!(statistics))
-}
-
-/// The player's stored preferences, as wire data.
-pub async fn preferences_of(state: &AppState, player: Uuid) -> ApiResult<MatchmakingPreferences> {
-    let stored = state
-        .store
-        .matchmaking_preferences(player)
-        .await?
-        .unwrap_or_default();
-    Ok(MatchmakingPreferences {
-        regions: stored.regions.iter().map(ToString::to_string).collect(),
-        modes: stored.modes,
-    })
 }
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -80,21 +65,12 @@ async fn join(
             })?)
         }
     };
-    let preferences = preferences_of(&state, player.id).await?;
-    match state
-        .matchmaking
-        .join(player.id, &request, &preferences, key)
-        .await
-    {
-        Ok((view, true)) => Ok((StatusCode::CREATED, Json(view))),
-        Ok((view, false)) => Ok((StatusCode::OK, Json(view))),
-        Err(JoinError::AlreadyQueued(ticket)) => Err(ApiError::Conflict {
-            code: "already_queued",
-            field: None,
-            detail: format!("already searching with ticket {ticket}; leave first"),
-        }),
-        Err(JoinError::Invalid(err)) => Err(err),
-    }
+    let joined = state.matchmaking.join(player.id, &request, key).await?;
+    let status = match joined.created {
+        true => StatusCode::CREATED,
+        false => StatusCode::OK,
+    };
+    Ok((status, Json(joined.ticket)))
 }
 
 /// Stop searching. If a match already took the ticket, answers 409 with the match id and the
@@ -110,18 +86,7 @@ async fn join(
     )
 )]
 async fn leave(State(state): State<AppState>, player: AuthPlayer) -> ApiResult<Json<TicketView>> {
-    match state.matchmaking.leave(player.id).await {
-        Ok(view) => Ok(Json(view)),
-        Err(LeaveError::NotQueued) => Err(ApiError::NotFoundCode {
-            code: "not_queued",
-            detail: "no searching ticket".into(),
-        }),
-        Err(LeaveError::AlreadyMatched(match_id)) => Err(ApiError::Conflict {
-            code: "already_matched",
-            field: None,
-            detail: format!("the ticket was already matched into match {match_id}"),
-        }),
-    }
+    Ok(Json(state.matchmaking.leave(player.id).await?))
 }
 
 /// The player's current or most recent ticket: position, estimated wait, elapsed time.
@@ -138,6 +103,7 @@ async fn status(State(state): State<AppState>, player: AuthPlayer) -> ApiResult<
     state
         .matchmaking
         .status(player.id)
+        .await
         .map(Json)
         .ok_or(ApiError::NotFoundCode {
             code: "not_queued",
@@ -158,7 +124,7 @@ async fn get_preferences(
     State(state): State<AppState>,
     player: AuthPlayer,
 ) -> ApiResult<Json<MatchmakingPreferences>> {
-    preferences_of(&state, player.id).await.map(Json)
+    Ok(Json(state.matchmaking.preferences(player.id).await?))
 }
 
 /// Set the regions the caller will play in (best first) and the modes they care about.
@@ -208,7 +174,7 @@ async fn put_preferences(
         .store
         .set_matchmaking_preferences(player.id, &stored, OffsetDateTime::now_utc())
         .await?;
-    preferences_of(&state, player.id).await.map(Json)
+    Ok(Json(state.matchmaking.preferences(player.id).await?))
 }
 
 /// Per queue: searching tickets, matches per minute, time to match, and where matches form.

@@ -6,12 +6,12 @@ use std::time::Instant;
 use metrics_exporter_prometheus::PrometheusHandle;
 use versus_store::Store;
 
-use crate::auth::{PasswordHasher, TokenIssuer};
 use crate::config::Config;
-use crate::events::EventBus;
-use crate::matchmaking::Matchmaking;
-use crate::ratelimit::RateLimits;
-use crate::realtime::Hub;
+use crate::http::ratelimit::RateLimits;
+use crate::services::auth::{PasswordHasher, TokenIssuer};
+use crate::services::events::EventBus;
+use crate::services::hub::Hub;
+use crate::services::matchmaking::Matchmaking;
 
 #[derive(Clone)]
 pub struct AppState {

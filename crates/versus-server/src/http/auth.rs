@@ -1,19 +1,13 @@
-//! Authentication: password hashing, access and refresh tokens, and the extractor that turns a
-//! bearer token into the authenticated player.
-
-mod password;
-mod tokens;
-
-pub use password::PasswordHasher;
-pub use tokens::{AccessClaims, IssuedTokens, TokenError, TokenIssuer, hash_refresh_token};
+//! The extractor that turns a bearer token into the authenticated player.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::services::auth::TokenError;
 
 /// The player a request is authenticated as. Taking this extractor is what makes a route
 /// require a valid access token.

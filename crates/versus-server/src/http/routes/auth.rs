@@ -15,12 +15,13 @@ use versus_protocol::{
 };
 use versus_store::{NewPlayer, Rotation};
 
-use crate::auth::{AuthPlayer, IssuedTokens, hash_refresh_token};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
-use crate::ratelimit::ClientIp;
-use crate::routes::profile;
-use crate::state::AppState;
+use crate::http::auth::AuthPlayer;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::ApiJson;
+use crate::http::ratelimit::ClientIp;
+use crate::http::routes::profile;
+use crate::http::state::AppState;
+use crate::services::auth::{IssuedTokens, hash_refresh_token};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 use versus_protocol::ws::{ClientMessage, Pong, ServerEvent, Welcome, WsError};
 
-use super::hub::{Kick, Outbound, reply_frame};
-use crate::matchmaking::{JoinError, LeaveError};
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::services::hub::{Kick, Outbound, reply_frame};
 
 pub async fn serve(socket: WebSocket, state: AppState, player: Uuid, last_event_id: Option<u64>) {
     let hub = state.hub.clone();
@@ -273,40 +273,21 @@ async fn read_loop(
             ClientMessage::Ping(echo) => send_reply(ServerEvent::Pong(Pong { echo })),
             ClientMessage::Ack(ack) => state.hub.ack(player, ack.id),
             ClientMessage::QueueJoin(request) => {
-                let preferences = crate::routes::queue::preferences_of(state, player)
-                    .await
-                    .unwrap_or_default();
-                match state
-                    .matchmaking
-                    .join(player, &request, &preferences, None)
-                    .await
-                {
-                    Ok(_) => {} // The queue_update event confirms it.
-                    Err(JoinError::AlreadyQueued(ticket)) => send_reply(error(
-                        "already_queued",
-                        format!("already searching with ticket {ticket}"),
-                        Some("queue.join".into()),
-                    )),
-                    Err(JoinError::Invalid(err)) => send_reply(error(
-                        err.code(),
-                        err.to_string(),
-                        Some("queue.join".into()),
-                    )),
+                // Success is confirmed by the queue_update event the queue sends.
+                if let Err(err) = state.matchmaking.join(player, &request, None).await {
+                    send_reply(ServerEvent::Error(
+                        ApiError::from(err).ws_error(Some("queue.join")),
+                    ));
                 }
             }
-            ClientMessage::QueueLeave(_) => match state.matchmaking.leave(player).await {
-                Ok(_) => {} // The queue_update event (state cancelled) confirms it.
-                Err(LeaveError::AlreadyMatched(match_id)) => send_reply(error(
-                    "already_matched",
-                    format!("the ticket was already matched into {match_id}"),
-                    Some("queue.leave".into()),
-                )),
-                Err(LeaveError::NotQueued) => send_reply(error(
-                    "not_queued",
-                    "no searching ticket".into(),
-                    Some("queue.leave".into()),
-                )),
-            },
+            ClientMessage::QueueLeave(_) => {
+                // Success is confirmed by the queue_update event (state cancelled).
+                if let Err(err) = state.matchmaking.leave(player).await {
+                    send_reply(ServerEvent::Error(
+                        ApiError::from(err).ws_error(Some("queue.leave")),
+                    ));
+                }
+            }
         }
     }
     "connection lost"

@@ -9,11 +9,11 @@ use versus_core::account::{DisplayName, Region};
 use versus_protocol::{PlayerProfile, Problem, PublicPlayer, UpdatePlayerRequest};
 use versus_store::PlayerPatch;
 
-use crate::auth::AuthPlayer;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, parse_uuid};
-use crate::routes::{profile, public_player};
-use crate::state::AppState;
+use crate::http::auth::AuthPlayer;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{ApiJson, parse_uuid};
+use crate::http::routes::{profile, public_player};
+use crate::http::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

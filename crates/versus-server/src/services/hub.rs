@@ -17,7 +17,7 @@ use uuid::Uuid;
 use versus_protocol::ws::{Envelope, ResumeGap, ServerEvent};
 
 use crate::config::RealtimeConfig;
-use crate::events::{Audience, BusEvent, Subscription};
+use crate::services::events::{Audience, BusEvent, Subscription};
 
 /// A frame for one connection's writer.
 #[derive(Debug, Clone)]

@@ -9,9 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use versus_protocol::Problem;
 
-use crate::auth::AuthPlayer;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::http::auth::AuthPlayer;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(websocket))
@@ -59,8 +59,6 @@ async fn websocket(State(state): State<AppState>, mut parts: Parts) -> ApiResult
         .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            crate::realtime::socket::serve(socket, state, player, last_event_id)
-        })
+        .on_upgrade(move |socket| crate::http::socket::serve(socket, state, player, last_event_id))
         .into_response())
 }

@@ -1,0 +1,435 @@
+//! Live matchmaking. Each configured queue is one actor task ([`actor`]) that owns the queue's
+//! tickets: the core's [`Shard`](versus_core::matchmaking::Shard) holds them for matching, the
+//! queue's [`Board`] holds the server's record of each (state, position, estimated wait, match).
+//! Only the actor writes either; everyone else reads the board or asks the actor.
+//!
+//! [`Matchmaking`] is the service in front of the queues: it checks a join (queue, latencies,
+//! the player's preferences), enforces one searching ticket per player across queues through its
+//! directory (player → the queue and id of their latest ticket: where to look, never what
+//! happened), remembers `Idempotency-Key`s, and hands commands to the queue's actor. Outcomes
+//! leave as events on the bus, never by calling the WebSocket layer.
+//!
+//! The seam for a cluster is [`QueueHandle`]: commands with owned data and one-shot replies, and
+//! a board to read. A queue owned by another node is the same handle over another transport.
+
+mod actor;
+mod board;
+mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+use versus_config::Queue;
+use versus_core::matchmaking::{TicketError, UNREACHABLE_MS};
+use versus_core::rating::{PlayerRating, RatingSystem as _};
+use versus_protocol::queue::{
+    JoinQueueRequest, MatchmakingPreferences, MatchmakingStatistics, QueueStatistics, TicketView,
+};
+use versus_store::{Store, StoreError};
+
+pub use actor::{Command, LeaveOutcome, NewTicket};
+pub use board::{Board, TicketRecord};
+
+use crate::config::MatchmakingConfig;
+use crate::services::events::EventBus;
+
+/// Why a join was refused. The edge turns each into a problem (REST) or an `error` event
+/// (WebSocket) with the same code and words.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("unknown queue; known: {known}")]
+    UnknownQueue { known: String },
+    #[error("not a region of this queue; regions: {regions}")]
+    UnknownRegion { region: String, regions: String },
+    #[error("must be at most {MAX_LATENCY_MS} ms")]
+    LatencyTooHigh { region: String },
+    #[error("no region of this queue is reachable")]
+    NoReachableRegion,
+    #[error("already searching with ticket {0}; leave first")]
+    AlreadyQueued(Uuid),
+    /// The queue's own rules refused the ticket.
+    #[error("{0}")]
+    Refused(TicketError),
+    #[error("the queue is not running")]
+    QueueStopped,
+    #[error("the queue has too many joins waiting; retry shortly")]
+    QueueBusy,
+    #[error("reading the player's preferences")]
+    Store(#[from] StoreError),
+}
+
+/// Why a leave did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaveError {
+    #[error("no searching ticket")]
+    NotQueued,
+    #[error("the ticket was already matched into match {0}")]
+    AlreadyMatched(Uuid),
+    #[error("the queue is not running")]
+    QueueStopped,
+}
+
+/// The largest latency a client may report, in milliseconds.
+pub const MAX_LATENCY_MS: u32 = 60_000;
+
+/// A joined ticket, and whether this join created it (`false`: an earlier join with the same
+/// `Idempotency-Key` did).
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub ticket: TicketView,
+    pub created: bool,
+}
+
+/// One queue, as the service reaches it.
+pub struct QueueHandle {
+    queue: Queue,
+    /// Where every player of this queue starts (until results are rated).
+    initial_rating: PlayerRating,
+    commands: mpsc::Sender<Command>,
+    board: Arc<Board>,
+    stats: Arc<Mutex<QueueStatistics>>,
+}
+
+impl QueueHandle {
+    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(command(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// The ticket's view, from the board, or from the actor when the board does not have it
+    /// yet (a join still on its way).
+    async fn view(&self, ticket: Uuid) -> Option<TicketView> {
+        match self.board.view(ticket) {
+            Some(view) => Some(view),
+            None => self
+                .ask(|reply| Command::View { ticket, reply })
+                .await
+                .flatten(),
+        }
+    }
+}
+
+/// The player's latest ticket: which queue holds it. `pending` until the queue has accepted it.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    ticket: Uuid,
+    queue: usize,
+    pending: bool,
+}
+
+/// The ticket an `Idempotency-Key` created, and when.
+#[derive(Debug, Clone, Copy)]
+struct Remembered {
+    ticket: Uuid,
+    queue: usize,
+    at: Instant,
+}
+
+pub struct Matchmaking {
+    /// By name, in name order (statistics list them so).
+    by_name: BTreeMap<String, usize>,
+    queues: Vec<QueueHandle>,
+    directory: Mutex<HashMap<Uuid, Claim>>,
+    /// `(player, key)` → the ticket that key created.
+    idempotency: Mutex<HashMap<(Uuid, String), Remembered>>,
+    store: Arc<dyn Store>,
+    config: MatchmakingConfig,
+}
+
+impl Matchmaking {
+    /// Starts one actor per queue.
+    pub fn start<'a>(
+        queues: impl IntoIterator<Item = &'a Queue>,
+        config: &MatchmakingConfig,
+        bus: Arc<dyn EventBus>,
+        store: Arc<dyn Store>,
+    ) -> Arc<Self> {
+        let epoch = Instant::now();
+        let mut handles = Vec::new();
+        for queue in queues {
+            let (commands, rx) = mpsc::channel(4096);
+            let stats = Arc::new(Mutex::new(stats::empty(&queue.name)));
+            let board = Arc::new(Board::default());
+            let actor = actor::QueueActor::new(
+                queue,
+                board.clone(),
+                bus.clone(),
+                stats.clone(),
+                config,
+                epoch,
+            );
+            tokio::spawn(actor.run(rx));
+            let initial_rating = (queue.config.rating.build())
+                .expect("queues are validated when loaded")
+                .initial_rating();
+            handles.push(QueueHandle {
+                queue: queue.clone(),
+                initial_rating,
+                commands,
+                board,
+                stats,
+            });
+        }
+        Arc::new(Self {
+            by_name: (handles.iter().enumerate())
+                .map(|(i, h)| (h.queue.name.clone(), i))
+                .collect(),
+            queues: handles,
+            directory: Mutex::default(),
+            idempotency: Mutex::default(),
+            store,
+            config: config.clone(),
+        })
+    }
+
+    pub fn queue_names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// The player's stored preferences, as wire data.
+    pub async fn preferences(&self, player: Uuid) -> Result<MatchmakingPreferences, StoreError> {
+        let stored = self
+            .store
+            .matchmaking_preferences(player)
+            .await?
+            .unwrap_or_default();
+        Ok(MatchmakingPreferences {
+            regions: stored.regions.iter().map(ToString::to_string).collect(),
+            modes: stored.modes,
+        })
+    }
+
+    /// Puts the player in a queue. With the same `idempotency_key` as an earlier join, answers
+    /// that join's ticket instead of creating another.
+    pub async fn join(
+        &self,
+        player: Uuid,
+        request: &JoinQueueRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Joined, JoinError> {
+        if let Some(key) = idempotency_key
+            && let Some(ticket) = self.remembered(player, key).await
+        {
+            return Ok(Joined {
+                ticket,
+                created: false,
+            });
+        }
+        let index = *self
+            .by_name
+            .get(&request.queue)
+            .ok_or_else(|| JoinError::UnknownQueue {
+                known: self.queue_names().collect::<Vec<_>>().join(", "),
+            })?;
+        let queue = &self.queues[index];
+        let preferences = self.preferences(player).await?;
+        let region_latency_ms = region_latencies(&queue.queue, request, &preferences)?;
+        let ticket_id = Uuid::now_v7();
+        let ticket = NewTicket {
+            ticket_id,
+            // Ratings are per player and queue once results are rated; until then every
+            // player starts at the queue's initial rating.
+            players: vec![(player, queue.initial_rating)],
+            region_latency_ms,
+        };
+        let answer = self.claim(player, index, ticket, idempotency_key)?;
+        let accepted = answer
+            .await
+            .map_err(|_| JoinError::QueueStopped)
+            .and_then(|answer| answer.map_err(JoinError::Refused));
+        let mut directory = self.directory.lock().expect("directory lock");
+        let ours = directory
+            .get_mut(&player)
+            .filter(|claim| claim.ticket == ticket_id);
+        match accepted {
+            Ok(ticket) => {
+                if let Some(claim) = ours {
+                    claim.pending = false;
+                }
+                Ok(Joined {
+                    ticket,
+                    created: true,
+                })
+            }
+            Err(err) => {
+                if ours.is_some() {
+                    directory.remove(&player);
+                }
+                drop(directory);
+                if let Some(key) = idempotency_key {
+                    let mut keys = self.idempotency.lock().expect("idempotency lock");
+                    keys.remove(&(player, key.to_owned()));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Records the ticket as the player's latest, unless another is still searching, and hands
+    /// it to its queue — all under the directory lock, so that once a retry can find the
+    /// ticket (by player or by key), the join is already in the queue's mailbox and anything
+    /// the retry asks the queue is answered after it. Lock order: directory, then idempotency.
+    fn claim(
+        &self,
+        player: Uuid,
+        queue: usize,
+        ticket: NewTicket,
+        idempotency_key: Option<&str>,
+    ) -> Result<oneshot::Receiver<Result<TicketView, TicketError>>, JoinError> {
+        let mut directory = self.directory.lock().expect("directory lock");
+        if let Some(claim) = directory.get(&player) {
+            let searching = claim.pending
+                || self.queues[claim.queue]
+                    .board
+                    .is_searching(claim.ticket)
+                    .unwrap_or(false);
+            if searching {
+                return Err(JoinError::AlreadyQueued(claim.ticket));
+            }
+        }
+        let ticket_id = ticket.ticket_id;
+        let (reply, answer) = oneshot::channel();
+        self.queues[queue]
+            .commands
+            .try_send(Command::Join { ticket, reply })
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => JoinError::QueueBusy,
+                mpsc::error::TrySendError::Closed(_) => JoinError::QueueStopped,
+            })?;
+        directory.insert(
+            player,
+            Claim {
+                ticket: ticket_id,
+                queue,
+                pending: true,
+            },
+        );
+        if let Some(key) = idempotency_key {
+            let mut keys = self.idempotency.lock().expect("idempotency lock");
+            let remembered = Remembered {
+                ticket: ticket_id,
+                queue,
+                at: Instant::now(),
+            };
+            keys.insert((player, key.to_owned()), remembered);
+        }
+        Ok(answer)
+    }
+
+    /// The ticket an earlier join with this key created, if the key is fresh.
+    async fn remembered(&self, player: Uuid, key: &str) -> Option<TicketView> {
+        let ttl = Duration::from_secs(self.config.idempotency_ttl_secs);
+        let (ticket, queue) = {
+            let keys = self.idempotency.lock().expect("idempotency lock");
+            let remembered = keys.get(&(player, key.to_owned()))?;
+            (remembered.at.elapsed() < ttl).then_some((remembered.ticket, remembered.queue))?
+        };
+        self.queues[queue].view(ticket).await
+    }
+
+    /// Takes the player's searching ticket out of its queue. Exactly one of: cancelled (no match
+    /// will include it), already matched (with the match id), or not queued.
+    pub async fn leave(&self, player: Uuid) -> Result<TicketView, LeaveError> {
+        let claim = self.claim_of(player).ok_or(LeaveError::NotQueued)?;
+        let ticket = claim.ticket;
+        let outcome = self.queues[claim.queue]
+            .ask(|reply| Command::Leave { ticket, reply })
+            .await
+            .ok_or(LeaveError::QueueStopped)?;
+        match outcome {
+            LeaveOutcome::Cancelled(view) => Ok(view),
+            LeaveOutcome::Matched(match_id) => Err(LeaveError::AlreadyMatched(match_id)),
+            LeaveOutcome::NotSearching => Err(LeaveError::NotQueued),
+        }
+    }
+
+    fn claim_of(&self, player: Uuid) -> Option<Claim> {
+        self.directory
+            .lock()
+            .expect("directory lock")
+            .get(&player)
+            .copied()
+    }
+
+    /// The player's current or most recent ticket.
+    pub async fn status(&self, player: Uuid) -> Option<TicketView> {
+        let claim = self.claim_of(player)?;
+        self.queues[claim.queue].view(claim.ticket).await
+    }
+
+    pub fn is_searching(&self, player: Uuid) -> bool {
+        self.claim_of(player).is_some_and(|claim| {
+            claim.pending
+                || self.queues[claim.queue]
+                    .board
+                    .is_searching(claim.ticket)
+                    .unwrap_or(false)
+        })
+    }
+
+    pub fn statistics(&self) -> MatchmakingStatistics {
+        MatchmakingStatistics {
+            queues: (self.by_name.values())
+                .map(|&i| self.queues[i].stats.lock().expect("stats lock").clone())
+                .collect(),
+        }
+    }
+
+    /// Forgets expired idempotency keys, and players whose latest ticket their queue has
+    /// forgotten (it keeps ended tickets for an hour), so the maps hold only recent players.
+    pub fn forget_finished(&self) {
+        let ttl = Duration::from_secs(self.config.idempotency_ttl_secs);
+        let mut directory = self.directory.lock().expect("directory lock");
+        directory.retain(|_, claim| {
+            claim.pending
+                || (self.queues[claim.queue].board)
+                    .is_searching(claim.ticket)
+                    .is_some()
+        });
+        drop(directory);
+        let mut keys = self.idempotency.lock().expect("idempotency lock");
+        keys.retain(|_, remembered| remembered.at.elapsed() < ttl);
+    }
+}
+
+/// Latency to each of the queue's regions: what the client measured; for regions it did not
+/// measure, the budget if the player prefers the region (or has no preference and measured
+/// nothing), else unreachable.
+fn region_latencies(
+    queue: &Queue,
+    request: &JoinQueueRequest,
+    preferences: &MatchmakingPreferences,
+) -> Result<Vec<u32>, JoinError> {
+    let regions = &queue.config.regions;
+    for (region, latency) in &request.latencies {
+        if !regions.contains(region) {
+            return Err(JoinError::UnknownRegion {
+                region: region.clone(),
+                regions: regions.join(", "),
+            });
+        }
+        if *latency > MAX_LATENCY_MS {
+            return Err(JoinError::LatencyTooHigh {
+                region: region.clone(),
+            });
+        }
+    }
+    let budget = queue.config.latency_budget_ms;
+    let latencies: Vec<u32> = regions
+        .iter()
+        .map(|region| match request.latencies.get(region) {
+            Some(ms) => *ms,
+            None if preferences.regions.iter().any(|p| p == region) => budget,
+            None if request.latencies.is_empty() && preferences.regions.is_empty() => budget,
+            None => UNREACHABLE_MS,
+        })
+        .collect();
+    if latencies.iter().all(|ms| *ms == UNREACHABLE_MS) {
+        return Err(JoinError::NoReachableRegion);
+    }
+    Ok(latencies)
+}

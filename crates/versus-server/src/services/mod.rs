@@ -1,0 +1,12 @@
+//! The services behind the HTTP edge: matchmaking (one actor per queue), the realtime hub, the
+//! event bus between them, and authentication (password hashing, tokens).
+//!
+//! Architecture invariant: nothing here imports the HTTP edge — no `axum`, no `tower`, no
+//! `crate::http`, no `ApiError`. Services take domain and wire types and return plain error
+//! enums; the edge maps each error to a problem (REST) and to the same words on the WebSocket.
+//! A test in `lib.rs` reads this folder's sources and fails on such an import.
+
+pub mod auth;
+pub mod events;
+pub mod hub;
+pub mod matchmaking;
