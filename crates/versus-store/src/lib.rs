@@ -9,6 +9,10 @@
 //! written (after that truncation) on both backends. The `Player` returned by
 //! [`Store::create_player`] and [`Store::update_player`] already carries the stored values.
 //!
+//! Every method's SQL and logic is written once, in `queries.rs`, for both backends; what the
+//! dialects spell differently is the `Dialect` seam in `dialect.rs`. `sqlite.rs` and
+//! `postgres.rs` keep only connection setup, pragmas, migrations and their side of that seam.
+//!
 //! Migrations live in `migrations/sqlite` and `migrations/postgres`, one file per step in each,
 //! same number and same meaning (`0001_accounts.sql`, then `0002_…`). They are embedded and run
 //! by `SqliteStore::open` / `PostgresStore::connect`. Never edit a released file: sqlx checks
@@ -21,7 +25,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use versus_core::account::{DisplayName, Region, Username};
 
+mod dialect;
 mod postgres;
+mod queries;
 mod record;
 mod sqlite;
 #[cfg(feature = "testing")]

@@ -1,11 +1,13 @@
-//! What both backends share: turning stored columns back into domain types (a value that no
+//! Rows and domain types: turning stored columns back into domain types (a value that no
 //! longer parses is `Corrupt`, never a panic), the one timestamp normalisation, the mapping
 //! of constraint violations to `StoreError`s, and the encoding of matchmaking preferences.
 
+use sqlx::types::Json;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 use versus_core::account::{DisplayName, Region, Username};
 
+use crate::dialect::Timestamp;
 use crate::{MatchmakingPreferences, Player, StoreError, StoreResult};
 
 /// The instant a backend stores for `t`: converted to UTC and truncated to whole microseconds
@@ -29,19 +31,24 @@ pub(crate) fn to_stored(t: OffsetDateTime) -> StoreResult<OffsetDateTime> {
     })
 }
 
-/// A player row as the backends read it, before the domain types are re-parsed.
-pub(crate) struct PlayerRecord {
-    pub id: Uuid,
-    pub username: String,
-    pub display_name: String,
-    pub email: Option<String>,
-    pub region: Option<String>,
-    pub banned: bool,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
+/// The columns of `players` that [`PlayerRow`] reads (by name).
+pub(crate) const PLAYER_COLUMNS: &str =
+    "id, username, display_name, email, region, banned, created_at, updated_at";
+
+/// A player row as stored, before the domain types are re-parsed.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PlayerRow {
+    id: Uuid,
+    username: String,
+    display_name: String,
+    email: Option<String>,
+    region: Option<String>,
+    banned: bool,
+    created_at: Timestamp,
+    updated_at: Timestamp,
 }
 
-impl PlayerRecord {
+impl PlayerRow {
     pub fn into_player(self) -> StoreResult<Player> {
         let corrupt = |field: &str, why: &dyn std::fmt::Display| {
             StoreError::Corrupt(format!("player {}: {field}: {why}", self.id))
@@ -59,8 +66,8 @@ impl PlayerRecord {
             display_name,
             email: self.email,
             region,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
+            created_at: self.created_at.get(),
+            updated_at: self.updated_at.get(),
             banned: self.banned,
         })
     }
@@ -69,8 +76,8 @@ impl PlayerRecord {
 /// Maps a unique violation to the domain error it means; any other error stays a database
 /// error. The username check looks for the column (SQLite names it in the message) or the
 /// constraint (PostgreSQL reports its name), both of which contain `username_key`.
-pub(crate) fn classify(err: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &err
+pub(crate) fn classify(err: StoreError) -> StoreError {
+    if let StoreError::Database(sqlx::Error::Database(db)) = &err
         && db.is_unique_violation()
     {
         let on_username = db.constraint().is_some_and(|c| c.contains("username_key"))
@@ -81,13 +88,13 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
             StoreError::DuplicateId
         };
     }
-    StoreError::Database(err)
+    err
 }
 
 /// [`classify`] for a write whose only foreign key is its `player_id`: a foreign-key violation
 /// means there is no such player.
-pub(crate) fn classify_player_write(err: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &err
+pub(crate) fn classify_player_write(err: StoreError) -> StoreError {
+    if let StoreError::Database(sqlx::Error::Database(db)) = &err
         && db.is_foreign_key_violation()
     {
         return StoreError::UnknownPlayer;
@@ -95,28 +102,27 @@ pub(crate) fn classify_player_write(err: sqlx::Error) -> StoreError {
     classify(err)
 }
 
-/// Preferences as both backends store them: two JSON arrays of strings, order kept.
-pub(crate) fn encode_preferences(prefs: &MatchmakingPreferences) -> (String, String) {
-    let regions: Vec<&str> = prefs.regions.iter().map(Region::as_str).collect();
-    let modes: Vec<&str> = prefs.modes.iter().map(String::as_str).collect();
-    (
-        serde_json::Value::from(regions).to_string(),
-        serde_json::Value::from(modes).to_string(),
-    )
+/// Preferences as both backends store them: two JSON arrays of strings, order kept (`jsonb`
+/// in PostgreSQL, `TEXT` in SQLite; sqlx encodes `Json` for each).
+pub(crate) fn encode_preferences(
+    prefs: &MatchmakingPreferences,
+) -> (Json<Vec<&str>>, Json<&[String]>) {
+    let regions = prefs.regions.iter().map(Region::as_str).collect();
+    (Json(regions), Json(prefs.modes.as_slice()))
 }
 
-/// The inverse of [`encode_preferences`]; anything that is not an array of strings, or a
-/// region that no longer parses, is `Corrupt`.
+/// The inverse of [`encode_preferences`]. Read as any JSON so that anything that is not an
+/// array of strings, or a region that no longer parses, is `Corrupt` rather than a decode error.
 pub(crate) fn decode_preferences(
     player_id: Uuid,
-    regions: &str,
-    modes: &str,
+    (Json(regions), Json(modes)): (Json<serde_json::Value>, Json<serde_json::Value>),
 ) -> StoreResult<MatchmakingPreferences> {
     let corrupt = |field: &str, why: &dyn std::fmt::Display| {
         StoreError::Corrupt(format!("preferences of player {player_id}: {field}: {why}"))
     };
-    let regions: Vec<String> = serde_json::from_str(regions).map_err(|e| corrupt("regions", &e))?;
-    let modes: Vec<String> = serde_json::from_str(modes).map_err(|e| corrupt("modes", &e))?;
+    let regions: Vec<String> =
+        serde_json::from_value(regions).map_err(|e| corrupt("regions", &e))?;
+    let modes: Vec<String> = serde_json::from_value(modes).map_err(|e| corrupt("modes", &e))?;
     let regions = regions
         .iter()
         .map(|raw| Region::parse(raw).map_err(|e| corrupt("regions", &e)))
@@ -124,25 +130,32 @@ pub(crate) fn decode_preferences(
     Ok(MatchmakingPreferences { regions, modes })
 }
 
-/// What a refresh-token row says about presenting it at `now`.
+/// A refresh token row, as rotation reads it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TokenRow {
+    pub family_id: Uuid,
+    pub player_id: Uuid,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// What a refresh-token row says about presenting it at some instant.
 pub(crate) enum TokenState {
     Live,
     Spent,
     Expired,
 }
 
-pub(crate) fn token_state(
-    used_at: Option<OffsetDateTime>,
-    revoked_at: Option<OffsetDateTime>,
-    expires_at: OffsetDateTime,
-    now: OffsetDateTime,
-) -> TokenState {
-    if used_at.is_some() || revoked_at.is_some() {
-        TokenState::Spent
-    } else if now >= expires_at {
-        TokenState::Expired
-    } else {
-        TokenState::Live
+impl TokenRow {
+    pub fn state(&self, now: Timestamp) -> TokenState {
+        if self.used_at.is_some() || self.revoked_at.is_some() {
+            TokenState::Spent
+        } else if now.get() >= self.expires_at.get() {
+            TokenState::Expired
+        } else {
+            TokenState::Live
+        }
     }
 }
 

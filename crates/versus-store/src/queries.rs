@@ -1,0 +1,359 @@
+//! Every [`Store`] method, written once for both backends: its SQL and its logic. The only
+//! per-backend code is the [`Dialect`] impl and the connection setup in `sqlite.rs` /
+//! `postgres.rs`.
+//!
+//! Adding a table and its queries:
+//! 1. A migration with the same number in `migrations/sqlite` and `migrations/postgres` (the
+//!    DDL is per dialect; keep the column names and meaning identical).
+//! 2. The method on [`Store`] (`lib.rs`), implemented below. One statement runs on a pooled
+//!    connection (`self.pool().acquire()`); anything that reads and then writes runs in
+//!    `begin_write(self.pool())`, locks what its decision depends on with
+//!    [`select_for_update`], and ends with `tx.commit()` (returning early rolls back).
+//! 3. SQL both dialects accept: `$1, $2, …` placeholders, `ON CONFLICT (…) DO UPDATE SET … =
+//!    excluded.…` upserts, `RETURNING`, no casts. Bind plain Rust values ([`Uuid`], `&str`,
+//!    `bool`, `&[u8]`, integers), timestamps as [`Timestamp::new`]`(t)?`, JSON as
+//!    `sqlx::types::Json`. Read rows into a `#[derive(sqlx::FromRow)]` struct (`record.rs`)
+//!    with timestamps as [`Timestamp`].
+//! 4. Something the dialects really spell differently goes into [`Dialect`], not into a branch
+//!    here.
+//! 5. A test in `tests/contract.rs`, which runs it on both backends.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, Pool, Transaction};
+use time::OffsetDateTime;
+use tracing::instrument;
+use uuid::Uuid;
+use versus_core::account::Username;
+
+use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
+use crate::record::{
+    PLAYER_COLUMNS, PlayerRow, TokenRow, TokenState, classify, classify_player_write,
+    decode_preferences, encode_preferences,
+};
+use crate::{
+    Credentials, MatchmakingPreferences, NewPlayer, NewRefreshToken, Player, PlayerPatch, Rotation,
+    Store, StoreResult,
+};
+
+/// A store on one dialect: all a backend provides to get every [`Store`] method.
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Db: Dialect;
+    fn pool(&self) -> &Pool<Self::Db>;
+}
+
+async fn begin_write<D: Dialect>(pool: &Pool<D>) -> StoreResult<Transaction<'static, D>> {
+    Ok(pool.begin_with(D::BEGIN_WRITE).await?)
+}
+
+#[async_trait]
+impl<B: Backend> Store for B {
+    fn backend(&self) -> &'static str {
+        B::Db::BACKEND
+    }
+
+    async fn ping(&self) -> StoreResult<Duration> {
+        let started = Instant::now();
+        let mut db = self.pool().acquire().await?;
+        sql("SELECT 1").execute(&mut db).await?;
+        Ok(started.elapsed())
+    }
+
+    async fn close(&self) {
+        self.pool().close().await;
+    }
+
+    #[instrument(skip_all, fields(player.id = %player.id))]
+    async fn create_player(&self, player: NewPlayer) -> StoreResult<Player> {
+        let created_at = Timestamp::new(player.created_at)?;
+        let mut db = self.pool().acquire().await?;
+        sql("INSERT INTO players \
+             (id, username, username_key, display_name, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)")
+        .bind(player.id)
+        .bind(player.username.as_str())
+        .bind(player.username.key())
+        .bind(player.display_name.as_str())
+        .bind(&player.password_hash)
+        .bind(created_at)
+        .execute(&mut db)
+        .await
+        .map_err(classify)?;
+        Ok(Player {
+            id: player.id,
+            username: player.username,
+            display_name: player.display_name,
+            email: None,
+            region: None,
+            created_at: created_at.get(),
+            updated_at: created_at.get(),
+            banned: false,
+        })
+    }
+
+    #[instrument(skip(self))]
+    async fn player(&self, id: Uuid) -> StoreResult<Option<Player>> {
+        let mut db = self.pool().acquire().await?;
+        let row: Option<PlayerRow> = sql(AssertSqlSafe(format!(
+            "SELECT {PLAYER_COLUMNS} FROM players WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut db)
+        .await?;
+        row.map(PlayerRow::into_player).transpose()
+    }
+
+    #[instrument(skip_all, fields(username = %username))]
+    async fn credentials_by_username(
+        &self,
+        username: &Username,
+    ) -> StoreResult<Option<Credentials>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            player: PlayerRow,
+            password_hash: String,
+        }
+        let mut db = self.pool().acquire().await?;
+        let row: Option<Row> = sql(AssertSqlSafe(format!(
+            "SELECT {PLAYER_COLUMNS}, password_hash FROM players WHERE username_key = $1"
+        )))
+        .bind(username.key())
+        .fetch_optional(&mut db)
+        .await?;
+        row.map(|row| {
+            Ok(Credentials {
+                player: row.player.into_player()?,
+                password_hash: row.password_hash,
+            })
+        })
+        .transpose()
+    }
+
+    #[instrument(skip(self, patch))]
+    async fn update_player(
+        &self,
+        id: Uuid,
+        patch: PlayerPatch,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Player>> {
+        let display_name = patch.display_name.as_ref().map(|d| d.as_str());
+        let set_region = patch.region.is_some();
+        let region = patch
+            .region
+            .as_ref()
+            .and_then(|r| r.as_ref().map(|r| r.as_str()));
+        let now = Timestamp::new(now)?;
+        let mut db = self.pool().acquire().await?;
+        // One statement, so no transaction is needed for it to be atomic.
+        let row: Option<PlayerRow> = sql(AssertSqlSafe(format!(
+            "UPDATE players SET \
+                 display_name = COALESCE($1, display_name), \
+                 region = CASE WHEN $2 THEN $3 ELSE region END, \
+                 updated_at = $4 \
+             WHERE id = $5 \
+             RETURNING {PLAYER_COLUMNS}"
+        )))
+        .bind(display_name)
+        .bind(set_region)
+        .bind(region)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut db)
+        .await?;
+        row.map(PlayerRow::into_player).transpose()
+    }
+
+    #[instrument(skip_all, fields(player.id = %token.player_id, token.family = %token.family_id))]
+    async fn insert_refresh_token(&self, token: NewRefreshToken) -> StoreResult<()> {
+        let mut db = self.pool().acquire().await?;
+        insert_token(&mut db, &token, token.family_id, token.player_id).await
+    }
+
+    #[instrument(skip_all)]
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &[u8],
+        next: NewRefreshToken,
+        now: OffsetDateTime,
+    ) -> StoreResult<Rotation> {
+        let now = Timestamp::new(now)?;
+        let mut tx = begin_write(self.pool()).await?;
+        if lock_token_owner(&mut tx, presented_hash).await?.is_none() {
+            return Ok(Rotation::Unknown);
+        }
+        // A new statement after the lock: under PostgreSQL's READ COMMITTED it sees whatever
+        // the previous holder of the lock committed, e.g. `used_at` set by the winner of a race.
+        let row: Option<TokenRow> = sql(
+            "SELECT family_id, player_id, expires_at, used_at, revoked_at \
+             FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(presented_hash)
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Rotation::Unknown);
+        };
+        match row.state(now) {
+            // Dropping `tx` rolls it back: nothing is stored, nothing spent.
+            TokenState::Expired => Ok(Rotation::Expired),
+            TokenState::Spent => {
+                revoke_family(&mut tx, row.family_id, now).await?;
+                tx.commit().await?;
+                tracing::debug!(player.id = %row.player_id, token.family = %row.family_id,
+                    "refresh token presented again; family revoked");
+                Ok(Rotation::Reused {
+                    player_id: row.player_id,
+                    family_id: row.family_id,
+                })
+            }
+            TokenState::Live => {
+                sql("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2")
+                    .bind(now)
+                    .bind(presented_hash)
+                    .execute(&mut tx)
+                    .await?;
+                insert_token(&mut tx, &next, row.family_id, row.player_id).await?;
+                tx.commit().await?;
+                Ok(Rotation::Rotated {
+                    player_id: row.player_id,
+                })
+            }
+        }
+    }
+
+    #[instrument(skip_all)]
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Uuid>> {
+        let now = Timestamp::new(now)?;
+        let mut tx = begin_write(self.pool()).await?;
+        if lock_token_owner(&mut tx, token_hash).await?.is_none() {
+            return Ok(None);
+        }
+        let row: Option<(Uuid, Uuid)> =
+            sql("SELECT family_id, player_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&mut tx)
+                .await?;
+        let Some((family_id, player_id)) = row else {
+            return Ok(None);
+        };
+        revoke_family(&mut tx, family_id, now).await?;
+        tx.commit().await?;
+        Ok(Some(player_id))
+    }
+
+    #[instrument(skip(self))]
+    async fn revoke_all_refresh_tokens(
+        &self,
+        player_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let now = Timestamp::new(now)?;
+        let mut tx = begin_write(self.pool()).await?;
+        // The lock rotation takes: a rotation racing this cannot issue a token it misses.
+        select_for_update("SELECT id FROM players WHERE id = $1")
+            .bind(player_id)
+            .execute(&mut tx)
+            .await?;
+        let revoked = sql("UPDATE refresh_tokens SET revoked_at = $1 \
+                           WHERE player_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(player_id)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    #[instrument(skip(self))]
+    async fn matchmaking_preferences(
+        &self,
+        player_id: Uuid,
+    ) -> StoreResult<Option<MatchmakingPreferences>> {
+        let mut db = self.pool().acquire().await?;
+        let row = sql("SELECT regions, modes FROM matchmaking_preferences WHERE player_id = $1")
+            .bind(player_id)
+            .fetch_optional(&mut db)
+            .await?;
+        row.map(|columns| decode_preferences(player_id, columns))
+            .transpose()
+    }
+
+    #[instrument(skip(self, prefs))]
+    async fn set_matchmaking_preferences(
+        &self,
+        player_id: Uuid,
+        prefs: &MatchmakingPreferences,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (regions, modes) = encode_preferences(prefs);
+        let now = Timestamp::new(now)?;
+        let mut db = self.pool().acquire().await?;
+        sql(
+            "INSERT INTO matchmaking_preferences (player_id, regions, modes, updated_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (player_id) DO UPDATE SET regions = excluded.regions, \
+             modes = excluded.modes, updated_at = excluded.updated_at",
+        )
+        .bind(player_id)
+        .bind(regions)
+        .bind(modes)
+        .bind(now)
+        .execute(&mut db)
+        .await
+        .map_err(classify_player_write)?;
+        Ok(())
+    }
+}
+
+/// Locks the `players` row owning the token and returns its id; `None` when the token is
+/// unknown. Every refresh-token transaction takes this one lock first, so they are serialised
+/// per player: of two concurrent rotations of one token the second waits, then sees it spent;
+/// a logout racing a rotation cannot miss the freshly issued token. One lock per transaction,
+/// so no deadlocks. (PostgreSQL's `FOR NO KEY UPDATE` does not block foreign-key checks.)
+async fn lock_token_owner(tx: &mut impl Session, token_hash: &[u8]) -> StoreResult<Option<Uuid>> {
+    let owner: Option<(Uuid,)> = select_for_update(
+        "SELECT id FROM players \
+         WHERE id = (SELECT player_id FROM refresh_tokens WHERE token_hash = $1)",
+    )
+    .bind(token_hash)
+    .fetch_optional(tx)
+    .await?;
+    Ok(owner.map(|(id,)| id))
+}
+
+/// Revokes every live token of the family.
+async fn revoke_family(tx: &mut impl Session, family_id: Uuid, now: Timestamp) -> StoreResult<()> {
+    sql("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(family_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_token(
+    on: &mut impl Session,
+    token: &NewRefreshToken,
+    family_id: Uuid,
+    player_id: Uuid,
+) -> StoreResult<()> {
+    sql("INSERT INTO refresh_tokens \
+         (id, family_id, player_id, token_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)")
+    .bind(token.id)
+    .bind(family_id)
+    .bind(player_id)
+    .bind(&token.token_hash)
+    .bind(Timestamp::new(token.created_at)?)
+    .bind(Timestamp::new(token.expires_at)?)
+    .execute(on)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
