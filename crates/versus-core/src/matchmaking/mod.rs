@@ -30,16 +30,21 @@
 
 mod config;
 mod memory;
-mod state;
+mod outcome;
+mod pool;
 mod teams;
 mod tick;
 mod ticket;
 
 pub use config::{ConfigError, PartyAggregation, QueueConfig, Schedule, Step};
 pub use memory::OpponentMemory;
-pub use state::QueueState;
-pub use tick::{FormedMatch, MatchTeam, Matchmaker, TickOutcome, WaitingTicket};
+pub use outcome::{FormedMatch, MatchTeam, TickOutcome, WaitingTicket};
+pub use pool::QueueState;
+pub use tick::Matchmaker;
 pub use ticket::{
     BackfillRequest, CancelOutcome, Member, PlayerId, RegionId, Ticket, TicketError, TicketId,
     Timestamp, UNREACHABLE_MS,
 };
+
+/// Nothing: the end of a link, a position that picked no pair, a match that fills no backfill.
+const NONE: u32 = u32::MAX;
