@@ -20,6 +20,16 @@ pub struct Elo {
 }
 
 impl Elo {
+    pub(super) fn validate(&self) -> Result<(), RatingError> {
+        if !(self.k.is_finite() && self.k > 0.0) {
+            return Err(RatingError::BadConfig("elo k must be a positive number"));
+        }
+        if !self.initial_rating.is_finite() {
+            return Err(RatingError::BadConfig("elo initial_rating must be finite"));
+        }
+        Ok(())
+    }
+
     /// `win_probabilities(&[a, b])[0]` without allocating: the teams' average ratings.
     #[inline]
     pub(super) fn two_team_expectation(a: &[PlayerRating], b: &[PlayerRating]) -> f64 {

@@ -21,6 +21,15 @@ pub struct Glicko2 {
 }
 
 impl Glicko2 {
+    pub(super) fn validate(&self) -> Result<(), RatingError> {
+        if !(self.tau.is_finite() && self.tau > 0.0) {
+            return Err(RatingError::BadConfig(
+                "glicko2 tau must be a positive number",
+            ));
+        }
+        Ok(())
+    }
+
     fn config(&self) -> Glicko2Config {
         Glicko2Config {
             tau: self.tau,

@@ -141,64 +141,17 @@ impl RatingConfig {
     }
     /// Checks that every parameter is finite and in range.
     pub fn validate(&self) -> Result<(), RatingError> {
-        let bad = |what: &'static str| Err(RatingError::BadConfig(what));
-        match *self {
-            Self::Elo { k, initial_rating } => {
-                if !(k.is_finite() && k > 0.0) {
-                    return bad("elo k must be a positive number");
-                }
-                if !initial_rating.is_finite() {
-                    return bad("elo initial_rating must be finite");
-                }
-            }
-            Self::Glicko2 { tau } => {
-                if !(tau.is_finite() && tau > 0.0) {
-                    return bad("glicko2 tau must be a positive number");
-                }
-            }
-            Self::WengLin {
-                beta,
-                initial_rating,
-                initial_deviation,
-            } => check_scale(
-                beta,
-                initial_rating,
-                initial_deviation,
-                [
-                    "weng_lin beta must be a positive number",
-                    "weng_lin initial rating/deviation must be finite, deviation > 0",
-                ],
-            )?,
-            Self::TrueSkill {
-                beta,
-                initial_rating,
-                initial_deviation,
-                draw_probability,
-                dynamics,
-            } => {
-                check_scale(
-                    beta,
-                    initial_rating,
-                    initial_deviation,
-                    [
-                        "trueskill beta must be a positive number",
-                        "trueskill initial rating/deviation must be finite, deviation > 0",
-                    ],
-                )?;
-                if !(0.0..1.0).contains(&draw_probability) {
-                    return bad("trueskill draw_probability must be in [0, 1)");
-                }
-                if !(dynamics.is_finite() && dynamics >= 0.0) {
-                    return bad("trueskill dynamics must be >= 0");
-                }
-            }
-        }
-        Ok(())
+        self.system().validate()
     }
     /// Builds the system.
     pub fn build(&self) -> Result<AnyRatingSystem, RatingError> {
-        self.validate()?;
-        Ok(match *self {
+        let system = self.system();
+        system.validate()?;
+        Ok(system)
+    }
+    /// The system these parameters describe, not yet checked: each system checks its own.
+    fn system(&self) -> AnyRatingSystem {
+        match *self {
             Self::Elo { k, initial_rating } => AnyRatingSystem::Elo(Elo { k, initial_rating }),
             Self::Glicko2 { tau } => AnyRatingSystem::Glicko2(Glicko2 { tau }),
             Self::WengLin {
@@ -223,7 +176,7 @@ impl RatingConfig {
                 draw_probability,
                 dynamics,
             }),
-        })
+        }
     }
 }
 
@@ -417,6 +370,16 @@ pub enum AnyRatingSystem {
 }
 
 impl AnyRatingSystem {
+    /// Whether the system's parameters are in range (see [`RatingConfig::validate`]).
+    fn validate(&self) -> Result<(), RatingError> {
+        match self {
+            Self::Elo(s) => s.validate(),
+            Self::Glicko2(s) => s.validate(),
+            Self::WengLin(s) => s.validate(),
+            Self::TrueSkill(s) => s.validate(),
+        }
+    }
+
     fn inner(&self) -> &dyn RatingSystem {
         match self {
             Self::Elo(s) => s,

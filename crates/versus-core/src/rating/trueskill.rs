@@ -9,7 +9,7 @@ use skillratings::trueskill::{TrueSkillConfig, TrueSkillRating};
 
 use super::{
     Placements, PlayerRating, RatingError, RatingSystem, RatingSystemKind, check_result,
-    from_mu_sigma, rate_teams, to_mu_sigma,
+    check_scale, from_mu_sigma, rate_teams, to_mu_sigma,
 };
 
 /// TrueSkill (Herbrich, Minka, Graepel). Patented by Microsoft: opt-in only.
@@ -23,6 +23,27 @@ pub struct TrueSkill {
 }
 
 impl TrueSkill {
+    pub(super) fn validate(&self) -> Result<(), RatingError> {
+        check_scale(
+            self.beta,
+            self.initial_rating,
+            self.initial_deviation,
+            [
+                "trueskill beta must be a positive number",
+                "trueskill initial rating/deviation must be finite, deviation > 0",
+            ],
+        )?;
+        if !(0.0..1.0).contains(&self.draw_probability) {
+            return Err(RatingError::BadConfig(
+                "trueskill draw_probability must be in [0, 1)",
+            ));
+        }
+        if !(self.dynamics.is_finite() && self.dynamics >= 0.0) {
+            return Err(RatingError::BadConfig("trueskill dynamics must be >= 0"));
+        }
+        Ok(())
+    }
+
     fn config(&self) -> TrueSkillConfig {
         TrueSkillConfig {
             draw_probability: self.draw_probability,

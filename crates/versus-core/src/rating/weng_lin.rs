@@ -9,7 +9,7 @@ use skillratings::weng_lin::{WengLinConfig, WengLinRating};
 
 use super::{
     Placements, PlayerRating, RatingError, RatingSystem, RatingSystemKind, check_result,
-    from_mu_sigma, rate_teams,
+    check_scale, from_mu_sigma, rate_teams,
 };
 
 /// Weng-Lin (OpenSkill), Bradley-Terry full-pairing model. Native support for teams and
@@ -22,6 +22,18 @@ pub struct WengLin {
 }
 
 impl WengLin {
+    pub(super) fn validate(&self) -> Result<(), RatingError> {
+        check_scale(
+            self.beta,
+            self.initial_rating,
+            self.initial_deviation,
+            [
+                "weng_lin beta must be a positive number",
+                "weng_lin initial rating/deviation must be finite, deviation > 0",
+            ],
+        )
+    }
+
     /// Bradley-Terry's c = √(Σσ² + 2β²), from the sum of every player's variance.
     fn spread(&self, variance: f64) -> f64 {
         (variance + 2.0 * self.beta * self.beta).sqrt()
