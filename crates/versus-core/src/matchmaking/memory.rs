@@ -4,8 +4,8 @@
 
 use std::collections::VecDeque;
 
-use super::state::IdMap;
-use super::tick::FormedMatch;
+use super::outcome::FormedMatch;
+use super::pool::IdMap;
 use super::ticket::PlayerId;
 
 #[derive(Clone, Debug, Default)]

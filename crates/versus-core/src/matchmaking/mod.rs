@@ -32,18 +32,23 @@
 
 mod config;
 mod memory;
+mod outcome;
+mod pool;
 mod shard;
-mod state;
 mod teams;
 mod tick;
 mod ticket;
 
 pub use config::{ConfigError, PartyAggregation, QueueConfig, Schedule, Step};
 pub use memory::OpponentMemory;
+pub use outcome::{FormedMatch, MatchTeam, TickOutcome, WaitingTicket};
+pub use pool::QueueState;
 pub use shard::{Accepted, Shard};
-pub use state::QueueState;
-pub use tick::{FormedMatch, MatchTeam, Matchmaker, TickOutcome, WaitingTicket};
+pub use tick::Matchmaker;
 pub use ticket::{
     BackfillRequest, CancelOutcome, Member, PlayerId, RegionId, Ticket, TicketError, TicketId,
     Timestamp, UNREACHABLE_MS,
 };
+
+/// Nothing: the end of a link, a position that picked no pair, a match that fills no backfill.
+const NONE: u32 = u32::MAX;

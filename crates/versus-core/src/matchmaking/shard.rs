@@ -11,8 +11,9 @@
 
 use super::config::{ConfigError, QueueConfig};
 use super::memory::OpponentMemory;
-use super::state::QueueState;
-use super::tick::{Matchmaker, TickOutcome};
+use super::outcome::TickOutcome;
+use super::pool::QueueState;
+use super::tick::Matchmaker;
 use super::ticket::{
     BackfillRequest, CancelOutcome, PlayerId, Ticket, TicketError, TicketId, Timestamp,
 };
@@ -84,7 +85,7 @@ impl Shard {
         self.newest = created_at;
         Ok(Accepted {
             position: self.pool.len(),
-            estimated_wait_ms: self.pool.estimated_wait_ms(rating, 0),
+            estimated_wait_ms: self.pool.estimated_wait(rating, 0),
         })
     }
 
@@ -145,13 +146,6 @@ impl Shard {
     /// Forgets a player's recent opponents (e.g. on account deletion).
     pub fn forget(&mut self, player: PlayerId) {
         self.memory.forget(player);
-    }
-}
-
-impl QueueState {
-    /// Expected remaining wait for a ticket matched on `rating` that has waited `waited_ms`.
-    pub fn estimated_wait_ms(&self, rating: f64, waited_ms: u64) -> u64 {
-        self.waits.estimate(rating, waited_ms)
     }
 }
 

@@ -27,6 +27,10 @@ const DFS_NODE_BUDGET: usize = 20_000;
 
 /// Team index per piece, or `None` if the pieces cannot be packed into `teams` teams of exactly
 /// `team_size` players. The caller guarantees the sizes add up to `teams · team_size`.
+// Out of line, as it was while the tick was one file: sharing a codegen unit with the split
+// tick's group search, LLVM inlines it into that recursion and the 5v5 tick's instruction count
+// moves (BENCHMARKS.md, instruction counts).
+#[inline(never)]
 pub(crate) fn partition(
     pieces: &[Piece],
     teams: usize,
