@@ -278,3 +278,87 @@ fn sim_prints_a_json_report() {
         .unwrap();
     assert!(!missing.status.success());
 }
+
+/// `versus sim --queue NAME` runs a scenario's traffic through a queue of the server's
+/// configuration, ticking at its `matchmaking.tick_ms`: the same report as a scenario that
+/// carries that queue table itself.
+#[test]
+fn sim_runs_a_queue_of_the_servers_configuration() {
+    let dir = data_dir();
+    let root = dir.parent().unwrap();
+    let queue = "name = \"duel\"\nteams = 2\nteam_size = 1\nregions = [\"eu\", \"na\"]\n\
+                 rating_widening = [[0, 40], [10, 200]]\n";
+    let config = root.join("versus.toml");
+    std::fs::write(
+        &config,
+        format!("[matchmaking]\ntick_ms = 500\n\n[[queues]]\n{queue}"),
+    )
+    .unwrap();
+    let traffic = "seed = 3\nduration_s = 60\narrivals_per_s = 10\n\
+                   [[regions]]\nname = \"eu\"\nshare = 2\n[[regions]]\nname = \"na\"\n";
+    let bare = root.join("traffic.toml");
+    std::fs::write(&bare, traffic).unwrap();
+    let whole = root.join("whole.toml");
+    std::fs::write(&whole, format!("tick_ms = 500\n{traffic}[queue]\n{queue}")).unwrap();
+    let sim = |args: &[&str]| {
+        let output = Command::new(BIN)
+            .arg("sim")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let report = (output.status.success())
+            .then(|| serde_json::from_slice::<Value>(&output.stdout).unwrap());
+        (report, stderr)
+    };
+    let without_timings = |mut report: Value| {
+        let fields = report.as_object_mut().unwrap();
+        fields.remove("tick_p50_ms");
+        fields.remove("tick_p99_ms");
+        report
+    };
+    let bare = bare.to_str().unwrap();
+    let config = config.to_str().unwrap();
+    let (served, stderr) = sim(&[
+        "--json",
+        "--scenario",
+        bare,
+        "--queue",
+        "duel",
+        "--config",
+        config,
+    ]);
+    let served = served.unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(served["violations"], 0);
+    assert!(served["matches"].as_u64().unwrap() > 100, "{served}");
+    let (own, stderr) = sim(&["--json", "--scenario", whole.to_str().unwrap()]);
+    let own = own.unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(without_timings(served.clone()), without_timings(own));
+    // ./versus.toml is what `serve` reads without --config, and so does `sim`.
+    let (local, stderr) = sim(&["--json", "--scenario", bare, "--queue", "duel"]);
+    assert_eq!(
+        without_timings(local.unwrap_or_else(|| panic!("{stderr}"))),
+        without_timings(served)
+    );
+    // A scenario's own queue gives way, and says so.
+    let (_, stderr) = sim(&[
+        "--json",
+        "--scenario",
+        whole.to_str().unwrap(),
+        "--queue",
+        "duel",
+    ]);
+    assert!(
+        stderr.contains("replaces the scenario's [queue]"),
+        "{stderr}"
+    );
+    let (missing, stderr) = sim(&["--scenario", bare, "--queue", "nope", "--config", config]);
+    assert!(missing.is_none() && stderr.contains("duel"), "{stderr}");
+    let (without_queue, stderr) = sim(&["--scenario", bare]);
+    assert!(
+        without_queue.is_none() && stderr.contains("queue"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(root);
+}
