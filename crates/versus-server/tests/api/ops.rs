@@ -224,3 +224,57 @@ async fn a_panicking_handler_answers_500_and_the_server_lives_on() {
     );
     server.abort();
 }
+
+/// Every error body is written once, by the problem middleware: an `ApiError` arrives as a value
+/// (its problem, with the request id added), a bare error status gets the problem for its
+/// status, and a handler's own JSON answer on an error status (the 503 of `/health/detailed`)
+/// is left as it is.
+#[tokio::test]
+async fn error_bodies_are_written_once_by_the_middleware() {
+    use axum::http::StatusCode;
+    use versus_server::http::error::ApiError;
+
+    let config = test_config(std::env::temp_dir());
+    let routes = axum::Router::new()
+        .route(
+            "/conflict",
+            get(|| async {
+                ApiError::Conflict {
+                    code: "already_queued",
+                    field: Some("queue"),
+                    detail: "already searching".into(),
+                }
+            }),
+        )
+        .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }))
+        .route(
+            "/degraded",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(serde_json::json!({"status": "degraded"})),
+                )
+            }),
+        );
+    let app = versus_server::http::with_middleware(routes, &config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let get = |path: &str| {
+        reqwest::Client::new()
+            .get(format!("http://{addr}{path}"))
+            .header("x-request-id", "rid-7")
+            .send()
+    };
+    let problem = expect_problem(get("/conflict").await.unwrap(), 409, "already_queued").await;
+    assert_eq!(problem["field"], "queue");
+    assert_eq!(problem["detail"], "already searching");
+    assert_eq!(problem["request_id"], "rid-7");
+    let problem = expect_problem(get("/teapot").await.unwrap(), 418, "bad_request").await;
+    assert_eq!(problem["request_id"], "rid-7");
+    let degraded = get("/degraded").await.unwrap();
+    assert_eq!(degraded.status(), 503);
+    let body: serde_json::Value = degraded.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "degraded"}));
+    server.abort();
+}
