@@ -121,6 +121,13 @@ struct Claim {
     pending: bool,
 }
 
+/// What [`Matchmaking::claim`] found: the new ticket handed to its queue (the queue's answer to
+/// come), or the searching ticket an earlier join with the same key created.
+enum Claimed {
+    New(oneshot::Receiver<Result<TicketView, TicketError>>),
+    Earlier { ticket: Uuid, queue: usize },
+}
+
 /// The ticket an `Idempotency-Key` created, and when.
 #[derive(Debug, Clone, Copy)]
 struct Remembered {
@@ -236,7 +243,20 @@ impl Matchmaking {
             players: vec![(player, queue.initial_rating)],
             region_latency_ms,
         };
-        let answer = self.claim(player, index, ticket, idempotency_key)?;
+        let answer = match self.claim(player, index, ticket, idempotency_key)? {
+            Claimed::New(answer) => answer,
+            // A retry racing the join it repeats (same key) answers that join's ticket.
+            Claimed::Earlier { ticket, queue } => {
+                let ticket = self.queues[queue]
+                    .view(ticket)
+                    .await
+                    .ok_or(JoinError::QueueStopped)?;
+                return Ok(Joined {
+                    ticket,
+                    created: false,
+                });
+            }
+        };
         let accepted = answer
             .await
             .map_err(|_| JoinError::QueueStopped)
@@ -279,7 +299,7 @@ impl Matchmaking {
         queue: usize,
         ticket: NewTicket,
         idempotency_key: Option<&str>,
-    ) -> Result<oneshot::Receiver<Result<TicketView, TicketError>>, JoinError> {
+    ) -> Result<Claimed, JoinError> {
         let mut directory = self.directory.lock().expect("directory lock");
         if let Some(claim) = directory.get(&player) {
             let searching = claim.pending
@@ -288,6 +308,16 @@ impl Matchmaking {
                     .is_searching(claim.ticket)
                     .unwrap_or(false);
             if searching {
+                let keys = self.idempotency.lock().expect("idempotency lock");
+                let same_key = idempotency_key
+                    .and_then(|key| keys.get(&(player, key.to_owned())))
+                    .is_some_and(|earlier| earlier.ticket == claim.ticket);
+                if same_key {
+                    return Ok(Claimed::Earlier {
+                        ticket: claim.ticket,
+                        queue: claim.queue,
+                    });
+                }
                 return Err(JoinError::AlreadyQueued(claim.ticket));
             }
         }
@@ -317,7 +347,7 @@ impl Matchmaking {
             };
             keys.insert((player, key.to_owned()), remembered);
         }
-        Ok(answer)
+        Ok(Claimed::New(answer))
     }
 
     /// The ticket an earlier join with this key created, if the key is fresh.
