@@ -87,12 +87,19 @@ pub struct NewRefreshToken {
     pub expires_at: OffsetDateTime,
 }
 
+/// A login's line of refresh tokens: the player and the family every rotation stays in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenFamily {
+    pub player_id: Uuid,
+    pub family_id: Uuid,
+}
+
 /// What presenting a refresh token for rotation did. Exactly one outcome, decided atomically:
 /// two concurrent rotations of the same token cannot both succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// The presented token was live; it is now spent and `next` is stored in its family.
-    Rotated { player_id: Uuid },
+    Rotated { player_id: Uuid, family_id: Uuid },
     /// The token had already been rotated (or revoked by logout): it is being replayed. The
     /// whole family is now revoked.
     Reused { player_id: Uuid, family_id: Uuid },
@@ -165,13 +172,13 @@ pub trait Store: Send + Sync + 'static {
         next: NewRefreshToken,
         now: OffsetDateTime,
     ) -> StoreResult<Rotation>;
-    /// Revokes the family the token belongs to (logout). Returns the player when the token was
-    /// known, whatever its state, so logout is idempotent.
+    /// Revokes the family the token belongs to (logout). Returns the player and the family when
+    /// the token was known, whatever its state, so logout is idempotent.
     async fn revoke_refresh_family(
         &self,
         token_hash: &[u8],
         now: OffsetDateTime,
-    ) -> StoreResult<Option<Uuid>>;
+    ) -> StoreResult<Option<TokenFamily>>;
     /// Revokes every refresh token a player holds (password change, ban).
     async fn revoke_all_refresh_tokens(
         &self,

@@ -34,7 +34,7 @@ use crate::record::{
 };
 use crate::{
     Credentials, MatchmakingPreferences, NewPlayer, NewRefreshToken, Player, PlayerPatch, Rotation,
-    Store, StoreResult,
+    Store, StoreResult, TokenFamily,
 };
 
 /// A store on one dialect: all a backend provides to get every [`Store`] method.
@@ -218,6 +218,7 @@ impl<B: Backend> Store for B {
                 tx.commit().await?;
                 Ok(Rotation::Rotated {
                     player_id: row.player_id,
+                    family_id: row.family_id,
                 })
             }
         }
@@ -228,7 +229,7 @@ impl<B: Backend> Store for B {
         &self,
         token_hash: &[u8],
         now: OffsetDateTime,
-    ) -> StoreResult<Option<Uuid>> {
+    ) -> StoreResult<Option<TokenFamily>> {
         let now = Timestamp::new(now)?;
         let mut tx = begin_write(self.pool()).await?;
         if lock_token_owner(&mut tx, token_hash).await?.is_none() {
@@ -244,7 +245,10 @@ impl<B: Backend> Store for B {
         };
         revoke_family(&mut tx, family_id, now).await?;
         tx.commit().await?;
-        Ok(Some(player_id))
+        Ok(Some(TokenFamily {
+            player_id,
+            family_id,
+        }))
     }
 
     #[instrument(skip(self))]

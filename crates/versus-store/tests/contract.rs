@@ -14,7 +14,7 @@ use versus_core::account::{DisplayName, Region, Username};
 use versus_store::testing::{self, TestDatabase};
 use versus_store::{
     MatchmakingPreferences, NewPlayer, NewRefreshToken, PlayerPatch, PostgresStore, Rotation,
-    SqliteStore, Store, StoreError, stored_timestamp,
+    SqliteStore, Store, StoreError, TokenFamily, stored_timestamp,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -316,7 +316,13 @@ async fn rotation_happy_path(b: &mut Backend) {
         .rotate_refresh_token(&t1.token_hash, t2.clone(), now)
         .await
         .unwrap();
-    assert_eq!(rotated, Rotation::Rotated { player_id });
+    assert_eq!(
+        rotated,
+        Rotation::Rotated {
+            player_id,
+            family_id: t1.family_id
+        }
+    );
 
     // The successor was stored under the presented token's player and family, and is live.
     let t3 = successor();
@@ -325,7 +331,13 @@ async fn rotation_happy_path(b: &mut Backend) {
         .rotate_refresh_token(&t2.token_hash, t3.clone(), now)
         .await
         .unwrap();
-    assert_eq!(rotated, Rotation::Rotated { player_id });
+    assert_eq!(
+        rotated,
+        Rotation::Rotated {
+            player_id,
+            family_id: t1.family_id
+        }
+    );
     let replay = b
         .store
         .rotate_refresh_token(&t1.token_hash, successor(), now)
@@ -401,7 +413,13 @@ async fn expired_token(b: &mut Backend) {
         .store
         .rotate_refresh_token(&t1.token_hash, offered, just_before)
         .await;
-    assert_eq!(rotated.unwrap(), Rotation::Rotated { player_id });
+    assert_eq!(
+        rotated.unwrap(),
+        Rotation::Rotated {
+            player_id,
+            family_id: t1.family_id
+        }
+    );
 }
 
 async fn unknown_token(b: &mut Backend) {
@@ -438,7 +456,7 @@ async fn concurrent_rotation_has_one_winner(b: &mut Backend) {
     for task in tasks {
         let (outcome, next) = task.await.unwrap();
         match outcome {
-            Rotation::Rotated { player_id: p } => {
+            Rotation::Rotated { player_id: p, .. } => {
                 assert_eq!(p, player_id);
                 winners.push(next);
             }
@@ -462,6 +480,10 @@ async fn concurrent_rotation_has_one_winner(b: &mut Backend) {
 
 async fn logout_is_idempotent(b: &mut Backend) {
     let (player_id, t1) = player_with_token(&*b.store, "Judy").await;
+    let family = TokenFamily {
+        player_id,
+        family_id: t1.family_id,
+    };
     let t2 = successor();
     b.store
         .rotate_refresh_token(&t1.token_hash, t2.clone(), T0)
@@ -473,14 +495,14 @@ async fn logout_is_idempotent(b: &mut Backend) {
             .revoke_refresh_family(&t2.token_hash, T0)
             .await
             .unwrap(),
-        Some(player_id)
+        Some(family)
     );
     assert_eq!(
         b.store
             .revoke_refresh_family(&t2.token_hash, T0)
             .await
             .unwrap(),
-        Some(player_id)
+        Some(family)
     );
     // Revoked through any member of the family.
     assert_eq!(
@@ -488,7 +510,7 @@ async fn logout_is_idempotent(b: &mut Backend) {
             .revoke_refresh_family(&t1.token_hash, T0)
             .await
             .unwrap(),
-        Some(player_id)
+        Some(family)
     );
     let after = b
         .store
@@ -542,7 +564,10 @@ async fn revoke_all_tokens_of_a_player(b: &mut Backend) {
         .rotate_refresh_token(&b1.token_hash, successor(), T0)
         .await
         .unwrap();
-    assert_eq!(r, Rotation::Rotated { player_id: bob });
+    assert!(
+        matches!(r, Rotation::Rotated { player_id, family_id } if player_id == bob && family_id == b1.family_id),
+        "{r:?}"
+    );
 }
 
 async fn refresh_token_constraints(b: &mut Backend) {
@@ -582,7 +607,13 @@ async fn refresh_token_constraints(b: &mut Backend) {
         .rotate_refresh_token(&t1.token_hash, successor(), T0)
         .await
         .unwrap();
-    assert_eq!(r, Rotation::Rotated { player_id });
+    assert_eq!(
+        r,
+        Rotation::Rotated {
+            player_id,
+            family_id: t1.family_id
+        }
+    );
 }
 
 async fn data_survives_reopen(b: &mut Backend) {
@@ -604,7 +635,13 @@ async fn data_survives_reopen(b: &mut Backend) {
         .rotate_refresh_token(&t1.token_hash, successor(), T0)
         .await
         .unwrap();
-    assert_eq!(r, Rotation::Rotated { player_id });
+    assert_eq!(
+        r,
+        Rotation::Rotated {
+            player_id,
+            family_id: t1.family_id
+        }
+    );
 }
 
 async fn strings_are_stored_verbatim(b: &mut Backend) {
@@ -670,7 +707,11 @@ async fn logout_racing_rotation_leaves_no_live_token(b: &mut Backend) {
             tokio::spawn(async move { store.revoke_refresh_family(&hash, T0).await })
         };
         let rotated = rotate.await.unwrap().unwrap();
-        assert_eq!(logout.await.unwrap().unwrap(), Some(player.id));
+        let family = TokenFamily {
+            player_id: player.id,
+            family_id: t1.family_id,
+        };
+        assert_eq!(logout.await.unwrap().unwrap(), Some(family));
         // Whichever ran first, the family ends revoked: a successor issued in the race is dead.
         let after = b
             .store

@@ -176,8 +176,11 @@ async fn refresh(
         .rotate_refresh_token(&presented, next.refresh_record.clone(), now)
         .await?
     {
-        Rotation::Rotated { player_id } => {
-            let access_token = state.tokens.issue_access(player_id, now);
+        Rotation::Rotated {
+            player_id,
+            family_id,
+        } => {
+            let access_token = state.tokens.issue_access(player_id, family_id, now);
             Ok(Json(token_response(IssuedTokens {
                 access_token,
                 ..next
@@ -215,12 +218,12 @@ async fn logout(
 ) -> ApiResult<StatusCode> {
     state.limits.auth_per_ip.check(&ip)?;
     let hash = hash_refresh_token(&body.refresh_token);
-    if let Some(player_id) = state
+    if let Some(family) = state
         .store
         .revoke_refresh_family(&hash, OffsetDateTime::now_utc())
         .await?
     {
-        tracing::info!(player_id = %player_id, "player logged out");
+        tracing::info!(player_id = %family.player_id, "player logged out");
     }
     Ok(StatusCode::NO_CONTENT)
 }

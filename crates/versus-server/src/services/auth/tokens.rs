@@ -17,6 +17,9 @@ use crate::config::AuthConfig;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub sub: Uuid,
+    /// The refresh-token family (the login) this token was issued under: what a logout or a
+    /// revoked family ends, live sockets included.
+    pub fam: Uuid,
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
@@ -73,9 +76,10 @@ impl TokenIssuer {
         self.access_ttl.whole_seconds() as u64
     }
 
-    pub fn issue_access(&self, player_id: Uuid, now: OffsetDateTime) -> String {
+    pub fn issue_access(&self, player_id: Uuid, family_id: Uuid, now: OffsetDateTime) -> String {
         let claims = AccessClaims {
             sub: player_id,
+            fam: family_id,
             iss: self.issuer.clone(),
             iat: now.unix_timestamp(),
             exp: (now + self.access_ttl).unix_timestamp(),
@@ -105,7 +109,7 @@ impl TokenIssuer {
         rand::rng().fill_bytes(&mut raw);
         let refresh_token = URL_SAFE_NO_PAD.encode(raw);
         IssuedTokens {
-            access_token: self.issue_access(player_id, now),
+            access_token: self.issue_access(player_id, family_id, now),
             refresh_record: NewRefreshToken {
                 id: Uuid::now_v7(),
                 family_id,
@@ -136,7 +140,7 @@ mod tests {
     fn access_tokens_round_trip() {
         let issuer = issuer();
         let player = Uuid::now_v7();
-        let token = issuer.issue_access(player, OffsetDateTime::now_utc());
+        let token = issuer.issue_access(player, Uuid::now_v7(), OffsetDateTime::now_utc());
         assert_eq!(issuer.verify_access(&token).unwrap().sub, player);
     }
 
@@ -144,7 +148,7 @@ mod tests {
     fn expired_tokens_are_refused() {
         let issuer = issuer();
         let long_ago = OffsetDateTime::now_utc() - time::Duration::hours(1);
-        let token = issuer.issue_access(Uuid::now_v7(), long_ago);
+        let token = issuer.issue_access(Uuid::now_v7(), Uuid::now_v7(), long_ago);
         assert_eq!(
             issuer.verify_access(&token).unwrap_err(),
             TokenError::Expired
@@ -154,7 +158,7 @@ mod tests {
     #[test]
     fn tampered_and_foreign_tokens_are_refused() {
         let issuer = issuer();
-        let token = issuer.issue_access(Uuid::now_v7(), OffsetDateTime::now_utc());
+        let token = issuer.issue_access(Uuid::now_v7(), Uuid::now_v7(), OffsetDateTime::now_utc());
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         // Swap in another player's id without re-signing.
         let forged_claims = serde_json::json!({
@@ -168,7 +172,7 @@ mod tests {
         );
 
         let other = TokenIssuer::new(&[8u8; 32], &AuthConfig::default());
-        let foreign = other.issue_access(Uuid::now_v7(), OffsetDateTime::now_utc());
+        let foreign = other.issue_access(Uuid::now_v7(), Uuid::now_v7(), OffsetDateTime::now_utc());
         assert_eq!(
             issuer.verify_access(&foreign).unwrap_err(),
             TokenError::Invalid
