@@ -4,6 +4,7 @@
 //!
 //! It speaks only the wire types of `versus-protocol`; it never interprets game rules.
 
+pub mod credentials;
 pub mod ws;
 
 use reqwest::header::{HeaderMap, HeaderValue};

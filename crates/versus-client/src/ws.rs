@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures::{SinkExt as _, StreamExt as _};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng as _};
+use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -25,7 +26,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use versus_protocol::ws::{Ack, ClientMessage, Envelope, ResumeGap, ServerEvent, Welcome};
+
+use versus_protocol::ws::{
+    Ack, Authenticate, ClientMessage, Envelope, ResumeGap, ServerEvent, Welcome, close,
+};
+
+use crate::credentials::TokenSource;
 
 /// How long [`Socket::connect`] waits for the TCP connect, the upgrade and the `welcome`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,6 +79,12 @@ impl WsClientError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Rejected { status, .. } => *status == 429 || *status >= 500,
+            // Credentials that ended or expired need new ones first (a `ReconnectingSocket`
+            // with a token source gets them itself).
+            Self::Closed {
+                code: Some(close::TOKEN_EXPIRED | close::REVOKED),
+                ..
+            } => false,
             Self::Closed { reason, .. } => !reason.starts_with(REPLACED_REASON_PREFIX),
             Self::InvalidUrl(_) => false,
             Self::Transport(_)
@@ -210,10 +222,12 @@ impl EventTracker {
                 Delivery::Reply
             }
             ServerEvent::ResumeGap(gap) => {
+                // Replay starts at `oldest_available`: the position is just before it, even
+                // below where the client was when the server's numbering restarted.
                 let replay_from = gap.oldest_available.max(1);
                 let lost = (replay_from - 1).saturating_sub(gap.requested_after);
                 self.missed += lost;
-                self.last = Some(self.last.unwrap_or(0).max(replay_from - 1));
+                self.last = Some(replay_from - 1);
                 Delivery::Reply
             }
             event if event.is_stream_event() => {
@@ -497,6 +511,11 @@ pub enum WsEvent {
 pub struct ReconnectingSocket {
     base_url: String,
     access_token: String,
+    /// Fresh tokens before the current one expires; `None`: the caller renews
+    /// ([`ReconnectingSocket::set_access_token`]) and expiry ends the connection.
+    tokens: Option<Arc<dyn TokenSource>>,
+    /// When to ask for a fresh token (a fifth of the token's remaining life before it ends).
+    renew_at: Option<Instant>,
     policy: ReconnectPolicy,
     rng: StdRng,
     socket: Option<Socket>,
@@ -528,6 +547,8 @@ impl ReconnectingSocket {
         Self {
             base_url: base_url.into(),
             access_token: access_token.into(),
+            tokens: None,
+            renew_at: None,
             policy,
             rng: StdRng::from_rng(&mut rand::rng()),
             socket: None,
@@ -541,6 +562,14 @@ impl ReconnectingSocket {
     /// Starts from a known stream position (the first connect resumes after `id`).
     pub fn resume_after(mut self, id: u64) -> Self {
         self.tracker = EventTracker::starting_after(id);
+        self
+    }
+
+    /// Keeps the connection past its access token's expiry: shortly before it, a fresh token
+    /// from `tokens` is sent as `auth`; and a socket closed because a token expired reconnects
+    /// with a fresh one. (Revoked credentials still end the socket: the player must log in.)
+    pub fn with_token_source(mut self, tokens: Arc<dyn TokenSource>) -> Self {
+        self.tokens = Some(tokens);
         self
     }
 
@@ -587,17 +616,41 @@ impl ReconnectingSocket {
             let idle = self.policy.idle_timeout.unwrap_or_else(|| {
                 Duration::from_secs(socket.welcome().ping_interval_s.max(1) * 3)
             });
-            match socket.next_delivery_within(idle).await {
+            let renew_at = self.renew_at.filter(|_| self.tokens.is_some());
+            let delivery = tokio::select! {
+                delivery = socket.next_delivery_within(idle) => delivery,
+                () = sleep_until_some(renew_at) => {
+                    self.renew().await;
+                    continue;
+                }
+            };
+            match delivery {
                 Ok((_, Delivery::Duplicate)) => continue,
                 Ok((envelope, _)) => {
                     return Ok(match envelope.event {
                         ServerEvent::ResumeGap(gap) => WsEvent::ResumeGap(gap),
+                        ServerEvent::Authenticated(ref renewed) => {
+                            self.renew_at = renew_time(renewed.token_expires_at);
+                            WsEvent::Event(envelope)
+                        }
                         _ => WsEvent::Event(envelope),
                     });
                 }
                 Err(error) => {
                     let socket = self.socket.take().expect("checked above");
                     self.tracker = socket.into_tracker();
+                    let expired = matches!(
+                        error,
+                        WsClientError::Closed {
+                            code: Some(close::TOKEN_EXPIRED),
+                            ..
+                        }
+                    );
+                    if expired && self.tokens.is_some() {
+                        // The next connect fetches a fresh token first.
+                        self.renew_at = Some(Instant::now());
+                        return Ok(self.schedule_retry(error));
+                    }
                     if !error.is_retryable() {
                         return Err(error);
                     }
@@ -608,9 +661,34 @@ impl ReconnectingSocket {
         }
     }
 
+    /// Fetches a fresh token and, when connected, sends it as `auth`; the `authenticated` reply
+    /// sets the next renewal. A failure is retried a few seconds later (the server closes the
+    /// socket at expiry if it never succeeds).
+    async fn renew(&mut self) {
+        let Some(tokens) = self.tokens.clone() else {
+            return;
+        };
+        self.renew_at = Some(Instant::now() + Duration::from_secs(5));
+        let Ok(token) = tokens.fresh_token().await else {
+            return;
+        };
+        self.access_token = token.clone();
+        if let Some(socket) = &mut self.socket {
+            let _ = socket
+                .send(&ClientMessage::Auth(Authenticate { token }))
+                .await;
+        } else {
+            self.renew_at = None;
+        }
+    }
+
     async fn connect(&mut self) -> WsResult<WsEvent> {
         if let Some(at) = self.retry_at {
             tokio::time::sleep_until(at).await;
+        }
+        // A renewal due while disconnected (a token expired): fetch before connecting.
+        if self.renew_at.is_some_and(|at| at <= Instant::now()) {
+            self.renew().await;
         }
         let resumed_after = self.tracker.last_event_id();
         match Socket::connect_tracking(&self.base_url, &self.access_token, self.tracker.clone())
@@ -623,6 +701,7 @@ impl ReconnectingSocket {
                 self.failures = 0;
                 self.retry_at = None;
                 let welcome = socket.welcome().clone();
+                self.renew_at = renew_time(welcome.token_expires_at);
                 self.socket = Some(socket);
                 Ok(WsEvent::Connected {
                     welcome,
@@ -693,6 +772,25 @@ impl ReconnectingSocket {
     }
 }
 
+/// When to renew a token expiring at `expires_at` (Unix seconds): after four fifths of its
+/// remaining life, so a slow refresh still lands in time.
+fn renew_time(expires_at: i64) -> Option<Instant> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    // Bounded: a far-future expiry must not overflow the clock.
+    let left = u64::try_from(expires_at.saturating_sub(now)).map_or(0, |s| s.min(365 * 86_400));
+    Some(Instant::now() + Duration::from_millis(left * 800))
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,6 +816,7 @@ mod tests {
                 player_id: Uuid::nil(),
                 last_event_id,
                 ping_interval_s: 15,
+                token_expires_at: i64::MAX,
             }),
         }
     }

@@ -70,6 +70,7 @@ fn welcome(last_event_id: u64, ping_interval_s: u64) -> Message {
             player_id: Uuid::nil(),
             last_event_id,
             ping_interval_s,
+            token_expires_at: i64::MAX,
         }),
     )
 }

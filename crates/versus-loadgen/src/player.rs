@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use uuid::Uuid;
+use versus_client::credentials::{RefreshingTokens, TokenSource as _};
 use versus_client::ws::{ReconnectPolicy, ReconnectingSocket, WsEvent};
 use versus_client::{Client, ClientError};
 use versus_protocol::queue::{JoinQueueRequest, TicketState, TicketView};
@@ -75,6 +76,8 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
         .access_token()
         .expect("signed-in clients have a token")
         .to_owned();
+    // One refresh token shared by the socket (renewing before expiry) and REST (after a 401).
+    let tokens = Arc::new(RefreshingTokens::new(&arena.client, refresh_token));
     let mut socket = ReconnectingSocket::new(
         client.base_url().to_owned(),
         token,
@@ -82,7 +85,8 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
             max_attempts: Some(8),
             ..ReconnectPolicy::default()
         },
-    );
+    )
+    .with_token_source(tokens.clone());
     let player_id = match connect(&arena, &mut socket).await {
         Some(id) => id,
         None => return,
@@ -95,7 +99,7 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
         player_id,
         latencies: plan.latencies,
         online: true,
-        refresh_token,
+        tokens,
     };
     player.run().await;
     player.socket.close().await;
@@ -160,7 +164,7 @@ struct Player<'a> {
     /// Whether this player's socket counts in `connected_now`.
     online: bool,
     /// For runs longer than the access token lives.
-    refresh_token: String,
+    tokens: Arc<RefreshingTokens>,
 }
 
 impl Player<'_> {
@@ -259,13 +263,12 @@ impl Player<'_> {
     async fn refresh(&mut self) -> Option<()> {
         let result = {
             let _slot = self.arena.rest_slots.acquire().await.ok()?;
-            self.arena.client.refresh(&self.refresh_token).await
+            self.tokens.fresh_token().await
         };
         match result {
-            Ok(tokens) => {
-                self.client = self.arena.client.authenticated(&tokens.access_token);
-                self.socket.set_access_token(tokens.access_token);
-                self.refresh_token = tokens.refresh_token;
+            Ok(access_token) => {
+                self.client = self.arena.client.authenticated(&access_token);
+                self.socket.set_access_token(access_token);
                 Some(())
             }
             Err(err) => {

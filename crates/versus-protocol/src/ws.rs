@@ -11,7 +11,16 @@
 //!
 //! Client → server: text frames holding a [`ClientMessage`] `{"type", "data"}`: `ping`,
 //! `queue.join` (data as the REST body), `queue.leave`, `ack` (`{"id": N}`: the client has the
-//! stream up to N, so the server may drop it from the replay buffer).
+//! stream up to N, so the server may drop it from the replay buffer), `auth` (`{"token"}`: a
+//! fresh access token, see below). Every inbound frame — text, binary, ping — counts against the
+//! connection's rate limit.
+//!
+//! A socket lives as long as the credentials it was opened with: it closes with
+//! [`close::TOKEN_EXPIRED`] when its access token expires, unless the client sent `auth` with a
+//! newer token of the same player before then (answered by `authenticated` with the new expiry;
+//! `welcome` gives the first one), and with [`close::REVOKED`] soon after the login behind it
+//! ends (logout, a re-used refresh token revoking its family, an account banned or gone).
+//! [`close`] lists every code the server closes with.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -38,6 +47,8 @@ pub enum ServerEvent {
     Notification(Notification),
     SystemAnnouncement(SystemAnnouncement),
     Pong(Pong),
+    /// The answer to `auth`: the socket now lives until the new token's expiry.
+    Authenticated(Authenticated),
     Error(WsError),
     /// Events after `last_event_id` were dropped from the buffer; the client should refresh
     /// its state over REST.
@@ -49,7 +60,11 @@ impl ServerEvent {
     pub fn is_stream_event(&self) -> bool {
         !matches!(
             self,
-            Self::Welcome(_) | Self::Pong(_) | Self::Error(_) | Self::ResumeGap(_)
+            Self::Welcome(_)
+                | Self::Pong(_)
+                | Self::Authenticated(_)
+                | Self::Error(_)
+                | Self::ResumeGap(_)
         )
     }
 }
@@ -61,6 +76,15 @@ pub struct Welcome {
     pub last_event_id: u64,
     /// Seconds between server pings; a silent peer is dropped after a few missed.
     pub ping_interval_s: u64,
+    /// When the access token this socket was opened with expires (Unix seconds): send `auth`
+    /// with a fresh one before then, or the socket closes with [`close::TOKEN_EXPIRED`].
+    pub token_expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Authenticated {
+    /// The new token's expiry (Unix seconds): the socket's new deadline.
+    pub token_expires_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,6 +171,34 @@ pub enum ClientMessage {
     QueueLeave(#[serde(default)] Option<serde_json::Value>),
     #[serde(rename = "ack")]
     Ack(Ack),
+    #[serde(rename = "auth")]
+    Auth(Authenticate),
+}
+
+/// `auth`: a newer access token for the same player, to keep the socket past the old one's
+/// expiry (after a refresh).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authenticate {
+    pub token: String,
+}
+
+/// The close codes of `GET /ws` and what a client should do on each.
+pub mod close {
+    /// The server is shutting down (reconnect, with backoff, resuming).
+    pub const GOING_AWAY: u16 = 1001;
+    /// Policy: replaced by a newer connection of the same player (do not reconnect), a reader
+    /// too slow for the send buffer (reconnect and resume), too many inbound messages, or no
+    /// pong (reconnect).
+    pub const POLICY: u16 = 1008;
+    /// An inbound frame larger than the server accepts.
+    pub const TOO_BIG: u16 = 1009;
+    /// The access token the socket runs on expired: refresh, then reconnect (or send `auth`
+    /// before the deadline next time).
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The login behind the socket ended (logout, revoked refresh family, banned or deleted
+    /// account): do not reconnect with the same credentials; log in again.
+    pub const REVOKED: u16 = 4003;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +247,10 @@ mod tests {
         assert_eq!(
             parse(r#"{"type":"queue.leave"}"#).unwrap(),
             ClientMessage::QueueLeave(None)
+        );
+        assert_eq!(
+            parse(r#"{"type":"auth","data":{"token":"t"}}"#).unwrap(),
+            ClientMessage::Auth(Authenticate { token: "t".into() })
         );
         assert!(parse(r#"{"type":"nope"}"#).is_err());
         assert!(parse(r#"{"type":"ack","data":{"id":"x"}}"#).is_err());

@@ -16,7 +16,7 @@ use versus_store::{PostgresStore, SqliteStore, Store};
 use crate::config::Config;
 use crate::http::ratelimit::RateLimits;
 use crate::http::state::AppState;
-use crate::services::auth::{PasswordHasher, TokenIssuer};
+use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::{EventBus, InProcessBus};
 use crate::services::hub::Hub;
 use crate::services::matchmaking::Matchmaking;
@@ -60,7 +60,13 @@ impl App {
             bus.clone(),
             store.clone(),
         );
+        let accounts = Accounts::new(
+            store.clone(),
+            Duration::from_secs(config.auth.access_token_ttl_secs),
+        );
+        tokio::spawn(accounts.clone().run(bus.subscribe()));
         let state = AppState {
+            accounts,
             bus,
             hub,
             matchmaking,
@@ -116,6 +122,7 @@ impl App {
                     state.limits.forget_idle();
                     state.hub.forget_idle();
                     state.matchmaking.forget_finished();
+                    state.accounts.forget_old();
                 }
             }
         });

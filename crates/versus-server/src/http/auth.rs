@@ -7,13 +7,17 @@ use uuid::Uuid;
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::services::auth::TokenError;
+use crate::services::auth::{Standing, TokenError};
 
 /// The player a request is authenticated as. Taking this extractor is what makes a route
-/// require a valid access token.
+/// require a valid access token of a player who may still act.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthPlayer {
     pub id: Uuid,
+    /// The login (refresh-token family) the token belongs to.
+    pub family: Uuid,
+    /// When the token expires, Unix seconds.
+    pub expires_at: i64,
 }
 
 impl FromRequestParts<AppState> for AuthPlayer {
@@ -26,20 +30,36 @@ impl FromRequestParts<AppState> for AuthPlayer {
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized(
             "missing or malformed Authorization: Bearer header",
         ))?;
-        AuthPlayer::from_token(state, token)
+        AuthPlayer::from_token(state, token).await
     }
 }
 
 impl AuthPlayer {
-    /// Verifies an access token however it arrived (header, or `?token=` on `/ws`) and records
-    /// the player on the request's span.
-    pub fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
+    /// Verifies an access token however it arrived (header, `?token=` on `/ws`, `auth` on a
+    /// socket), checks its player may still act, and records the player on the request's span.
+    /// A token whose login ended or whose account is gone is refused like an invalid one (401):
+    /// nothing is ever done for a player who does not exist.
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let claims = state.tokens.verify_access(token).map_err(|err| match err {
             TokenError::Expired => ApiError::Unauthorized("access token has expired"),
             TokenError::Invalid => ApiError::Unauthorized("access token is invalid"),
         })?;
+        match (state.accounts)
+            .standing(claims.sub, claims.fam, claims.iat)
+            .await?
+        {
+            Standing::Active => {}
+            Standing::Banned => return Err(ApiError::Forbidden("this account is banned")),
+            Standing::Revoked | Standing::Gone => {
+                return Err(ApiError::Unauthorized("access token is no longer valid"));
+            }
+        }
         tracing::Span::current().record("player_id", tracing::field::display(claims.sub));
-        Ok(AuthPlayer { id: claims.sub })
+        Ok(AuthPlayer {
+            id: claims.sub,
+            family: claims.fam,
+            expires_at: claims.exp,
+        })
     }
 }
 

@@ -36,6 +36,13 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{detail}")]
     NotFoundCode { code: &'static str, detail: String },
+    /// Well-formed but cannot be done as asked (422).
+    #[error("{detail}")]
+    Unprocessable {
+        code: &'static str,
+        field: Option<&'static str>,
+        detail: String,
+    },
     #[error("{detail}")]
     Conflict {
         code: &'static str,
@@ -71,6 +78,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NotFoundCode { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,7 +96,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::NotFoundCode { code, .. } => code,
-            Self::Conflict { code, .. } => code,
+            Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal_error",
@@ -99,7 +107,9 @@ impl ApiError {
         match self {
             Self::Validation { field, .. } => Some(field.clone()),
             Self::MalformedBody { field, .. } => field.clone(),
-            Self::Conflict { field, .. } => field.map(str::to_owned),
+            Self::Conflict { field, .. } | Self::Unprocessable { field, .. } => {
+                field.map(str::to_owned)
+            }
             _ => None,
         }
     }
@@ -194,6 +204,11 @@ impl From<JoinError> for ApiError {
                 Self::validation(format!("latencies.{region}"), &err)
             }
             JoinError::NoReachableRegion => Self::validation("latencies", &err),
+            JoinError::KeyReused => Self::Unprocessable {
+                code: "idempotency_key_reused",
+                field: Some("Idempotency-Key"),
+                detail: err.to_string(),
+            },
             JoinError::AlreadyQueued(_) => Self::Conflict {
                 code: "already_queued",
                 field: None,

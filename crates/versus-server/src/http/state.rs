@@ -8,7 +8,7 @@ use versus_store::Store;
 
 use crate::config::Config;
 use crate::http::ratelimit::RateLimits;
-use crate::services::auth::{PasswordHasher, TokenIssuer};
+use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::EventBus;
 use crate::services::hub::Hub;
 use crate::services::matchmaking::Matchmaking;
@@ -18,6 +18,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub tokens: Arc<TokenIssuer>,
+    pub accounts: Arc<Accounts>,
     pub hasher: PasswordHasher,
     pub limits: Arc<RateLimits>,
     pub metrics: PrometheusHandle,

@@ -19,9 +19,30 @@ pub enum Audience {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct BusEvent {
-    pub audience: Audience,
-    pub event: ServerEvent,
+pub enum BusEvent {
+    /// A stream event for players (numbered, replayable, delivered by the hub).
+    Event {
+        audience: Audience,
+        event: ServerEvent,
+    },
+    /// Credentials were revoked: sockets opened with them close, and their access tokens stop
+    /// being accepted, on every node that hears it.
+    Revoked(Revocation),
+}
+
+/// Whose credentials ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    pub player: Uuid,
+    /// One login (its refresh-token family: a logout, a re-used refresh token), or `None` for
+    /// every login of the player (a ban, a deleted account).
+    pub family: Option<Uuid>,
+}
+
+impl BusEvent {
+    pub fn to(audience: Audience, event: ServerEvent) -> Self {
+        Self::Event { audience, event }
+    }
 }
 
 pub type Subscription = mpsc::UnboundedReceiver<Arc<BusEvent>>;
@@ -58,12 +79,12 @@ mod tests {
     use super::*;
 
     fn announcement(text: &str) -> BusEvent {
-        BusEvent {
-            audience: Audience::Everyone,
-            event: ServerEvent::SystemAnnouncement(SystemAnnouncement {
+        BusEvent::to(
+            Audience::Everyone,
+            ServerEvent::SystemAnnouncement(SystemAnnouncement {
                 message: text.into(),
             }),
-        }
+        )
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use versus_protocol::ws::{Envelope, ResumeGap, ServerEvent};
 
 use crate::config::RealtimeConfig;
-use crate::services::events::{Audience, BusEvent, Subscription};
+use crate::services::events::{Audience, BusEvent, Revocation, Subscription};
 
 /// A frame for one connection's writer.
 #[derive(Debug, Clone)]
@@ -32,6 +32,8 @@ pub enum Kick {
     Replaced,
     SlowReader,
     ShuttingDown,
+    /// The login the socket runs on ended (logout, revoked family, ban).
+    Revoked,
 }
 
 impl Kick {
@@ -40,12 +42,15 @@ impl Kick {
             Self::Replaced => "replaced by a newer connection",
             Self::SlowReader => "send buffer full: client is not reading",
             Self::ShuttingDown => "server shutting down",
+            Self::Revoked => "credentials revoked: log in again",
         }
     }
 }
 
 struct Connection {
     id: u64,
+    /// The refresh-token family (login) of the access token the socket last authenticated with.
+    family: Uuid,
     tx: mpsc::Sender<Outbound>,
     kick: watch::Sender<Option<Kick>>,
 }
@@ -56,7 +61,10 @@ struct Mailbox {
     /// `replay_max_age_secs` old.
     buffer: VecDeque<(u64, Instant, Arc<str>)>,
     connection: Option<Connection>,
+    /// Since the last connection or event: what keeps an offline mailbox alive.
     idle_since: Instant,
+    /// Since the player's latest drop: what a disconnect grace is measured from.
+    offline_since: Instant,
 }
 
 impl Mailbox {
@@ -66,7 +74,22 @@ impl Mailbox {
             buffer: VecDeque::new(),
             connection: None,
             idle_since: Instant::now(),
+            offline_since: Instant::now(),
         }
+    }
+
+    /// Ends the live connection (if any) for `why`; the player is offline from now.
+    fn drop_connection(&mut self, why: Kick) {
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.kick.send(Some(why));
+            self.went_offline();
+        }
+    }
+
+    fn went_offline(&mut self) {
+        let now = Instant::now();
+        self.idle_since = now;
+        self.offline_since = now;
     }
 
     fn last_id(&self) -> u64 {
@@ -125,12 +148,16 @@ impl Hub {
     }
 
     pub fn deliver(&self, event: &BusEvent) {
+        let (audience, event) = match event {
+            BusEvent::Event { audience, event } => (audience, event),
+            BusEvent::Revoked(revocation) => return self.revoke(revocation),
+        };
         let mut mailboxes = self.mailboxes.lock().expect("hub lock");
-        match &event.audience {
-            Audience::Player(player) => self.push(&mut mailboxes, *player, &event.event),
+        match audience {
+            Audience::Player(player) => self.push(&mut mailboxes, *player, event),
             Audience::Players(players) => {
                 for player in players {
-                    self.push(&mut mailboxes, *player, &event.event);
+                    self.push(&mut mailboxes, *player, event);
                 }
             }
             Audience::Everyone => {
@@ -140,7 +167,7 @@ impl Hub {
                     .map(|(id, _)| *id)
                     .collect();
                 for player in connected {
-                    self.push(&mut mailboxes, player, &event.event);
+                    self.push(&mut mailboxes, player, event);
                 }
             }
         }
@@ -182,46 +209,73 @@ impl Hub {
                 // The event stays in the replay buffer: the client can resume once it reads again.
                 metrics::counter!("game_ws_events_dropped_total", "reason" => "slow_reader")
                     .increment(1);
-                let _ = connection.kick.send(Some(Kick::SlowReader));
-                mailbox.connection = None;
-                mailbox.idle_since = Instant::now();
+                mailbox.drop_connection(Kick::SlowReader);
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 metrics::counter!("game_ws_events_dropped_total", "reason" => "closed")
                     .increment(1);
-                mailbox.connection = None;
-                mailbox.idle_since = Instant::now();
+                mailbox.drop_connection(Kick::ShuttingDown);
             }
         }
     }
 
+    /// Closes the sockets opened with revoked credentials: the player's live one when it runs on
+    /// the revoked login (or on any login, for a revocation of the whole player).
+    fn revoke(&self, revocation: &Revocation) {
+        let mut mailboxes = self.mailboxes.lock().expect("hub lock");
+        if let Some(mailbox) = mailboxes.get_mut(&revocation.player) {
+            let hit = (mailbox.connection.as_ref())
+                .is_some_and(|c| revocation.family.is_none_or(|family| family == c.family));
+            if hit {
+                metrics::counter!("game_ws_revoked_total").increment(1);
+                mailbox.drop_connection(Kick::Revoked);
+            }
+        }
+    }
+
+    /// The socket now runs on a newer access token, possibly of another login of the player.
+    pub fn reauthenticated(&self, player: Uuid, connection_id: u64, family: Uuid) {
+        let mut mailboxes = self.mailboxes.lock().expect("hub lock");
+        if let Some(connection) = (mailboxes.get_mut(&player))
+            .and_then(|m| m.connection.as_mut())
+            .filter(|c| c.id == connection_id)
+        {
+            connection.family = family;
+        }
+    }
+
     /// Makes a new connection the player's live one, kicking any older one, and hands it what it
-    /// missed after `last_event_id` (`None`: a fresh start, nothing replayed).
-    pub fn attach(&self, player: Uuid, last_event_id: Option<u64>) -> Attached {
+    /// missed after `last_event_id` (`None`: a fresh start, nothing replayed). `family` is the
+    /// login the connection's access token belongs to.
+    pub fn attach(&self, player: Uuid, family: Uuid, last_event_id: Option<u64>) -> Attached {
         let (tx, rx) = mpsc::channel(self.config.send_buffer);
         let (kick, kicked) = watch::channel(None);
         let connection_id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let mut mailboxes = self.mailboxes.lock().expect("hub lock");
         let mailbox = mailboxes.entry(player).or_insert_with(Mailbox::new);
-        if let Some(old) = mailbox.connection.take() {
-            let _ = old.kick.send(Some(Kick::Replaced));
-        }
+        mailbox.drop_connection(Kick::Replaced);
         let mut gap = None;
         let replay = match last_event_id {
             None => Vec::new(),
-            Some(after) => {
+            Some(mut after) => {
                 let oldest = mailbox
                     .buffer
                     .front()
                     .map_or(mailbox.next_id, |(id, _, _)| *id);
-                // Events after `after` were dropped, or the client saw ids this server no longer
-                // knows (its mailbox was forgotten while idle): either way, refresh over REST.
+                // Ids from the future: the client's numbering is from a mailbox this server no
+                // longer has (forgotten while idle, or a restart). Nothing it saw is here; what
+                // is here, it has not seen: replay it all.
+                let foreign = after > mailbox.last_id();
+                // Events after `after` were dropped: the client must refresh over REST.
                 let dropped = after + 1 < oldest && after < mailbox.last_id();
-                if dropped || after > mailbox.last_id() {
+                if dropped || foreign {
                     gap = Some(ResumeGap {
                         requested_after: after,
                         oldest_available: oldest,
                     });
+                }
+                if foreign {
+                    after = 0;
                 }
                 mailbox
                     .buffer
@@ -233,6 +287,7 @@ impl Hub {
         };
         mailbox.connection = Some(Connection {
             id: connection_id,
+            family,
             tx,
             kick,
         });
@@ -256,7 +311,7 @@ impl Hub {
                 .is_some_and(|c| c.id == connection_id)
         {
             mailbox.connection = None;
-            mailbox.idle_since = Instant::now();
+            mailbox.went_offline();
         }
     }
 
@@ -271,6 +326,17 @@ impl Hub {
         mailboxes
             .get(&player)
             .is_some_and(|m| m.connection.is_some())
+    }
+
+    /// How long the player has been without a connection, since the latest drop; `None` while
+    /// connected. A player the hub has forgotten has been gone longer than any grace.
+    pub fn offline_for(&self, player: Uuid) -> Option<Duration> {
+        let mailboxes = self.mailboxes.lock().expect("hub lock");
+        match mailboxes.get(&player) {
+            Some(mailbox) if mailbox.connection.is_some() => None,
+            Some(mailbox) => Some(mailbox.offline_since.elapsed()),
+            None => Some(Duration::MAX),
+        }
     }
 
     /// The client holds the stream up to `id`: those events need not be replayed any more.
@@ -298,9 +364,7 @@ impl Hub {
     pub fn close_all(&self) {
         let mut mailboxes = self.mailboxes.lock().expect("hub lock");
         for mailbox in mailboxes.values_mut() {
-            if let Some(connection) = mailbox.connection.take() {
-                let _ = connection.kick.send(Some(Kick::ShuttingDown));
-            }
+            mailbox.drop_connection(Kick::ShuttingDown);
         }
     }
 
@@ -320,7 +384,7 @@ mod tests {
     use super::*;
 
     fn note(text: &str) -> BusEvent {
-        BusEvent {
+        BusEvent::Event {
             audience: Audience::Player(PLAYER),
             event: ServerEvent::Notification(Notification {
                 kind: "test".into(),
@@ -330,6 +394,7 @@ mod tests {
     }
 
     const PLAYER: Uuid = Uuid::from_u128(42);
+    const FAMILY: Uuid = Uuid::from_u128(7);
 
     fn hub(replay: usize, send: usize) -> Arc<Hub> {
         Hub::new(RealtimeConfig {
@@ -352,11 +417,11 @@ mod tests {
         for i in 0..5 {
             hub.deliver(&note(&i.to_string()));
         }
-        let attached = hub.attach(PLAYER, Some(2));
+        let attached = hub.attach(PLAYER, FAMILY, Some(2));
         assert_eq!(ids(&attached.replay), [3, 4, 5]);
         assert!(attached.gap.is_none());
         assert_eq!(attached.last_event_id, 5);
-        let fresh = hub.attach(PLAYER, None);
+        let fresh = hub.attach(PLAYER, FAMILY, None);
         assert!(fresh.replay.is_empty());
     }
 
@@ -366,7 +431,7 @@ mod tests {
         for i in 0..6 {
             hub.deliver(&note(&i.to_string()));
         }
-        let attached = hub.attach(PLAYER, Some(1));
+        let attached = hub.attach(PLAYER, FAMILY, Some(1));
         assert_eq!(ids(&attached.replay), [4, 5, 6]);
         assert_eq!(
             attached.gap,
@@ -376,17 +441,70 @@ mod tests {
             })
         );
         // Up to date: no gap, nothing to replay.
-        let attached = hub.attach(PLAYER, Some(6));
+        let attached = hub.attach(PLAYER, FAMILY, Some(6));
         assert!(attached.replay.is_empty() && attached.gap.is_none());
-        // Ids from the future (a mailbox this server forgot): a gap, so the client refreshes.
-        let attached = hub.attach(PLAYER, Some(99));
-        assert_eq!(attached.gap.map(|g| g.requested_after), Some(99));
+        // Ids from the future (a mailbox this server forgot): a gap, so the client refreshes,
+        // naming where what this server holds starts, and all of it replayed.
+        let attached = hub.attach(PLAYER, FAMILY, Some(99));
+        assert_eq!(
+            attached.gap,
+            Some(ResumeGap {
+                requested_after: 99,
+                oldest_available: 4
+            })
+        );
+        assert_eq!(ids(&attached.replay), [4, 5, 6]);
+    }
+
+    #[test]
+    fn revoked_credentials_close_their_socket_only() {
+        let hub = hub(10, 10);
+        let other_login = Uuid::from_u128(8);
+        let attached = hub.attach(PLAYER, FAMILY, None);
+        hub.deliver(&BusEvent::Revoked(Revocation {
+            player: PLAYER,
+            family: Some(other_login),
+        }));
+        assert_eq!(*attached.kicked.borrow(), None, "another login's logout");
+        // After re-authenticating with a token of the other login, that login's end closes it.
+        hub.reauthenticated(PLAYER, attached.connection_id, other_login);
+        hub.deliver(&BusEvent::Revoked(Revocation {
+            player: PLAYER,
+            family: Some(other_login),
+        }));
+        assert_eq!(*attached.kicked.borrow(), Some(Kick::Revoked));
+        assert!(!hub.is_connected(PLAYER));
+        // A revocation of the whole player closes any login's socket.
+        let again = hub.attach(PLAYER, FAMILY, None);
+        hub.deliver(&BusEvent::Revoked(Revocation {
+            player: PLAYER,
+            family: None,
+        }));
+        assert_eq!(*again.kicked.borrow(), Some(Kick::Revoked));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn offline_time_counts_from_the_latest_drop() {
+        let hub = hub(10, 10);
+        assert_eq!(hub.offline_for(PLAYER), Some(Duration::MAX));
+        let first = hub.attach(PLAYER, FAMILY, None);
+        assert_eq!(hub.offline_for(PLAYER), None);
+        hub.detach(PLAYER, first.connection_id);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        // Events for an offline player keep its mailbox, not its connection.
+        hub.deliver(&note("while away"));
+        assert_eq!(hub.offline_for(PLAYER), Some(Duration::from_secs(3)));
+        let second = hub.attach(PLAYER, FAMILY, None);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        hub.detach(PLAYER, second.connection_id);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(hub.offline_for(PLAYER), Some(Duration::from_secs(2)));
     }
 
     #[test]
     fn live_delivery_then_slow_reader_is_kicked_and_can_resume() {
         let hub = hub(100, 2);
-        let mut attached = hub.attach(PLAYER, None);
+        let mut attached = hub.attach(PLAYER, FAMILY, None);
         hub.deliver(&note("a"));
         hub.deliver(&note("b"));
         assert!(hub.is_connected(PLAYER));
@@ -395,15 +513,15 @@ mod tests {
         assert!(!hub.is_connected(PLAYER));
         let Outbound::Text(first) = attached.rx.try_recv().unwrap();
         assert_eq!(ids(&[first]), [1]);
-        let resumed = hub.attach(PLAYER, Some(1));
+        let resumed = hub.attach(PLAYER, FAMILY, Some(1));
         assert_eq!(ids(&resumed.replay), [2, 3]);
     }
 
     #[test]
     fn a_new_connection_replaces_the_old_one() {
         let hub = hub(10, 10);
-        let old = hub.attach(PLAYER, None);
-        let new = hub.attach(PLAYER, None);
+        let old = hub.attach(PLAYER, FAMILY, None);
+        let new = hub.attach(PLAYER, FAMILY, None);
         assert_eq!(*old.kicked.borrow(), Some(Kick::Replaced));
         hub.detach(PLAYER, old.connection_id);
         assert!(
@@ -424,7 +542,7 @@ mod tests {
         hub.deliver(&note("old"));
         tokio::time::advance(Duration::from_secs(61)).await;
         hub.deliver(&note("new"));
-        let attached = hub.attach(PLAYER, Some(0));
+        let attached = hub.attach(PLAYER, FAMILY, Some(0));
         assert_eq!(ids(&attached.replay), [2]);
         assert!(
             attached.gap.is_some(),
@@ -439,7 +557,7 @@ mod tests {
             hub.deliver(&note(&i.to_string()));
         }
         hub.ack(PLAYER, 3);
-        let attached = hub.attach(PLAYER, Some(0));
+        let attached = hub.attach(PLAYER, FAMILY, Some(0));
         assert_eq!(ids(&attached.replay), [4]);
         assert!(attached.gap.is_some());
     }

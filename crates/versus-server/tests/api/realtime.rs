@@ -15,37 +15,51 @@ use versus_server::services::events::{Audience, BusEvent};
 use crate::on_both_backends;
 use crate::support::{Backend, Player, TestApp, expect_problem, spawn_app, spawn_app_with, unique};
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 on_both_backends!(hundred_players_are_matched_and_notified);
 
 /// A raw WebSocket connection: this suite checks the wire protocol itself, not the SDK.
-struct Ws {
-    socket: Socket,
+pub struct Ws {
+    pub socket: Socket,
 }
 
 impl Ws {
-    async fn connect(app: &TestApp, player: &Player, last_event_id: Option<u64>) -> Ws {
+    pub async fn connect(app: &TestApp, player: &Player, last_event_id: Option<u64>) -> Ws {
+        Self::with_token(app, player.client.access_token().unwrap(), last_event_id)
+            .await
+            .expect("websocket connects")
+    }
+
+    /// Connects with `token` and reads the welcome; the upgrade's HTTP status when refused.
+    pub async fn with_token(
+        app: &TestApp,
+        token: &str,
+        last_event_id: Option<u64>,
+    ) -> Result<Ws, u16> {
         let mut url = format!("ws://{}/ws", app.addr);
         if let Some(id) = last_event_id {
             url.push_str(&format!("?last_event_id={id}"));
         }
         let mut request = url.into_client_request().unwrap();
-        let token = format!("Bearer {}", player.client.access_token().unwrap());
         request
             .headers_mut()
-            .insert("authorization", token.parse().unwrap());
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("websocket connects");
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let socket = match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => socket,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                return Err(response.status().as_u16());
+            }
+            Err(err) => panic!("websocket connect: {err}"),
+        };
         let mut ws = Ws { socket };
         let welcome = ws.next_event().await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
-        ws
+        Ok(ws)
     }
 
-    async fn send(&mut self, value: Value) {
+    pub async fn send(&mut self, value: Value) {
         self.socket
             .send(Message::text(value.to_string()))
             .await
@@ -53,13 +67,13 @@ impl Ws {
     }
 
     /// The next JSON frame (pings answered by the library), or panics after 10 s.
-    async fn next_event(&mut self) -> Value {
+    pub async fn next_event(&mut self) -> Value {
         self.try_next(Duration::from_secs(10))
             .await
             .expect("an event within 10 s")
     }
 
-    async fn try_next(&mut self, wait: Duration) -> Option<Value> {
+    pub async fn try_next(&mut self, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.socket.next())
@@ -88,15 +102,28 @@ impl Ws {
 
     /// The close frame's reason, reading past anything still buffered.
     async fn closed_reason(&mut self) -> Option<String> {
+        self.closed(Duration::from_secs(10))
+            .await
+            .map(|(_, reason)| reason)
+    }
+
+    /// The close frame's code and reason, reading past anything still buffered; code 1006
+    /// (abnormal) for a connection that ended without one, `None` if still open after `wait`.
+    pub async fn closed(&mut self, wait: Duration) -> Option<(u16, String)> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+            match tokio::time::timeout_at(deadline, self.socket.next())
                 .await
                 .ok()?
             {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.reason.to_string()),
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(frame.map_or((1005, String::new()), |f| {
+                        (u16::from(f.code), f.reason.to_string())
+                    }));
+                }
                 Some(Ok(_)) => continue,
-                Some(Err(err)) => return Some(format!("error: {err}")),
-                None => return Some(String::new()),
+                Some(Err(err)) => return Some((1006, format!("error: {err}"))),
+                None => return Some((1006, String::new())),
             }
         }
     }
@@ -347,7 +374,7 @@ async fn a_resume_from_too_long_ago_reports_the_gap() {
     };
     let a = app.player(&unique("gappy")).await;
     for i in 0..20 {
-        app.state.bus.publish(BusEvent {
+        app.state.bus.publish(BusEvent::Event {
             audience: Audience::Player(a.id),
             event: ServerEvent::Notification(Notification {
                 kind: "test".into(),
@@ -434,7 +461,7 @@ async fn a_stalled_reader_is_cut_off_while_others_keep_flowing() {
                 while i > received.load(std::sync::atomic::Ordering::Relaxed) + 8 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                bus.publish(BusEvent {
+                bus.publish(BusEvent::Event {
                     audience: Audience::Players(vec![s, r]),
                     event: ServerEvent::Notification(Notification {
                         kind: i.to_string(),
@@ -525,12 +552,31 @@ async fn hostile_frames_get_errors_or_a_close_never_a_crash() {
         "the flood was answered with rate_limited errors before the close"
     );
 
-    // An oversized frame closes the connection.
+    // Binary frames and control pings count too: a flood of either is closed for policy.
+    for flood in [
+        Message::binary(vec![1u8; 8]),
+        Message::Ping(vec![1u8].into()),
+    ] {
+        let mut ws = Ws::connect(&app, &player, None).await;
+        for _ in 0..200 {
+            if ws.socket.send(flood.clone()).await.is_err() {
+                break;
+            }
+        }
+        let closed = ws.closed(Duration::from_secs(10)).await;
+        assert_eq!(
+            closed,
+            Some((1008, "too many messages".to_owned())),
+            "{flood:?}"
+        );
+    }
+
+    // An oversized frame closes the connection, saying why.
     let mut ws = Ws::connect(&app, &player, None).await;
     let _ = ws.socket.send(Message::text("x".repeat(64 * 1024))).await;
-    assert!(
-        ws.try_next(Duration::from_secs(5)).await.is_none(),
-        "closed after an oversized frame"
+    assert_eq!(
+        ws.closed(Duration::from_secs(10)).await,
+        Some((1009, "frame too large".to_owned()))
     );
 
     // Still serving everyone.
@@ -617,6 +663,24 @@ async fn rest_queue_lifecycle_idempotency_and_statistics() {
         "already_queued",
     )
     .await;
+    // The same key with another request is a client bug, not a retry.
+    let other = json!({"queue": "ranked-5v5", "latencies": {"eu": 41}});
+    let reused = expect_problem(
+        post(Some("k-1"), other).await.unwrap(),
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
+    assert_eq!(reused["field"], "Idempotency-Key");
+    for bad_key in ["with space", "tab\there", ""] {
+        let problem = expect_problem(
+            post(Some(bad_key), body.clone()).await.unwrap(),
+            400,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem["field"], "Idempotency-Key", "{bad_key:?}");
+    }
 
     for (bad, field) in [
         (json!({"queue": "nope"}), "queue"),

@@ -22,6 +22,7 @@ use crate::http::ratelimit::ClientIp;
 use crate::http::routes::profile;
 use crate::http::state::AppState;
 use crate::services::auth::{IssuedTokens, hash_refresh_token};
+use crate::services::events::{BusEvent, Revocation};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -191,6 +192,10 @@ async fn refresh(
             family_id,
         } => {
             tracing::warn!(player_id = %player_id, family_id = %family_id, "refresh token re-used; token family revoked");
+            state.bus.publish(BusEvent::Revoked(Revocation {
+                player: player_id,
+                family: Some(family_id),
+            }));
             Err(ApiError::Unauthorized(
                 "refresh token was already used; please log in again",
             ))
@@ -200,8 +205,9 @@ async fn refresh(
     }
 }
 
-/// Revoke a refresh token and every token rotated from the same login. Idempotent: an unknown
-/// or already revoked token also answers 204.
+/// Revoke a refresh token and every token rotated from the same login; the login's access tokens
+/// stop being accepted and its WebSockets close (code 4003). Idempotent: an unknown or already
+/// revoked token also answers 204.
 #[utoipa::path(
     post, path = "/api/v1/auth/logout", tag = "auth",
     request_body = RefreshRequest,
@@ -224,6 +230,11 @@ async fn logout(
         .await?
     {
         tracing::info!(player_id = %family.player_id, "player logged out");
+        // Its sockets close and its access tokens stop working, on every node.
+        state.bus.publish(BusEvent::Revoked(Revocation {
+            player: family.player_id,
+            family: Some(family.family_id),
+        }));
     }
     Ok(StatusCode::NO_CONTENT)
 }

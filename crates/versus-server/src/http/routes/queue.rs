@@ -42,6 +42,8 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already searching (`already_queued`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The queue is not running or has too many joins waiting", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn join(
@@ -53,10 +55,9 @@ async fn join(
     let key = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
-            let key = value
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255);
+            let key = value.to_str().ok().filter(|k| {
+                (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic())
+            });
             Some(key.ok_or_else(|| {
                 ApiError::validation(
                     "Idempotency-Key",

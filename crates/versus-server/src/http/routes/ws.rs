@@ -42,8 +42,8 @@ async fn websocket(State(state): State<AppState>, mut parts: Parts) -> ApiResult
     let Query(query) = Query::<WsQuery>::try_from_uri(&parts.uri)
         .map_err(|err| ApiError::validation("query", err.body_text()))?;
     let player = match &query.token {
-        Some(token) => AuthPlayer::from_token(&state, token)?.id,
-        None => AuthPlayer::from_request_parts(&mut parts, &state).await?.id,
+        Some(token) => AuthPlayer::from_token(&state, token).await?,
+        None => AuthPlayer::from_request_parts(&mut parts, &state).await?,
     };
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
         .await

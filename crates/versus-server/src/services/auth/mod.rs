@@ -1,8 +1,11 @@
-//! Authentication services: password hashing and access/refresh tokens. The extractor that turns
+//! Authentication services: password hashing, access/refresh tokens, and whether a token's
+//! player may still act (revoked logins, bans, accounts gone). The extractor that turns
 //! a bearer token into the authenticated player is the edge's (`http::auth`).
 
+mod accounts;
 mod password;
 mod tokens;
 
+pub use accounts::{Accounts, Standing};
 pub use password::PasswordHasher;
 pub use tokens::{AccessClaims, IssuedTokens, TokenError, TokenIssuer, hash_refresh_token};

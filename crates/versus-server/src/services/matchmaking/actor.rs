@@ -173,7 +173,7 @@ impl QueueActor {
         self.desk.searching_players += record.players.len() as u64;
         let audience = Audience::Players(record.players.clone());
         self.desk.board.write().insert(ticket.ticket_id, record);
-        self.desk.bus.publish(BusEvent {
+        self.desk.bus.publish(BusEvent::Event {
             audience,
             event: update,
         });
@@ -191,7 +191,7 @@ impl QueueActor {
                 record.end(TicketState::Cancelled, Instant::now());
                 self.desk.searching_players -= record.players.len() as u64;
                 let view = record.view();
-                let event = BusEvent {
+                let event = BusEvent::Event {
                     audience: Audience::Players(record.players.clone()),
                     event: ServerEvent::QueueUpdate(record.update()),
                 };
@@ -250,7 +250,7 @@ impl Desk {
             };
             record.end(TicketState::Expired, now);
             self.searching_players -= record.players.len() as u64;
-            events.push(BusEvent {
+            events.push(BusEvent::Event {
                 audience: Audience::Players(record.players.clone()),
                 event: ServerEvent::QueueUpdate(record.update()),
             });
@@ -266,7 +266,7 @@ impl Desk {
             {
                 record.last_position = record.position;
                 record.last_update = now;
-                events.push(BusEvent {
+                events.push(BusEvent::Event {
                     audience: Audience::Players(record.players.clone()),
                     event: ServerEvent::QueueUpdate(record.update()),
                 });
@@ -327,7 +327,7 @@ impl Desk {
             record.match_id = Some(match_id);
             self.searching_players -= record.players.len() as u64;
             let audience = Audience::Players(record.players.clone());
-            events.push(BusEvent {
+            events.push(BusEvent::Event {
                 audience: audience.clone(),
                 event: ServerEvent::MatchFound(MatchFound {
                     match_id,
@@ -338,7 +338,7 @@ impl Desk {
                     teams: teams.clone(),
                 }),
             });
-            events.push(BusEvent {
+            events.push(BusEvent::Event {
                 audience,
                 event: ServerEvent::QueueUpdate(record.update()),
             });

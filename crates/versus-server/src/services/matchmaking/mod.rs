@@ -35,6 +35,7 @@ pub use board::{Board, TicketRecord};
 
 use crate::config::MatchmakingConfig;
 use crate::services::events::EventBus;
+use crate::services::hub::Hub;
 
 /// Why a join was refused. The edge turns each into a problem (REST) or an `error` event
 /// (WebSocket) with the same code and words.
@@ -50,6 +51,8 @@ pub enum JoinError {
     NoReachableRegion,
     #[error("already searching with ticket {0}; leave first")]
     AlreadyQueued(Uuid),
+    #[error("this Idempotency-Key was used for a different join request")]
+    KeyReused,
     /// The queue's own rules refused the ticket.
     #[error("{0}")]
     Refused(TicketError),
@@ -128,11 +131,12 @@ enum Claimed {
     Earlier { ticket: Uuid, queue: usize },
 }
 
-/// The ticket an `Idempotency-Key` created, and when.
-#[derive(Debug, Clone, Copy)]
+/// The ticket an `Idempotency-Key` created, for which request, and when.
+#[derive(Debug, Clone)]
 struct Remembered {
     ticket: Uuid,
     queue: usize,
+    request: JoinQueueRequest,
     at: Instant,
 }
 
@@ -219,7 +223,7 @@ impl Matchmaking {
         idempotency_key: Option<&str>,
     ) -> Result<Joined, JoinError> {
         if let Some(key) = idempotency_key
-            && let Some(ticket) = self.remembered(player, key).await
+            && let Some(ticket) = self.remembered(player, key, request).await?
         {
             return Ok(Joined {
                 ticket,
@@ -243,7 +247,7 @@ impl Matchmaking {
             players: vec![(player, queue.initial_rating)],
             region_latency_ms,
         };
-        let answer = match self.claim(player, index, ticket, idempotency_key)? {
+        let answer = match self.claim(player, index, ticket, request, idempotency_key)? {
             Claimed::New(answer) => answer,
             // A retry racing the join it repeats (same key) answers that join's ticket.
             Claimed::Earlier { ticket, queue } => {
@@ -298,6 +302,7 @@ impl Matchmaking {
         player: Uuid,
         queue: usize,
         ticket: NewTicket,
+        request: &JoinQueueRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Claimed, JoinError> {
         let mut directory = self.directory.lock().expect("directory lock");
@@ -309,10 +314,13 @@ impl Matchmaking {
                     .unwrap_or(false);
             if searching {
                 let keys = self.idempotency.lock().expect("idempotency lock");
-                let same_key = idempotency_key
+                let earlier = idempotency_key
                     .and_then(|key| keys.get(&(player, key.to_owned())))
-                    .is_some_and(|earlier| earlier.ticket == claim.ticket);
-                if same_key {
+                    .filter(|earlier| earlier.ticket == claim.ticket);
+                if let Some(earlier) = earlier {
+                    if earlier.request != *request {
+                        return Err(JoinError::KeyReused);
+                    }
                     return Ok(Claimed::Earlier {
                         ticket: claim.ticket,
                         queue: claim.queue,
@@ -343,6 +351,7 @@ impl Matchmaking {
             let remembered = Remembered {
                 ticket: ticket_id,
                 queue,
+                request: request.clone(),
                 at: Instant::now(),
             };
             keys.insert((player, key.to_owned()), remembered);
@@ -350,15 +359,29 @@ impl Matchmaking {
         Ok(Claimed::New(answer))
     }
 
-    /// The ticket an earlier join with this key created, if the key is fresh.
-    async fn remembered(&self, player: Uuid, key: &str) -> Option<TicketView> {
+    /// The ticket an earlier join with this key created, if the key is fresh; a fresh key sent
+    /// with another request is an error (the client reused a key by mistake).
+    async fn remembered(
+        &self,
+        player: Uuid,
+        key: &str,
+        request: &JoinQueueRequest,
+    ) -> Result<Option<TicketView>, JoinError> {
         let ttl = Duration::from_secs(self.config.idempotency_ttl_secs);
         let (ticket, queue) = {
             let keys = self.idempotency.lock().expect("idempotency lock");
-            let remembered = keys.get(&(player, key.to_owned()))?;
-            (remembered.at.elapsed() < ttl).then_some((remembered.ticket, remembered.queue))?
+            let Some(remembered) = keys
+                .get(&(player, key.to_owned()))
+                .filter(|remembered| remembered.at.elapsed() < ttl)
+            else {
+                return Ok(None);
+            };
+            if remembered.request != *request {
+                return Err(JoinError::KeyReused);
+            }
+            (remembered.ticket, remembered.queue)
         };
-        self.queues[queue].view(ticket).await
+        Ok(self.queues[queue].view(ticket).await)
     }
 
     /// Takes the player's searching ticket out of its queue. Exactly one of: cancelled (no match
@@ -389,6 +412,25 @@ impl Matchmaking {
     pub async fn status(&self, player: Uuid) -> Option<TicketView> {
         let claim = self.claim_of(player)?;
         self.queues[claim.queue].view(claim.ticket).await
+    }
+
+    /// A player's connection dropped: their searching ticket waits `grace` for them to come
+    /// back, measured from their latest drop — a player who reconnects and drops again gets the
+    /// whole grace again, so a flapping mobile connection keeps its place.
+    pub fn hold_for_reconnect(self: &Arc<Self>, hub: Arc<Hub>, player: Uuid, grace: Duration) {
+        if !self.is_searching(player) {
+            return;
+        }
+        let matchmaking = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            // A later drop scheduled its own check; only a player away for the whole grace since
+            // their latest drop loses the ticket.
+            let gone = hub.offline_for(player).is_some_and(|away| away >= grace);
+            if gone && matchmaking.leave(player).await.is_ok() {
+                tracing::info!(player_id = %player, "ticket cancelled after disconnect grace period");
+            }
+        });
     }
 
     pub fn is_searching(&self, player: Uuid) -> bool {
@@ -462,4 +504,68 @@ fn region_latencies(
         return Err(JoinError::NoReachableRegion);
     }
     Ok(latencies)
+}
+
+#[cfg(test)]
+mod tests {
+    use versus_store::SqliteStore;
+
+    use super::*;
+    use crate::config::{Queues, RealtimeConfig};
+    use crate::services::events::InProcessBus;
+
+    /// Flapping connections under paused time: the grace runs from the latest drop, so a player
+    /// who comes back before it ends keeps the ticket however often they drop; one who stays
+    /// away for the whole grace loses it.
+    #[tokio::test]
+    async fn disconnect_grace_is_measured_from_the_latest_drop() {
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let hub = Hub::new(RealtimeConfig::default());
+        let matchmaking = Matchmaking::start(
+            Queues::default().iter(),
+            &MatchmakingConfig::default(),
+            Arc::new(InProcessBus::default()),
+            store,
+        );
+        let (player, login) = (Uuid::now_v7(), Uuid::now_v7());
+        let request = JoinQueueRequest {
+            queue: "ranked-1v1".into(),
+            latencies: [("eu".to_owned(), 30)].into(),
+        };
+        matchmaking.join(player, &request, None).await.unwrap();
+        // Paused only now: the store's pool times out under a clock that jumps.
+        tokio::time::pause();
+        let grace = Duration::from_secs(4);
+        let at = |secs: f64| tokio::time::sleep(Duration::from_secs_f64(secs));
+
+        // The probe's sequence: drop at 0, back at 1, drop at 3.7, back at 4.5.
+        let first = hub.attach(player, login, None);
+        hub.detach(player, first.connection_id);
+        matchmaking.hold_for_reconnect(hub.clone(), player, grace);
+        at(1.0).await;
+        let second = hub.attach(player, login, None);
+        at(2.7).await;
+        hub.detach(player, second.connection_id);
+        matchmaking.hold_for_reconnect(hub.clone(), player, grace);
+        at(0.8).await;
+        let third = hub.attach(player, login, None);
+        at(20.0).await;
+        assert!(matchmaking.is_searching(player), "kept through the flaps");
+
+        // Away for longer than the grace: cancelled, once, told over the bus.
+        hub.detach(player, third.connection_id);
+        matchmaking.hold_for_reconnect(hub.clone(), player, grace);
+        at(3.9).await;
+        assert!(
+            matchmaking.is_searching(player),
+            "not before the grace ends"
+        );
+        at(0.2).await;
+        assert!(
+            !matchmaking.is_searching(player),
+            "cancelled after the grace"
+        );
+        let status = matchmaking.status(player).await.unwrap();
+        assert_eq!(status.state, versus_protocol::queue::TicketState::Cancelled);
+    }
 }
