@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -16,9 +17,56 @@ pub struct JoinQueueRequest {
     /// Round-trip latency in milliseconds to each region, as the client measured it. Regions
     /// left out fall back to the player's preferences (acceptable at the queue's budget) or, with
     /// no preferences, are treated as unreachable unless no latency is given at all.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_numbers")]
     #[schema(example = json!({"eu": 35, "na": 110}))]
     pub latencies: BTreeMap<String, u32>,
+}
+
+/// Latencies as JSON Schema counts integers: `35` and `35.0` alike (a client's JSON encoder may
+/// write either); a fraction, a negative or a value past `u32` is refused (naming the region).
+fn whole_numbers<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, u32>, D::Error> {
+    struct Millis(u32);
+
+    impl<'de> Deserialize<'de> for Millis {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(MillisVisitor)
+        }
+    }
+
+    struct MillisVisitor;
+
+    impl serde::de::Visitor<'_> for MillisVisitor {
+        type Value = Millis;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number of milliseconds from 0 to 4294967295")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Millis, E> {
+            u32::try_from(ms)
+                .map(Millis)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(ms), &self))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Millis, E> {
+            u64::try_from(ms)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(ms), &self))
+                .and_then(|ms| self.visit_u64(ms))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, ms: f64) -> Result<Millis, E> {
+            if ms.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&ms) {
+                Ok(Millis(ms as u32))
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(ms), &self))
+            }
+        }
+    }
+
+    let raw = BTreeMap::<String, Millis>::deserialize(deserializer)?;
+    Ok(raw.into_iter().map(|(region, ms)| (region, ms.0)).collect())
 }
 
 /// Where a ticket is in its life.
@@ -91,4 +139,31 @@ pub struct RatingBandCount {
     /// Exclusive upper bound.
     pub to: f64,
     pub matches: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_are_whole_milliseconds_however_written() {
+        let parse = |latencies: &str| {
+            serde_json::from_str::<JoinQueueRequest>(&format!(
+                r#"{{"queue": "q", "latencies": {latencies}}}"#
+            ))
+            .map(|r| r.latencies.into_iter().collect::<Vec<_>>())
+        };
+        assert_eq!(
+            parse(r#"{"eu": 35, "na": 110.0}"#).unwrap(),
+            [("eu".to_owned(), 35), ("na".to_owned(), 110)]
+        );
+        for bad in [
+            r#"{"eu": 1.5}"#,
+            r#"{"eu": -5}"#,
+            r#"{"eu": 4294967296}"#,
+            r#"{"eu": "x"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -45,15 +45,16 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route of the API, the OpenAPI document and its viewer, inside [`with_middleware`].
 pub fn router(state: AppState) -> Router {
-    let (api_router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api_router, routes_api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::players::router())
         .merge(routes::queue::router())
         .merge(routes::ws::router())
         .split_for_parts();
+    let api = openapi::finish(routes_api, &state.config);
     let routes = api_router
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", api))
         .with_state(state.clone());
     with_middleware(routes, &state.config)
 }

@@ -1,9 +1,17 @@
-//! The OpenAPI document's frame: title, security scheme, tags. Paths and schemas are collected
-//! from the `#[utoipa::path]` annotations of the handlers themselves.
+//! The OpenAPI document: its frame (title, security scheme, tags) here; paths and schemas from
+//! the `#[utoipa::path]` annotations of the handlers themselves; then [`finish`] adds what no
+//! annotation can say — the errors every operation can answer, the shapes of the strings the
+//! domain accepts, and the values that come from the configuration (queue names, regions) — so
+//! that the document describes exactly what the server enforces.
 
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
+use versus_protocol::patterns;
+
+use crate::config::Config;
+use crate::services::matchmaking::MAX_LATENCY_MS;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +22,7 @@ use utoipa::{Modify, OpenApi};
         license(name = "Apache-2.0")
     ),
     components(schemas(versus_protocol::Problem)),
-    modifiers(&BearerAuth, &CommonErrors),
+    modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "players", description = "Player profiles"),
@@ -39,6 +47,107 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The served document: the routes' own description plus what [`CommonErrors`] and
+/// [`constraints`] add. JSON from here on: utoipa's types cannot read back every keyword the
+/// constraints use (`propertyNames` without a type).
+pub fn finish(mut api: utoipa::openapi::OpenApi, config: &Config) -> Value {
+    CommonErrors.modify(&mut api);
+    let mut doc = serde_json::to_value(&api).expect("the document serialises");
+    constraints(&mut doc, config);
+    doc
+}
+
+/// Merges `fields` into the object at `pointer`; a pointer that names nothing is a bug in this
+/// file (a schema or path renamed) and fails loudly.
+fn merge(doc: &mut Value, pointer: &str, fields: Value) {
+    let target = doc
+        .pointer_mut(pointer)
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("the OpenAPI document has no object at {pointer}"));
+    for (key, value) in fields.as_object().expect("fields are an object") {
+        target.insert(key.clone(), value.clone());
+    }
+}
+
+/// What the server enforces beyond the types: the domain's string shapes, the configured queue
+/// names and regions, latency bounds, the `Idempotency-Key` format and the WebSocket handshake.
+fn constraints(doc: &mut Value, config: &Config) {
+    let queues: Vec<&str> = config.queues.iter().map(|q| q.name.as_str()).collect();
+    let mut regions: Vec<&str> = (config.queues.iter())
+        .flat_map(|q| q.config.regions.iter().map(String::as_str))
+        .collect();
+    regions.sort_unstable();
+    regions.dedup();
+    let schemas = "/components/schemas";
+    let username = json!({"pattern": patterns::USERNAME, "minLength": 3, "maxLength": 32});
+    let password = json!({"minLength": 8, "maxLength": 128});
+    let display_name = json!({"pattern": patterns::DISPLAY_NAME, "minLength": 1, "maxLength": 32});
+    let region = json!({"pattern": patterns::REGION, "minLength": 2, "maxLength": 32});
+    for (pointer, fields) in [
+        ("RegisterRequest/properties/username", username),
+        ("RegisterRequest/properties/password", password),
+        (
+            "RegisterRequest/properties/display_name",
+            display_name.clone(),
+        ),
+        ("UpdatePlayerRequest/properties/display_name", display_name),
+        ("UpdatePlayerRequest/properties/region", region.clone()),
+        (
+            "MatchmakingPreferences/properties/regions",
+            json!({"maxItems": 16}),
+        ),
+        ("MatchmakingPreferences/properties/regions/items", region),
+        (
+            "MatchmakingPreferences/properties/modes",
+            json!({"maxItems": 16}),
+        ),
+        (
+            "MatchmakingPreferences/properties/modes/items",
+            json!({"enum": queues}),
+        ),
+        ("JoinQueueRequest/properties/queue", json!({"enum": queues})),
+        (
+            "JoinQueueRequest/properties/latencies",
+            json!({
+                "propertyNames": {"enum": regions},
+                "additionalProperties": {
+                    "type": "integer", "format": "int32", "minimum": 0, "maximum": MAX_LATENCY_MS,
+                },
+            }),
+        ),
+    ] {
+        merge(doc, &format!("{schemas}/{pointer}"), fields);
+    }
+    merge(
+        doc,
+        "/paths/~1api~1v1~1queue~1join/post/parameters/0/schema",
+        json!({"type": "string", "pattern": patterns::IDEMPOTENCY_KEY}),
+    );
+    // The handshake headers, so that what the document calls a valid request is an upgrade.
+    let handshake = [
+        ("Connection", json!({"type": "string", "enum": ["Upgrade"]})),
+        ("Upgrade", json!({"type": "string", "enum": ["websocket"]})),
+        (
+            "Sec-WebSocket-Version",
+            json!({"type": "string", "enum": ["13"]}),
+        ),
+        (
+            "Sec-WebSocket-Key",
+            json!({"type": "string", "pattern": patterns::WEBSOCKET_KEY}),
+        ),
+    ];
+    let parameters = doc
+        .pointer_mut("/paths/~1ws/get/parameters")
+        .and_then(Value::as_array_mut)
+        .expect("GET /ws has parameters");
+    for (name, schema) in handshake {
+        parameters.push(json!({
+            "name": name, "in": "header", "required": true, "schema": schema,
+            "description": "WebSocket handshake (RFC 6455)",
+        }));
     }
 }
 
@@ -90,5 +199,81 @@ impl Modify for CommonErrors {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use regex::Regex;
+    use versus_core::account::{DisplayName, Region, Username};
+
+    use super::*;
+
+    /// Strings near the rules' edges: short and long, ASCII and not, whitespace and invisible
+    /// characters at either end or inside.
+    fn edgy() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "a", "Z", "0", "_", "-", " ", "\t", "\n", "é", "ß", "名", "🙂", "\u{00A0}", "\u{200B}",
+            "\u{202E}", "\u{FEFF}", "\u{0085}", "\u{0007}", "\u{007F}", "\u{009F}", "x", ".",
+        ]);
+        prop::collection::vec(pieces, 0..40).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The document's patterns accept exactly what the domain's parsers accept.
+        #[test]
+        fn patterns_agree_with_the_domain_rules(
+            raw in prop_oneof![edgy(), any::<String>(), "[a-z][a-z0-9-]{0,40}"]
+        ) {
+            let agree = |pattern: &str, parsed: bool| {
+                let matched = Regex::new(pattern).unwrap().is_match(&raw);
+                prop_assert_eq!(matched, parsed, "{:?} against {}", raw, pattern);
+                Ok(())
+            };
+            agree(patterns::USERNAME, Username::parse(&raw).is_ok())?;
+            agree(patterns::DISPLAY_NAME, DisplayName::parse(&raw).is_ok())?;
+            agree(patterns::REGION, Region::parse(&raw).is_ok())?;
+            let key = !raw.is_empty() && raw.len() <= 255 && raw.bytes().all(|b| b.is_ascii_graphic());
+            agree(patterns::IDEMPOTENCY_KEY, key)?;
+        }
+    }
+
+    #[test]
+    fn the_document_carries_the_configured_queues_and_regions() {
+        let config = Config::default();
+        let (_, api) =
+            utoipa_axum::router::OpenApiRouter::<crate::http::state::AppState>::with_openapi(
+                ApiDoc::openapi(),
+            )
+            .merge(crate::http::routes::queue::router())
+            .merge(crate::http::routes::auth::router())
+            .merge(crate::http::routes::players::router())
+            .merge(crate::http::routes::ws::router())
+            .split_for_parts();
+        let doc = finish(api, &config);
+        let schema = |pointer: &str| {
+            doc.pointer(&format!("/components/schemas/{pointer}"))
+                .cloned()
+        };
+        assert_eq!(
+            schema("JoinQueueRequest/properties/queue/enum"),
+            Some(json!(["ranked-1v1", "ranked-5v5", "casual-ffa-8"]))
+        );
+        assert_eq!(
+            schema("JoinQueueRequest/properties/latencies/propertyNames/enum"),
+            Some(json!(["asia", "eu", "na"]))
+        );
+        let login = &doc["paths"]["/api/v1/auth/login"]["post"]["responses"];
+        assert!(
+            login.get("415").is_some(),
+            "every body-taking operation documents 415"
+        );
+        let ws = doc["paths"]["/ws"]["get"]["parameters"].as_array().unwrap();
+        assert!(
+            ws.iter()
+                .any(|p| p["name"] == "Upgrade" && p["required"] == true)
+        );
     }
 }

@@ -18,6 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct WsQuery {
     /// For browsers, which cannot set headers on a WebSocket handshake.
     token: Option<String>,
