@@ -76,7 +76,10 @@ impl App {
             config: Arc::new(config),
         };
         let router = http::router(state.clone());
-        let connections = ConnectionLimits::new(&state.config.limits, serve::raise_fd_limit());
+        // Every connection is a descriptor: the usual soft default (1024) would otherwise be
+        // the real connection cap.
+        let fd_limit = versus_loadgen::raise_open_file_limit();
+        let connections = ConnectionLimits::new(&state.config.limits, fd_limit);
         let listener = TcpListener::bind(state.config.bind)
             .await
             .with_context(|| format!("binding {}", state.config.bind))?;

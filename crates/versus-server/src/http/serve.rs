@@ -47,21 +47,6 @@ const RESERVED_FDS: u64 = 256;
 /// How often a [`Throttle`] lets a log line through.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Raises the soft open-file limit to the hard one, since every connection is a descriptor and
-/// the usual soft default (1024) would otherwise be the real connection cap. Returns the limit
-/// in force.
-pub fn raise_fd_limit() -> Option<u64> {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => Some(limit),
-        Err(err) => {
-            tracing::warn!(error = %err, "could not raise the open-file limit");
-            rlimit::getrlimit(rlimit::Resource::NOFILE)
-                .ok()
-                .map(|(soft, _)| soft)
-        }
-    }
-}
-
 /// Why the server closed a connection of its own accord.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Closing {
@@ -489,6 +474,15 @@ struct Watched {
     _permit: Permit,
 }
 
+impl Watched {
+    fn noting_writes(&self, polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.wrote_some();
+        }
+        polled
+    }
+}
+
 impl AsyncRead for Watched {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -513,10 +507,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.wrote_some();
-        }
-        polled
+        this.noting_writes(polled)
     }
 
     fn poll_write_vectored(
@@ -526,10 +517,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.wrote_some();
-        }
-        polled
+        this.noting_writes(polled)
     }
 
     fn is_write_vectored(&self) -> bool {

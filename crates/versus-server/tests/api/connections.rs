@@ -364,15 +364,7 @@ async fn connections_beyond_the_caps_are_refused() {
 
     drop((held, late));
     eventually("every connection is let go", || app.connections.open() == 0).await;
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for reason in ["max_connections_per_ip", "max_connections"] {
         let series = format!("http_connections_refused_total{{reason=\"{reason}\"}}");
         assert!(metrics.contains(&series), "{series} in\n{metrics}");

@@ -131,6 +131,12 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The Prometheus exposition of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Stops the server gracefully and starts it again on the same data (new port).
     pub async fn restart(mut self) -> TestApp {
         self.shutdown().await;
