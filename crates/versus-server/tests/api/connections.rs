@@ -13,13 +13,12 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use versus_client::ws::Socket;
 use versus_protocol::ws::{ClientMessage, ServerEvent};
 
-use crate::support::{Backend, spawn_app_with, unique};
+use crate::support::{Backend, TestApp, spawn_app_with, unique};
 
 const PASSWORD: &str = "correct horse battery";
 /// How long anything that should happen may take on a loaded machine before the test fails.
@@ -56,17 +55,17 @@ async fn closed_by_server(stream: &mut TcpStream) -> bool {
         .is_ok()
 }
 
-/// Reads one response and returns its status.
-async fn read_status(stream: &mut TcpStream) -> u16 {
+/// Reads one response and returns its status, or `None` if the server closes the connection
+/// first.
+async fn answer(stream: &mut TcpStream) -> Option<u16> {
     let mut received = Vec::new();
     let mut buf = [0u8; 4096];
     let read = async {
         loop {
-            let n = stream.read(&mut buf).await.expect("reads a response");
-            assert!(
-                n > 0,
-                "the server closed the connection instead of answering"
-            );
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
             received.extend_from_slice(&buf[..n]);
             let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
                 continue;
@@ -77,7 +76,7 @@ async fn read_status(stream: &mut TcpStream) -> u16 {
                 .find_map(|line| line.strip_prefix("content-length:"))
                 .map_or(0, |value| value.trim().parse().unwrap());
             if received.len() >= end + 4 + length {
-                return head[9..12].parse().unwrap();
+                return Some(head[9..12].parse().unwrap());
             }
         }
     };
@@ -86,47 +85,120 @@ async fn read_status(stream: &mut TcpStream) -> u16 {
         .expect("a response in time")
 }
 
-async fn health_status(stream: &mut TcpStream) -> u16 {
+async fn read_status(stream: &mut TcpStream) -> u16 {
+    answer(stream)
+        .await
+        .expect("the server answers before closing the connection")
+}
+
+async fn send_health_request(stream: &mut TcpStream) {
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
+}
+
+async fn health_status(stream: &mut TcpStream) -> u16 {
+    send_health_request(stream).await;
     read_status(stream).await
 }
 
-/// Opens `count` connections of `kind` from `source`, at most 64 connecting at once. Each task
-/// holds its connection until the server closes it, counts it in `closed` and returns how long
-/// after it was opened (or after its request was sent) that happened.
-fn open_silent(
-    tasks: &mut JoinSet<Duration>,
-    kind: Silent,
-    source: Ipv4Addr,
-    server: SocketAddr,
-    count: usize,
-    closed: &Arc<AtomicUsize>,
-) {
-    let connecting = Arc::new(Semaphore::new(64));
-    for _ in 0..count {
-        let (connecting, closed) = (connecting.clone(), closed.clone());
-        tasks.spawn(async move {
-            let permit = connecting.acquire_owned().await.unwrap();
-            let mut since = Instant::now();
+impl Silent {
+    /// Connects and does what this kind does; returns the stream and when its clock started.
+    async fn open(self, source: Ipv4Addr, server: SocketAddr) -> (Instant, TcpStream) {
+        loop {
+            let since = Instant::now();
             let mut stream = connect_from(source, server).await;
-            drop(permit);
-            match kind {
+            match self {
                 Silent::Mute => {}
-                // Fails if the server has closed it already, which the read below sees.
+                // Fails if the server has closed it already, which the caller's read sees.
                 Silent::HalfHead => drop(stream.write_all(HALF_HEAD).await),
                 Silent::IdleAfterRequest => {
-                    since = Instant::now();
-                    assert_eq!(health_status(&mut stream).await, 200);
+                    send_health_request(&mut stream).await;
+                    match answer(&mut stream).await {
+                        Some(status) => assert_eq!(status, 200),
+                        // The request came after the header timeout (a stalled machine): the
+                        // server was right to close; try again.
+                        None => continue,
+                    }
                 }
             }
-            until_closed(&mut stream).await;
-            closed.fetch_add(1, Ordering::Relaxed);
-            since.elapsed()
-        });
+            return (since, stream);
+        }
     }
+}
+
+/// Connections from one address, each held by a task until the server closes it.
+struct Attacker {
+    source: Ipv4Addr,
+    tasks: JoinSet<Duration>,
+    opened: usize,
+    closed: Arc<AtomicUsize>,
+}
+
+impl Attacker {
+    fn new(source: Ipv4Addr) -> Self {
+        Self {
+            source,
+            tasks: JoinSet::new(),
+            opened: 0,
+            closed: Arc::default(),
+        }
+    }
+
+    /// Opens `count` connections of `kind`, 64 at a time, each batch once the server has taken
+    /// the last off its accept queue: a queue left to overflow drops handshakes, which the
+    /// kernel retries only seconds later. Each task returns how long after its clock started
+    /// the server closed its connection.
+    async fn open(&mut self, app: &TestApp, kind: Silent, count: usize) {
+        for batch in (0..count).step_by(64) {
+            for _ in batch..count.min(batch + 64) {
+                let (source, server, closed) = (self.source, app.addr, self.closed.clone());
+                self.tasks.spawn(async move {
+                    let (since, mut stream) = kind.open(source, server).await;
+                    until_closed(&mut stream).await;
+                    closed.fetch_add(1, Ordering::Relaxed);
+                    since.elapsed()
+                });
+                self.opened += 1;
+            }
+            eventually("the server accepts the connections", || {
+                self.held_by(app) + self.closed() == self.opened
+            })
+            .await;
+        }
+    }
+
+    fn held_by(&self, app: &TestApp) -> usize {
+        app.connections.open_from(IpAddr::V4(self.source))
+    }
+
+    fn closed(&self) -> usize {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// How long each connection was held, once the server has closed them all.
+    async fn until_all_closed(mut self) -> Vec<Duration> {
+        let mut held = Vec::with_capacity(self.opened);
+        while let Some(task) = tokio::time::timeout(PATIENCE, self.tasks.join_next())
+            .await
+            .expect("the server closes them all")
+        {
+            held.push(task.unwrap());
+        }
+        held
+    }
+}
+
+/// A login request's head (with `extra_headers`, each ending in CRLF) and body.
+fn login_request(username: &str, extra_headers: &str) -> (String, String) {
+    let body = format!(r#"{{"username":"{username}","password":"{PASSWORD}"}}"#);
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\n{extra_headers}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    (head, body)
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -150,34 +222,14 @@ async fn an_idle_flood_from_one_address_leaves_others_served() {
     else {
         return;
     };
-    let attacker = Ipv4Addr::new(127, 0, 0, 2);
-    let closed = Arc::new(AtomicUsize::new(0));
-    let mut flood = JoinSet::new();
-    open_silent(
-        &mut flood,
-        Silent::Mute,
-        attacker,
-        app.addr,
-        FLOOD / 2,
-        &closed,
+    let mut attacker = Attacker::new(Ipv4Addr::new(127, 0, 0, 2));
+    attacker.open(&app, Silent::Mute, FLOOD / 2).await;
+    attacker.open(&app, Silent::HalfHead, FLOOD / 2).await;
+    assert_eq!(
+        (attacker.held_by(&app), attacker.closed()),
+        (PER_IP, FLOOD - PER_IP),
+        "the server holds the flood up to the per-address cap and closes the rest"
     );
-    open_silent(
-        &mut flood,
-        Silent::HalfHead,
-        attacker,
-        app.addr,
-        FLOOD / 2,
-        &closed,
-    );
-    eventually(
-        "the server holds the flood up to the per-address cap",
-        || app.connections.open_from(IpAddr::V4(attacker)) == PER_IP,
-    )
-    .await;
-    eventually("the connections beyond the cap are closed", || {
-        closed.load(Ordering::Relaxed) == FLOOD - PER_IP
-    })
-    .await;
 
     let started = Instant::now();
     let username = unique("bystander");
@@ -196,12 +248,11 @@ async fn an_idle_flood_from_one_address_leaves_others_served() {
          registered and logged in in {logged_in:?}"
     );
     assert_eq!(
-        app.connections.open_from(IpAddr::V4(attacker)),
-        PER_IP,
+        (attacker.held_by(&app), attacker.closed()),
+        (PER_IP, FLOOD - PER_IP),
         "the flood was held throughout"
     );
-    assert_eq!(closed.load(Ordering::Relaxed), FLOOD - PER_IP);
-    flood.shutdown().await;
+    drop(attacker);
     app.finish().await;
 }
 
@@ -221,33 +272,21 @@ async fn silent_connections_are_closed_after_their_timeouts_busy_ones_are_not() 
     };
     let username = unique("patient");
     let player = app.player(&username).await;
-    let closed = Arc::new(AtomicUsize::new(0));
-    let sources = [
-        (Silent::Mute, Ipv4Addr::new(127, 0, 0, 3), 600, HEADER),
-        (Silent::HalfHead, Ipv4Addr::new(127, 0, 0, 4), 600, HEADER),
-        (
-            Silent::IdleAfterRequest,
-            Ipv4Addr::new(127, 0, 0, 5),
-            100,
-            IDLE,
-        ),
-    ];
     let mut silent = Vec::new();
-    for (kind, source, count, _) in sources {
-        let mut tasks = JoinSet::new();
-        open_silent(&mut tasks, kind, source, app.addr, count, &closed);
-        silent.push(tasks);
+    for (kind, last, count, timeout) in [
+        (Silent::Mute, 3, 600, HEADER),
+        (Silent::HalfHead, 4, 600, HEADER),
+        (Silent::IdleAfterRequest, 5, 100, IDLE),
+    ] {
+        let mut attacker = Attacker::new(Ipv4Addr::new(127, 0, 0, last));
+        attacker.open(&app, kind, count).await;
+        silent.push((kind, timeout, attacker));
     }
 
     // A login whose body trickles in for longer than both timeouts is served all the same.
     let slow_login = async {
-        let body = format!(r#"{{"username":"{username}","password":"{PASSWORD}"}}"#);
+        let (head, body) = login_request(&username, "");
         let mut stream = connect_from(Ipv4Addr::LOCALHOST, app.addr).await;
-        let head = format!(
-            "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
         stream.write_all(head.as_bytes()).await.unwrap();
         let chunks: Vec<&[u8]> = body.as_bytes().chunks(body.len().div_ceil(14)).collect();
         let pause = BUSY / u32::try_from(chunks.len()).unwrap();
@@ -285,17 +324,13 @@ async fn silent_connections_are_closed_after_their_timeouts_busy_ones_are_not() 
     assert_eq!(login_status, 200, "the slow login was served");
     assert_eq!(echo, Some(json!("still there?")));
 
-    for ((kind, source, count, timeout), mut tasks) in sources.into_iter().zip(silent) {
-        let mut waited = Vec::with_capacity(count);
-        while let Some(held) = tokio::time::timeout(PATIENCE, tasks.join_next())
-            .await
-            .unwrap_or_else(|_| panic!("{kind:?} connections closed within {PATIENCE:?}"))
-        {
-            waited.push(held.unwrap());
-        }
-        let (first, last) = (waited.iter().min().unwrap(), waited.iter().max().unwrap());
+    for (kind, timeout, attacker) in silent {
+        let source = attacker.source;
+        let count = attacker.opened;
+        let held = attacker.until_all_closed().await;
+        let (first, last) = (held.iter().min().unwrap(), held.iter().max().unwrap());
         println!("{count} {kind:?} connections closed after {first:?} to {last:?}");
-        assert_eq!(waited.len(), count);
+        assert_eq!(held.len(), count);
         // Never before their timeout (the server's clock counts in whole milliseconds).
         assert!(
             *first + Duration::from_millis(5) >= timeout,
@@ -370,4 +405,45 @@ async fn connections_beyond_the_caps_are_refused() {
         assert!(metrics.contains(&series), "{series} in\n{metrics}");
     }
     app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_silent_connections_and_finishes_requests_in_flight() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        // Only the shutdown may close the silent connection here.
+        config.limits.header_read_timeout_secs = 600;
+    })
+    .await
+    else {
+        return;
+    };
+    let username = unique("leaving");
+    app.player(&username).await;
+    let quiet = Ipv4Addr::new(127, 0, 0, 10);
+    let mut mute = connect_from(quiet, app.addr).await;
+    eventually("the server holds the silent connection", || {
+        app.connections.open_from(IpAddr::V4(quiet)) == 1
+    })
+    .await;
+    // `100 Continue` comes when the handler starts reading the body: the login is in flight.
+    let (head, body) = login_request(&username, "Expect: 100-continue\r\n");
+    let mut login = connect_from(Ipv4Addr::LOCALHOST, app.addr).await;
+    login.write_all(head.as_bytes()).await.unwrap();
+    assert_eq!(read_status(&mut login).await, 100);
+
+    let client = async {
+        assert!(
+            closed_by_server(&mut mute).await,
+            "a connection that sent nothing is closed by the shutdown"
+        );
+        login.write_all(body.as_bytes()).await.unwrap();
+        let status = read_status(&mut login).await;
+        assert!(
+            closed_by_server(&mut login).await,
+            "closed after its response"
+        );
+        status
+    };
+    let ((), status) = tokio::join!(app.finish(), client);
+    assert_eq!(status, 200, "the login in flight was answered");
 }
