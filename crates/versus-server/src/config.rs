@@ -177,12 +177,12 @@ impl Default for LimitsConfig {
             // poor mobile link; 10 s is ample for it and limits how long a half-sent
             // connection holds a descriptor.
             header_read_timeout_secs: 10,
-            // Above the 60 s idle timeout load balancers default to (AWS ALB, GCP): the balancer
-            // must drop an idle connection before we do, or it may send a request on one we
-            // are closing and answer 502. nginx's keepalive_timeout is 75 s for the same reason.
+            // Above the 60 s idle timeout of AWS's load balancers: a balancer must drop an idle
+            // connection before we do, or it may send a request on one we are closing and
+            // answer 502. Also nginx's default keep-alive.
             idle_timeout_secs: 75,
-            // A player holds about two connections (WebSocket, REST keep-alive): 20,000 is
-            // twice the 10,000-player benchmark, a few hundred MiB of buffers at most.
+            // A player holds about two connections (WebSocket, REST keep-alive): 20,000 is the
+            // 10,000 players of the benchmark, ~20 KiB of memory each (BENCHMARKS.md).
             max_connections: 20_000,
             // Room for a few hundred players behind one NAT (an office, a LAN event, carrier
             // NAT) while one host can hold no more than 5% of `max_connections`.
