@@ -8,8 +8,10 @@ use rand::Rng;
 
 /// How to start a target server, shown after `--help` (`#[command(after_help = AFTER_HELP)]`).
 pub const AFTER_HELP: &str = "\
-The target server must allow many sign-ups from one address and hash passwords cheaply:
+The target server must allow many sign-ups and connections from one address and hash
+passwords cheaply:
   VERSUS_LIMITS__AUTH_PER_IP__PER_MINUTE=1000000 VERSUS_LIMITS__AUTH_PER_IP__BURST=100000 \\
+  VERSUS_LIMITS__MAX_CONNECTIONS_PER_IP=0 \\
   VERSUS_AUTH__ARGON2__MEMORY_KIB=1024 VERSUS_AUTH__ARGON2__ITERATIONS=1 \\
   versus serve --bind 127.0.0.1:18080 --data-dir /tmp/lg-data
 For thousands of players raise the open-file limit of both processes (ulimit -n; the load
@@ -18,10 +20,12 @@ scripts/loadgen-10k runs the 10,000-player benchmark end to end.";
 
 /// Simulated players against a Versus server on this machine.
 ///
-/// The target server must allow many sign-ups from one address and hash passwords cheaply,
-/// or the auth rate limit and argon2 dominate the run. Start it with e.g.:
+/// The target server must allow many sign-ups and connections from one address and hash
+/// passwords cheaply, or the auth rate limit, the per-address connection cap and argon2
+/// dominate the run. Start it with e.g.:
 ///
 ///   VERSUS_LIMITS__AUTH_PER_IP__PER_MINUTE=1000000 VERSUS_LIMITS__AUTH_PER_IP__BURST=100000
+///   VERSUS_LIMITS__MAX_CONNECTIONS_PER_IP=0
 ///   VERSUS_AUTH__ARGON2__MEMORY_KIB=1024 VERSUS_AUTH__ARGON2__ITERATIONS=1
 ///   versus serve --bind 127.0.0.1:18080 --data-dir /tmp/lg-data
 ///

@@ -138,9 +138,9 @@ fn plans(
     })
 }
 
-/// Raises the soft open-file limit to the hard limit (thousands of sockets need it); returns
-/// the limit now in force.
-fn raise_open_file_limit() -> Option<u64> {
+/// Raises the soft open-file limit to the hard limit (thousands of sockets need it, here and in
+/// the server, which uses this one); returns the limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => Some(limit),
         Err(err) => {

@@ -1,6 +1,7 @@
 //! Building and running the server: `App::build` opens the store, binds the listener (port 0
-//! allowed, so tests can run many servers at once) and assembles the router; `App::run_until`
-//! serves until a shutdown future resolves, then drains in-flight requests and closes the store.
+//! allowed, so tests can run many servers at once), raises the open-file limit and assembles the
+//! router; `App::run_until` serves until a shutdown future resolves, then drains in-flight
+//! requests and closes the store.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use versus_store::{PostgresStore, SqliteStore, Store};
 
 use crate::config::Config;
 use crate::http::ratelimit::RateLimits;
+use crate::http::serve::{self, ConnectionLimits};
 use crate::http::state::AppState;
 use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::{EventBus, InProcessBus};
@@ -26,6 +28,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    connections: Arc<ConnectionLimits>,
 }
 
 /// Opens the configured store and applies its migrations.
@@ -79,6 +82,10 @@ impl App {
             config: Arc::new(config),
         };
         let router = http::router(state.clone());
+        // Every connection is a descriptor: the usual soft default (1024) would otherwise be
+        // the real connection cap.
+        let fd_limit = versus_loadgen::raise_open_file_limit();
+        let connections = ConnectionLimits::new(&state.config.limits, fd_limit);
         let listener = TcpListener::bind(state.config.bind)
             .await
             .with_context(|| format!("binding {}", state.config.bind))?;
@@ -86,7 +93,13 @@ impl App {
             listener,
             router,
             state,
+            connections,
         })
+    }
+
+    /// The connection caps in force and the connections open, for tests and embedders.
+    pub fn connections(&self) -> Arc<ConnectionLimits> {
+        self.connections.clone()
     }
 
     /// The shared state, for tests and embedders that publish events or inspect the hub.
@@ -110,8 +123,14 @@ impl App {
             listener,
             router,
             state,
+            connections,
         } = self;
-        tracing::info!(addr = %listener.local_addr()?, store = state.store.backend(), "versus is serving");
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            store = state.store.backend(),
+            max_connections = connections.max(),
+            "versus is serving"
+        );
 
         let janitor = tokio::spawn({
             let state = state.clone();
@@ -136,11 +155,7 @@ impl App {
             hub.close_all();
             let _ = stopping_tx.send(true);
         };
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
+        let serve = serve::serve(listener, router, connections, signal);
         let grace = Duration::from_secs(state.config.shutdown_grace_secs);
         let deadline = async move {
             let mut stopping = stopping_rx;
@@ -148,7 +163,7 @@ impl App {
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            served = serve => served.context("serving HTTP")?,
+            () = serve => {}
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests outlived the shutdown grace period"),
         }
         janitor.abort();

@@ -145,6 +145,18 @@ pub struct LimitsConfig {
     /// Take the client IP from the left-most `X-Forwarded-For` entry. Only turn this on behind
     /// a proxy that sets the header, or clients can pick their own rate-limit key.
     pub trust_forwarded_for: bool,
+    /// A connection is closed unless it sends a whole request head within this long of opening
+    /// (or of the first byte of its next request).
+    pub header_read_timeout_secs: u64,
+    /// A keep-alive connection with no request for this long is closed. Not applied while a
+    /// request is served (`request_timeout_secs` is) nor to WebSockets (they ping).
+    pub idle_timeout_secs: u64,
+    /// Open connections at most, WebSockets included; lowered at start-up to what the
+    /// open-file limit leaves. Beyond it new connections are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one client address at most (an IPv6 client: its /64), counted by
+    /// the peer address, not `X-Forwarded-For`; 0 = no cap.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for LimitsConfig {
@@ -161,6 +173,20 @@ impl Default for LimitsConfig {
                 burst: 10,
             },
             trust_forwarded_for: false,
+            // A request head is a few hundred bytes, sent at once by any client, even over a
+            // poor mobile link; 10 s is ample for it and limits how long a half-sent
+            // connection holds a descriptor.
+            header_read_timeout_secs: 10,
+            // Above the 60 s idle timeout of AWS's load balancers: a balancer must drop an idle
+            // connection before we do, or it may send a request on one we are closing and
+            // answer 502. Also nginx's default keep-alive.
+            idle_timeout_secs: 75,
+            // A player holds about two connections (WebSocket, REST keep-alive): 20,000 is the
+            // 10,000 players of the benchmark, ~20 KiB of memory each (BENCHMARKS.md).
+            max_connections: 20_000,
+            // Room for a few hundred players behind one NAT (an office, a LAN event, carrier
+            // NAT) while one host can hold no more than 5% of `max_connections`.
+            max_connections_per_ip: 1_000,
         }
     }
 }
@@ -406,6 +432,15 @@ impl Config {
         if self.limits.request_timeout_secs == 0 {
             return invalid("limits.request_timeout_secs", "must be at least 1");
         }
+        if self.limits.header_read_timeout_secs == 0 {
+            return invalid("limits.header_read_timeout_secs", "must be at least 1");
+        }
+        if self.limits.idle_timeout_secs == 0 {
+            return invalid("limits.idle_timeout_secs", "must be at least 1");
+        }
+        if self.limits.max_connections == 0 {
+            return invalid("limits.max_connections", "must be at least 1");
+        }
         for (key, rate) in [
             ("limits.auth_per_ip", self.limits.auth_per_ip),
             ("limits.login_per_username", self.limits.login_per_username),
@@ -470,6 +505,37 @@ mod tests {
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("auth.access_token_ttl_secs"), "{err}");
 
+        let names = |limits: LimitsConfig, key: &str| {
+            let config = Config {
+                limits,
+                ..Config::default()
+            };
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        };
+        let defaults = LimitsConfig::default;
+        names(
+            LimitsConfig {
+                header_read_timeout_secs: 0,
+                ..defaults()
+            },
+            "limits.header_read_timeout_secs",
+        );
+        names(
+            LimitsConfig {
+                idle_timeout_secs: 0,
+                ..defaults()
+            },
+            "limits.idle_timeout_secs",
+        );
+        names(
+            LimitsConfig {
+                max_connections: 0,
+                ..defaults()
+            },
+            "limits.max_connections",
+        );
+
         let config = Config {
             database_url: Some(SecretString::from("mysql://x")),
             ..Config::default()
@@ -493,6 +559,18 @@ mod tests {
         config.validate().unwrap();
         let defaults = Config::default();
         assert_eq!(config.bind, defaults.bind);
+        let connection_limits = |limits: &LimitsConfig| {
+            (
+                limits.header_read_timeout_secs,
+                limits.idle_timeout_secs,
+                limits.max_connections,
+                limits.max_connections_per_ip,
+            )
+        };
+        assert_eq!(
+            connection_limits(&config.limits),
+            connection_limits(&defaults.limits)
+        );
         assert_eq!(
             config.auth.access_token_ttl_secs,
             defaults.auth.access_token_ttl_secs

@@ -206,6 +206,20 @@ fn describe_metrics() {
         "HTTP request latency, by route and status"
     );
     metrics::describe_gauge!(
+        "http_connections_open",
+        "Open client connections, WebSockets included"
+    );
+    metrics::describe_counter!(
+        "http_connections_refused_total",
+        "Connections closed as soon as accepted, by the cap they met (max_connections, \
+         max_connections_per_ip)"
+    );
+    metrics::describe_counter!(
+        "http_connections_timed_out_total",
+        "Connections closed for silence: no whole request head in time (header_read_timeout) \
+         or idle between requests (idle_timeout)"
+    );
+    metrics::describe_gauge!(
         "game_websocket_connections",
         "Live player WebSocket connections"
     );

@@ -1,6 +1,6 @@
-//! The HTTP edge: the router and the one middleware stack every route runs inside, extractors,
-//! the one error type, the OpenAPI description, the WebSocket connection, and one module of
-//! handlers per resource.
+//! The HTTP edge: the accept loop and its connection limits, the router and the one middleware
+//! stack every route runs inside, extractors, the one error type, the OpenAPI description, the
+//! WebSocket connection, and one module of handlers per resource.
 //!
 //! The edge parses requests into domain types, calls a service or the store, and maps the answer
 //! (or the service's error enum) to wire types. It owns every HTTP concern: status codes, problem
@@ -12,6 +12,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod serve;
 pub mod socket;
 pub mod state;
 

@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod authorization;
+mod connections;
 mod credentials;
 mod hostile;
 mod ops;

@@ -75,15 +75,7 @@ async fn metrics_count_requests_per_route_and_status() {
         .send()
         .await
         .unwrap();
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains("http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"}"),
         "{text}"

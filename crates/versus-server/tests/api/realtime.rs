@@ -183,15 +183,7 @@ async fn hundred_players_are_matched_and_notified(backend: Backend) {
     }
     assert_eq!(by_match.len(), 50, "100 players, 50 matches");
     assert!(by_match.values().all(|players| players.len() == 2));
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for name in [
         "game_websocket_connections",
         "game_queue_waiting_seconds_bucket{queue=\"ranked-1v1\"",

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use secrecy::SecretString;
 use tokio::sync::oneshot;
@@ -10,6 +11,7 @@ use versus_client::Client;
 use versus_server::config::{
     Argon2Config, AuthConfig, LimitsConfig, LogConfig, LogFormat, RateConfig,
 };
+use versus_server::http::serve::ConnectionLimits;
 use versus_server::{App, Config};
 use versus_store::testing::{TestDatabase, postgres_test_db};
 
@@ -25,6 +27,7 @@ pub enum Backend {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub state: versus_server::http::state::AppState,
+    pub connections: Arc<ConnectionLimits>,
     pub client: Client,
     pub http: reqwest::Client,
     pub config: Config,
@@ -103,6 +106,7 @@ async fn start(config: Config) -> TestApp {
         .expect("the test server builds");
     let addr = app.local_addr();
     let state = app.state();
+    let connections = app.connections();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -111,6 +115,7 @@ async fn start(config: Config) -> TestApp {
     TestApp {
         addr,
         state,
+        connections,
         client: Client::new(base),
         http: reqwest::Client::new(),
         config,
@@ -124,6 +129,12 @@ async fn start(config: Config) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The Prometheus exposition of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
     }
 
     /// Stops the server gracefully and starts it again on the same data (new port).
