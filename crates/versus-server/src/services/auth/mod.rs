@@ -4,5 +4,5 @@
 mod password;
 mod tokens;
 
-pub use password::PasswordHasher;
+pub use password::{HashError, PasswordHasher};
 pub use tokens::{AccessClaims, IssuedTokens, TokenError, TokenIssuer, hash_refresh_token};
