@@ -74,7 +74,11 @@ impl App {
             hub,
             matchmaking,
             tokens: Arc::new(TokenIssuer::new(secret.expose_secret(), &config.auth)),
-            hasher: PasswordHasher::new(&config.auth.argon2, config.auth.max_concurrent_hashes)?,
+            hasher: PasswordHasher::new(
+                &config.auth.argon2,
+                config.auth.max_concurrent_hashes,
+                config.auth.hash_queue,
+            )?,
             limits: RateLimits::new(&config.limits),
             metrics: telemetry::metrics_handle(),
             started: Instant::now(),

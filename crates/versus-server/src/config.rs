@@ -12,6 +12,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use versus_config::{Queue, QueueSpec};
 
+/// Bounds on `auth.max_concurrent_hashes` and `auth.hash_queue`: far beyond any useful value,
+/// low enough that a typo cannot claim gigabytes at start-up or queue minutes of hashing.
+const MAX_HASH_WORKERS: usize = 256;
+const MAX_HASH_QUEUE: usize = 65_536;
+
 /// Environment variables with the `VERSUS_` prefix that are not configuration keys.
 const NON_CONFIG_ENV: &[&str] = &["config", "require_backends", "log"];
 
@@ -94,8 +99,11 @@ pub struct AuthConfig {
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
     pub argon2: Argon2Config,
-    /// How many password hashes may run at once; each holds `argon2.memory_kib` of memory.
+    /// How many password hashes may run at once: the number of hashing threads, each holding a
+    /// buffer of `argon2.memory_kib` from start-up on.
     pub max_concurrent_hashes: usize,
+    /// How many hashes may wait for a thread; beyond that a register or login gets 429.
+    pub hash_queue: usize,
 }
 
 impl Default for AuthConfig {
@@ -107,6 +115,7 @@ impl Default for AuthConfig {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             argon2: Argon2Config::default(),
             max_concurrent_hashes: 4,
+            hash_queue: 256,
         }
     }
 }
@@ -423,8 +432,18 @@ impl Config {
         ) {
             return invalid("auth.argon2", err.to_string());
         }
-        if self.auth.max_concurrent_hashes == 0 {
-            return invalid("auth.max_concurrent_hashes", "must be at least 1");
+        // Each is a thread holding `argon2.memory_kib` for the life of the process.
+        if !(1..=MAX_HASH_WORKERS).contains(&self.auth.max_concurrent_hashes) {
+            return invalid(
+                "auth.max_concurrent_hashes",
+                format!("must be between 1 and {MAX_HASH_WORKERS}"),
+            );
+        }
+        if self.auth.hash_queue > MAX_HASH_QUEUE {
+            return invalid(
+                "auth.hash_queue",
+                format!("must be at most {MAX_HASH_QUEUE}"),
+            );
         }
         if self.limits.max_body_bytes < 1024 {
             return invalid("limits.max_body_bytes", "must be at least 1024");
@@ -535,6 +554,17 @@ mod tests {
             },
             "limits.max_connections",
         );
+        for (workers, queue, key) in [
+            (0, 0, "auth.max_concurrent_hashes"),
+            (257, 0, "auth.max_concurrent_hashes"),
+            (4, 65_537, "auth.hash_queue"),
+        ] {
+            let mut config = Config::default();
+            config.auth.max_concurrent_hashes = workers;
+            config.auth.hash_queue = queue;
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
 
         let config = Config {
             database_url: Some(SecretString::from("mysql://x")),
@@ -576,6 +606,11 @@ mod tests {
             defaults.auth.access_token_ttl_secs
         );
         assert_eq!(config.limits.max_body_bytes, defaults.limits.max_body_bytes);
+        assert_eq!(
+            config.auth.max_concurrent_hashes,
+            defaults.auth.max_concurrent_hashes
+        );
+        assert_eq!(config.auth.hash_queue, defaults.auth.hash_queue);
         // The example spells out what the defaults leave implicit: the same queues are served.
         let served = |queues: &Queues| {
             queues

@@ -11,7 +11,12 @@ use axum::response::{IntoResponse, Response};
 use versus_protocol::Problem;
 use versus_protocol::ws::WsError;
 
+use crate::services::auth::HashError;
 use crate::services::matchmaking::{JoinError, LeaveError};
+
+/// What a client refused by a full hashing queue is told to wait: the queue drains in seconds
+/// at most, and the client's own backoff and jitter spread the retries.
+const HASH_BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -190,6 +195,19 @@ impl From<versus_store::StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A full hashing queue is the server's load, not the client's fault, but the answer is the
+/// same as for a rate limit: try again later, here is when.
+impl From<HashError> for ApiError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => Self::RateLimited {
+                retry_after: HASH_BUSY_RETRY_AFTER,
+            },
+            other => Self::Internal(other.into()),
+        }
+    }
+}
 
 /// The one mapping of a refused join: the REST problem, and through [`ApiError::ws_error`] the
 /// same code and words on the WebSocket.

@@ -11,6 +11,7 @@ on_both_backends!(
     accounts_and_tokens_survive_a_restart,
     auth_is_rate_limited_per_ip,
     login_is_rate_limited_per_username,
+    a_flood_beyond_the_hash_queue_gets_429,
 );
 
 async fn register_login_refresh_logout(backend: Backend) {
@@ -266,6 +267,63 @@ async fn login_is_rate_limited_per_username(backend: Backend) {
         .unwrap();
     app.client
         .login(&other, "correct horse battery")
+        .await
+        .unwrap();
+    app.finish().await;
+}
+
+async fn a_flood_beyond_the_hash_queue_gets_429(backend: Backend) {
+    // One hashing thread and one place in its queue, at a cost that takes tens of milliseconds
+    // a hash: 24 registrations sent at once cannot all find room, and those that do not are
+    // told when to come back instead of piling up.
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.auth.max_concurrent_hashes = 1;
+        config.auth.hash_queue = 1;
+        config.auth.argon2 = versus_server::config::Argon2Config {
+            memory_kib: 8 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    let attempts = (0..24).map(|_| {
+        let http = app.http.clone();
+        let url = app.url("/api/v1/auth/register");
+        let username = unique("flood");
+        async move {
+            http.post(url)
+                .json(&json!({"username": username, "password": "correct horse battery"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let (mut created, mut refused) = (0, 0);
+    for response in futures::future::join_all(attempts).await {
+        match response.status().as_u16() {
+            201 => created += 1,
+            429 => {
+                let retry_after: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(retry_after >= 1, "Retry-After {retry_after}");
+                expect_problem(response, 429, "rate_limited").await;
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // The first to arrive always finds room.
+    assert!(created >= 1, "{created} created, {refused} refused");
+    assert!(refused >= 1, "{created} created, {refused} refused");
+    // The queue drained: the next sign-up is served.
+    app.client
+        .register(&unique("after"), "correct horse battery")
         .await
         .unwrap();
     app.finish().await;

@@ -52,7 +52,7 @@ fn token_response(tokens: IssuedTokens) -> TokenResponse {
         (status = 409, description = "Username taken (case-insensitively)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many auth requests from this IP", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many auth requests from this IP, or too many passwords waiting to be hashed (see Retry-After)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn register(
@@ -71,11 +71,7 @@ async fn register(
         }
         None => DisplayName::from(&username),
     };
-    let password_hash = state
-        .hasher
-        .hash(&password)
-        .await
-        .map_err(ApiError::internal)?;
+    let password_hash = state.hasher.hash(&password).await?;
     let now = OffsetDateTime::now_utc();
     let player = state
         .store
@@ -109,7 +105,7 @@ async fn register(
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown username or wrong password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Account banned", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts for this IP or username", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this IP or username, or too many passwords waiting to be hashed (see Retry-After)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn login(
@@ -127,11 +123,7 @@ async fn login(
         None => None,
     };
     let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    let verified = state
-        .hasher
-        .verify(&body.password, stored_hash)
-        .await
-        .map_err(ApiError::internal)?;
+    let verified = state.hasher.verify(&body.password, stored_hash).await?;
     let Some(credentials) = credentials.filter(|_| verified) else {
         return Err(ApiError::InvalidCredentials);
     };

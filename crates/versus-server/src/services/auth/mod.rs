@@ -7,5 +7,5 @@ mod password;
 mod tokens;
 
 pub use accounts::{Accounts, Standing};
-pub use password::PasswordHasher;
+pub use password::{HashError, PasswordHasher};
 pub use tokens::{AccessClaims, IssuedTokens, TokenError, TokenIssuer, hash_refresh_token};
