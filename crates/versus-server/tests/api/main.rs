@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod authorization;
+mod guests;
 mod hostile;
 mod ops;
 mod players;

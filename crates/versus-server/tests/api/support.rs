@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use versus_client::Client;
@@ -156,6 +156,33 @@ impl TestApp {
         }
         if !self.data_dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+
+    /// Bans a player in the database behind the server's back: there is no ban endpoint yet.
+    pub async fn ban(&self, player_id: uuid::Uuid) {
+        const SQL: &str = "UPDATE players SET banned = TRUE WHERE id = $1";
+        match &self.config.database_url {
+            Some(url) => {
+                let pool = sqlx::PgPool::connect(url.expose_secret()).await.unwrap();
+                sqlx::query(SQL)
+                    .bind(player_id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            None => {
+                let options =
+                    sqlx::sqlite::SqliteConnectOptions::new().filename(self.config.sqlite_path());
+                let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+                sqlx::query(SQL)
+                    .bind(player_id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
         }
     }
 
