@@ -942,6 +942,11 @@ fn guest(name: &str) -> NewPlayer {
     }
 }
 
+async fn username_exists(b: &Backend, name: &str) -> bool {
+    let found = b.store.credentials_by_username(&username(name)).await;
+    found.unwrap().is_some()
+}
+
 async fn guests_log_in_with_their_device(b: &mut Backend) {
     let device = random_hash();
     let created = match b.store.device_account(&device, guest("guest-a1")).await {
@@ -958,13 +963,7 @@ async fn guests_log_in_with_their_device(b: &mut Backend) {
     // The same device again: the same account, and the guest offered this time is not made.
     let again = b.store.device_account(&device, guest("guest-a2")).await;
     assert_eq!(again.unwrap(), DeviceAccount::Existing(created.clone()));
-    assert!(
-        b.store
-            .credentials_by_username(&username("guest-a2"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!username_exists(b, "guest-a2").await);
     // Another device is another account.
     let other = b
         .store
@@ -1035,9 +1034,9 @@ async fn concurrent_first_logins_of_a_device_make_one_account(b: &mut Backend) {
     assert!(ids.iter().all(|id| *id == created[0].id), "{ids:?}");
     // The guests made by the losers were rolled back.
     for i in 0..8 {
-        let name = username(&format!("guest-race{i}"));
-        let found = b.store.credentials_by_username(&name).await.unwrap();
-        assert_eq!(found.is_some(), name == created[0].username, "{name}");
+        let name = format!("guest-race{i}");
+        let kept = name == created[0].username.as_str();
+        assert_eq!(username_exists(b, &name).await, kept, "{name}");
     }
 }
 
@@ -1079,13 +1078,7 @@ async fn link_gives_a_guest_a_username_and_password(b: &mut Backend) {
     assert_eq!(creds.player, linked);
     let by_device = b.store.device_account(&device, guest("guest-d2")).await;
     assert_eq!(by_device.unwrap(), DeviceAccount::Existing(linked.clone()));
-    assert!(
-        b.store
-            .credentials_by_username(&username("guest-d1"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!username_exists(b, "guest-d1").await);
 
     // Once only.
     let again = b
@@ -1164,32 +1157,45 @@ async fn devices_are_deleted_with_the_player(b: &mut Backend) {
 
 const GRACE: Duration = Duration::seconds(10);
 
+/// Presents `presented` at `at` with the grace window, offering `next` as its successor.
+async fn rotate(
+    b: &Backend,
+    presented: &NewRefreshToken,
+    next: &NewRefreshToken,
+    at: OffsetDateTime,
+) -> Rotation {
+    b.store
+        .rotate_refresh_token(&presented.token_hash, next.clone(), GRACE, at)
+        .await
+        .unwrap()
+}
+
+fn reused(player_id: Uuid, family_id: Uuid) -> Rotation {
+    Rotation::Reused {
+        player_id,
+        family_id,
+    }
+}
+
 async fn retry_within_grace_answers_the_same_successor(b: &mut Backend) {
     let (player_id, t1) = player_with_token(&*b.store, "Rita").await;
     let t2 = successor();
     let now = T0 + Duration::minutes(5);
-    let first = b
-        .store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), GRACE, now)
-        .await
-        .unwrap();
+    let first = rotate(b, &t1, &t2, now).await;
     assert_eq!(first, rotation(player_id, t1.family_id, now));
 
     // The client lost the answer and asks again, offering the same successor (derived from
-    // t1): the same rotation, nothing stored, nothing revoked.
+    // t1) under a record id and clock of its own: the same rotation, nothing stored, nothing
+    // revoked.
+    let later = now + Duration::seconds(9);
     let retry_offer = NewRefreshToken {
         id: Uuid::now_v7(),
-        created_at: now + Duration::seconds(9),
+        created_at: later,
         ..t2.clone()
     };
-    for at in [now, now + Duration::seconds(9)] {
-        let retry = b
-            .store
-            .rotate_refresh_token(&t1.token_hash, retry_offer.clone(), GRACE, at)
-            .await
-            .unwrap();
+    for at in [now, later] {
         assert_eq!(
-            retry,
+            rotate(b, &t1, &retry_offer, at).await,
             Rotation::Retried {
                 player_id,
                 family_id: t1.family_id,
@@ -1200,12 +1206,7 @@ async fn retry_within_grace_answers_the_same_successor(b: &mut Backend) {
     assert_eq!(b.pool.tokens_in_family(t1.family_id).await, 2);
 
     // The successor still rotates as usual.
-    let later = now + Duration::seconds(9);
-    let third = b
-        .store
-        .rotate_refresh_token(&t2.token_hash, successor(), GRACE, later)
-        .await
-        .unwrap();
+    let third = rotate(b, &t2, &successor(), later).await;
     assert_eq!(third, rotation(player_id, t1.family_id, later));
 }
 
@@ -1213,120 +1214,52 @@ async fn retry_after_grace_revokes_the_family(b: &mut Backend) {
     let (player_id, t1) = player_with_token(&*b.store, "Sven").await;
     let t2 = successor();
     let now = T0 + Duration::minutes(5);
-    b.store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), GRACE, now)
-        .await
-        .unwrap();
+    rotate(b, &t1, &t2, now).await;
     // The window is half-open: at exactly `grace` after the rotation it is over.
-    let replay = b
-        .store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), GRACE, now + GRACE)
-        .await
-        .unwrap();
-    let reused = Rotation::Reused {
-        player_id,
-        family_id: t1.family_id,
-    };
-    assert_eq!(replay, reused);
-    let newest = b
-        .store
-        .rotate_refresh_token(&t2.token_hash, successor(), GRACE, now + GRACE)
-        .await
-        .unwrap();
-    assert_eq!(newest, reused);
+    let reused = reused(player_id, t1.family_id);
+    assert_eq!(rotate(b, &t1, &t2, now + GRACE).await, reused);
+    assert_eq!(rotate(b, &t2, &successor(), now + GRACE).await, reused);
 }
 
 async fn within_grace_only_the_latest_rotation_is_retried(b: &mut Backend) {
     let (player_id, t1) = player_with_token(&*b.store, "Tara").await;
     let (t2, t3) = (successor(), successor());
     let now = T0 + Duration::minutes(5);
-    let reused = Rotation::Reused {
-        player_id,
-        family_id: t1.family_id,
-    };
-    b.store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), GRACE, now)
-        .await
-        .unwrap();
-    b.store
-        .rotate_refresh_token(
-            &t2.token_hash,
-            t3.clone(),
-            GRACE,
-            now + Duration::seconds(1),
-        )
-        .await
-        .unwrap();
+    rotate(b, &t1, &t2, now).await;
+    rotate(b, &t2, &t3, now + Duration::seconds(1)).await;
     // t1's successor is spent already: presenting t1 is a replay of an older token, even
     // within t1's window and offering its true successor.
     let at = now + Duration::seconds(2);
-    let replay = b
-        .store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), GRACE, at)
-        .await
-        .unwrap();
-    assert_eq!(replay, reused);
-    let newest = b
-        .store
-        .rotate_refresh_token(&t3.token_hash, successor(), GRACE, at)
-        .await
-        .unwrap();
-    assert_eq!(newest, reused);
+    let reused = reused(player_id, t1.family_id);
+    assert_eq!(rotate(b, &t1, &t2, at).await, reused);
+    assert_eq!(rotate(b, &t3, &successor(), at).await, reused);
 }
 
 async fn a_retry_offering_another_successor_is_a_replay(b: &mut Backend) {
     let (player_id, t1) = player_with_token(&*b.store, "Uma").await;
     let t2 = successor();
     let now = T0 + Duration::minutes(5);
-    b.store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), GRACE, now)
-        .await
-        .unwrap();
+    rotate(b, &t1, &t2, now).await;
     // Only a caller that derives the same successor repeats the rotation; one that cannot (a
     // node with another key) must not get a second successor, nor the first one's answer.
-    let other = successor();
-    let replay = b
-        .store
-        .rotate_refresh_token(&t1.token_hash, other.clone(), GRACE, now)
-        .await
-        .unwrap();
-    let reused = Rotation::Reused {
-        player_id,
-        family_id: t1.family_id,
-    };
-    assert_eq!(replay, reused);
+    let reused = reused(player_id, t1.family_id);
+    assert_eq!(rotate(b, &t1, &successor(), now).await, reused);
     assert_eq!(b.pool.tokens_in_family(t1.family_id).await, 2);
-    let newest = b
-        .store
-        .rotate_refresh_token(&t2.token_hash, successor(), GRACE, now)
-        .await
-        .unwrap();
-    assert_eq!(newest, reused);
+    assert_eq!(rotate(b, &t2, &successor(), now).await, reused);
 }
 
 async fn no_retry_after_logout(b: &mut Backend) {
     let (player_id, t1) = player_with_token(&*b.store, "Vera").await;
     let t2 = successor();
     let now = T0 + Duration::minutes(5);
-    b.store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), GRACE, now)
-        .await
-        .unwrap();
+    rotate(b, &t1, &t2, now).await;
     b.store
         .revoke_refresh_family(&t2.token_hash, now)
         .await
         .unwrap();
-    let retry = b
-        .store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), GRACE, now)
-        .await
-        .unwrap();
     assert_eq!(
-        retry,
-        Rotation::Reused {
-            player_id,
-            family_id: t1.family_id
-        }
+        rotate(b, &t1, &t2, now).await,
+        reused(player_id, t1.family_id)
     );
 }
 
@@ -1338,7 +1271,7 @@ async fn concurrent_rotations_within_grace_answer_one_successor(b: &mut Backend)
         .map(|_| {
             let store = Arc::clone(&b.store);
             let hash = t1.token_hash.clone();
-            // What each request derives: the same token, its own record id and clock.
+            // What each request derives: the same token, its own record id.
             let next = NewRefreshToken {
                 id: Uuid::now_v7(),
                 ..next.clone()
@@ -1378,11 +1311,7 @@ async fn concurrent_rotations_within_grace_answer_one_successor(b: &mut Backend)
         2,
         "one successor stored"
     );
-    let after = b
-        .store
-        .rotate_refresh_token(&next.token_hash, successor(), GRACE, now)
-        .await
-        .unwrap();
+    let after = rotate(b, &next, &successor(), now).await;
     assert_eq!(after, rotation(player_id, t1.family_id, now));
 }
 

@@ -161,28 +161,23 @@ impl TestApp {
 
     /// Bans a player in the database behind the server's back: there is no ban endpoint yet.
     pub async fn ban(&self, player_id: uuid::Uuid) {
-        const SQL: &str = "UPDATE players SET banned = TRUE WHERE id = $1";
+        macro_rules! ban_on {
+            ($pool:expr) => {{
+                let pool = $pool.await.unwrap();
+                let sql = "UPDATE players SET banned = TRUE WHERE id = $1";
+                sqlx::query(sql)
+                    .bind(player_id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }};
+        }
         match &self.config.database_url {
-            Some(url) => {
-                let pool = sqlx::PgPool::connect(url.expose_secret()).await.unwrap();
-                sqlx::query(SQL)
-                    .bind(player_id)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                pool.close().await;
-            }
-            None => {
-                let options =
-                    sqlx::sqlite::SqliteConnectOptions::new().filename(self.config.sqlite_path());
-                let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-                sqlx::query(SQL)
-                    .bind(player_id)
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                pool.close().await;
-            }
+            Some(url) => ban_on!(sqlx::PgPool::connect(url.expose_secret())),
+            None => ban_on!(sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new().filename(self.config.sqlite_path())
+            )),
         }
     }
 

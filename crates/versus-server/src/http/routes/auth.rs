@@ -49,6 +49,14 @@ async fn log_in(
     Ok(token_response(tokens))
 }
 
+/// The username and password an account is about to get (registration, link), each error
+/// naming its field.
+fn new_credentials(username: &str, password: &str) -> ApiResult<(Username, Password)> {
+    let username = Username::parse(username).map_err(|e| ApiError::validation("username", e))?;
+    let password = Password::parse(password).map_err(|e| ApiError::validation("password", e))?;
+    Ok((username, password))
+}
+
 fn token_response(tokens: IssuedTokens) -> TokenResponse {
     TokenResponse {
         access_token: tokens.access_token,
@@ -77,10 +85,7 @@ async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
     state.limits.auth_per_ip.check(&ip)?;
-    let username =
-        Username::parse(&body.username).map_err(|e| ApiError::validation("username", e))?;
-    let password =
-        Password::parse(&body.password).map_err(|e| ApiError::validation("password", e))?;
+    let (username, password) = new_credentials(&body.username, &body.password)?;
     let display_name = match body.display_name.as_deref() {
         Some(raw) => {
             DisplayName::parse(raw).map_err(|e| ApiError::validation("display_name", e))?
@@ -226,10 +231,7 @@ async fn link(
     ApiJson(body): ApiJson<LinkRequest>,
 ) -> ApiResult<Json<PlayerProfile>> {
     state.limits.auth_per_ip.check(&ip)?;
-    let username =
-        Username::parse(&body.username).map_err(|e| ApiError::validation("username", e))?;
-    let password =
-        Password::parse(&body.password).map_err(|e| ApiError::validation("password", e))?;
+    let (username, password) = new_credentials(&body.username, &body.password)?;
     // Checked before hashing, which is the expensive part; the store checks again atomically.
     let account = state
         .store
