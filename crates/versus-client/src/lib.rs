@@ -16,8 +16,9 @@ use versus_protocol::queue::{
     JoinQueueRequest, MatchmakingPreferences, MatchmakingStatistics, TicketView,
 };
 use versus_protocol::{
-    DetailedHealth, Health, LoginRequest, PlayerProfile, Problem, PublicPlayer, RefreshRequest,
-    RegisterRequest, RegisterResponse, TokenResponse, UpdatePlayerRequest,
+    DetailedHealth, DeviceLoginRequest, Health, LinkRequest, LoginRequest, PlayerProfile, Problem,
+    PublicPlayer, RefreshRequest, RegisterRequest, RegisterResponse, TokenResponse,
+    UpdatePlayerRequest,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,14 @@ fn first_uuid(text: &str) -> Option<Uuid> {
 }
 
 pub type ClientResult<T> = Result<T, ClientError>;
+
+/// What a device login answered: the tokens, and whether this login created the guest account
+/// (the server's 201) rather than logging into an existing one (200).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLogin {
+    pub tokens: TokenResponse,
+    pub created: bool,
+}
 
 /// A connection to one Versus server, optionally authenticated as one player.
 #[derive(Debug, Clone)]
@@ -186,6 +195,34 @@ impl Client {
             password: password.to_owned(),
         };
         self.call(Method::POST, "/api/v1/auth/login", Some(&body))
+            .await
+    }
+
+    /// `POST /api/v1/auth/device`: logs into the guest account bound to `device_id`, creating it
+    /// the first time. The id is a credential: generate a random one (e.g. a UUID v4) once per
+    /// device, keep it there, and never show it.
+    pub async fn device_login(&self, device_id: &str) -> ClientResult<DeviceLogin> {
+        let body = DeviceLoginRequest {
+            device_id: device_id.to_owned(),
+        };
+        let response = self
+            .send(Method::POST, "/api/v1/auth/device", Some(&body))
+            .await?;
+        let created = response.status() == StatusCode::CREATED;
+        Ok(DeviceLogin {
+            tokens: response.json().await?,
+            created,
+        })
+    }
+
+    /// `POST /api/v1/auth/link` (authenticated): gives the guest account a username and
+    /// password; it keeps its id and data. 409 `already_linked` or `username_taken`.
+    pub async fn link(&self, username: &str, password: &str) -> ClientResult<PlayerProfile> {
+        let body = LinkRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        self.call(Method::POST, "/api/v1/auth/link", Some(&body))
             .await
     }
 

@@ -1,4 +1,4 @@
-//! Account rules: what a valid username, password, display name and region are.
+//! Account rules: what a valid username, password, display name, device id and region are.
 //!
 //! Each rule lives in a newtype built by `parse`: once you hold a [`Username`], it is valid.
 //! Errors say which rule failed in words fit to show a player.
@@ -136,6 +136,44 @@ impl fmt::Debug for Password {
     }
 }
 
+/// A device id a guest account logs in with: 6–128 visible ASCII characters (`!` to `~`: no
+/// spaces, no control or non-ASCII characters, so one id has one spelling whatever the client's
+/// encoding). It is a credential, the account's only one until linked: `Debug` is redacted.
+///
+/// Its strength is whatever the client put in it; the server cannot measure it, so a short id is
+/// accepted but is only as safe as it is hard to guess. Clients should send a random id of at
+/// least 128 bits (a UUID v4 is 36 characters), generated once and kept on the device.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    pub const MIN_LEN: usize = 6;
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        // Never echo the id in the error: it is a credential.
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&raw.len()) {
+            return Err(InvalidField("must be 6 to 128 characters long"));
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(InvalidField(
+                "may contain only visible ASCII characters ('!' to '~', no spaces)",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeviceId(<redacted>)")
+    }
+}
+
 /// A region code such as `eu`, `na-east` or `ap-southeast-1`: 2–32 characters of lowercase
 /// ASCII letters, digits and '-', starting with a letter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -234,6 +272,33 @@ mod tests {
         assert_eq!(
             format!("{:?}", Password::parse("secret-secret").unwrap()),
             "Password(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn device_ids() {
+        for good in [
+            "abcdef",
+            "0190d8a4-7d2c-4c8e-9d35-3f1f0a2b4c5d",
+            "!~{}[]|\\'\"",
+            "x".repeat(128).as_str(),
+        ] {
+            check(DeviceId::parse, good, true);
+        }
+        for bad in [
+            "",
+            "abcde",
+            "has space",
+            "tab\there",
+            "née-device",
+            "nul\0byte",
+            "x".repeat(129).as_str(),
+        ] {
+            check(DeviceId::parse, bad, false);
+        }
+        assert_eq!(
+            format!("{:?}", DeviceId::parse("secret-device").unwrap()),
+            "DeviceId(<redacted>)"
         );
     }
 

@@ -39,6 +39,31 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// `POST /api/v1/auth/device`: log into the guest account bound to this device, creating it the
+/// first time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceLoginRequest {
+    /// 6–128 visible ASCII characters (`!` to `~`). A credential: send a random id of at least
+    /// 128 bits (e.g. a UUID v4) generated once and kept on the device; anyone who knows it can
+    /// log into the account.
+    #[schema(example = "5f0c6b0e-2a7d-4c1e-9f3b-8d2e41a7c9b0")]
+    pub device_id: String,
+}
+
+/// `POST /api/v1/auth/link`: give the (guest) account a username and password. It keeps its id
+/// and data; the device still logs into it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// 3–32 characters of `[A-Za-z0-9_-]`, unique case-insensitively.
+    #[schema(example = "ada_lovelace")]
+    pub username: String,
+    /// 8–128 characters.
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+}
+
 /// `POST /api/v1/auth/refresh` and `POST /api/v1/auth/logout`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +76,9 @@ pub struct RefreshRequest {
 pub struct TokenResponse {
     /// A short-lived JWT; send it as `Authorization: Bearer <token>`.
     pub access_token: String,
-    /// Opaque, single-use: each refresh returns a new one and spends the old one.
+    /// Opaque, single-use: each refresh returns a new one and spends the old one. Repeating a
+    /// refresh within `auth.refresh_grace_secs` (a retry whose answer was lost) returns the same
+    /// pair again; presenting a spent token at any other time revokes the login.
     pub refresh_token: String,
     /// Always `Bearer`.
     #[schema(example = "Bearer")]

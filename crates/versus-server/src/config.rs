@@ -98,6 +98,11 @@ pub struct AuthConfig {
     pub issuer: String,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
+    /// For this long after a refresh token was rotated, presenting it again answers the same
+    /// new pair (a client retrying a refresh whose answer it lost) instead of revoking the
+    /// login as a replay. 0 disables it. Kept short: within it a stolen spent token is
+    /// answered too.
+    pub refresh_grace_secs: u64,
     pub argon2: Argon2Config,
     /// How many password hashes may run at once: the number of hashing threads, each holding a
     /// buffer of `argon2.memory_kib` from start-up on.
@@ -113,6 +118,7 @@ impl Default for AuthConfig {
             issuer: "versus".to_owned(),
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            refresh_grace_secs: 10,
             argon2: Argon2Config::default(),
             max_concurrent_hashes: 4,
             hash_queue: 256,
@@ -147,7 +153,7 @@ pub struct LimitsConfig {
     pub max_body_bytes: usize,
     /// A request still running after this long is answered with 408.
     pub request_timeout_secs: u64,
-    /// Auth requests (register, login, refresh, logout) per client IP.
+    /// Auth requests (register, login, device login, link, refresh, logout) per client IP.
     pub auth_per_ip: RateConfig,
     /// Login attempts per username, whatever the IP.
     pub login_per_username: RateConfig,
@@ -424,6 +430,11 @@ impl Config {
                 "must not be shorter than the access token's",
             );
         }
+        // At most the shortest access-token lifetime, so the access token a retry gets again,
+        // dated at the rotation, is never expired on arrival.
+        if self.auth.refresh_grace_secs > 60 {
+            return invalid("auth.refresh_grace_secs", "must be between 0 and 60");
+        }
         if let Err(err) = argon2::Params::new(
             self.auth.argon2.memory_kib,
             self.auth.argon2.iterations,
@@ -565,6 +576,12 @@ mod tests {
             let err = config.validate().unwrap_err().to_string();
             assert!(err.contains(key), "{err}");
         }
+        let mut config = Config::default();
+        config.auth.refresh_grace_secs = 61;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("auth.refresh_grace_secs"), "{err}");
+        config.auth.refresh_grace_secs = 0;
+        config.validate().unwrap();
 
         let config = Config {
             database_url: Some(SecretString::from("mysql://x")),
@@ -604,6 +621,10 @@ mod tests {
         assert_eq!(
             config.auth.access_token_ttl_secs,
             defaults.auth.access_token_ttl_secs
+        );
+        assert_eq!(
+            config.auth.refresh_grace_secs,
+            defaults.auth.refresh_grace_secs
         );
         assert_eq!(config.limits.max_body_bytes, defaults.limits.max_body_bytes);
         assert_eq!(

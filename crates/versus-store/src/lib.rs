@@ -49,6 +49,8 @@ pub struct Player {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub banned: bool,
+    /// `false` for a guest account (made by a device login) until [`Store::link_password`].
+    pub has_password: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -56,8 +58,9 @@ pub struct NewPlayer {
     pub id: Uuid,
     pub username: Username,
     pub display_name: DisplayName,
-    /// A PHC string (argon2id); the store never sees a plain password.
-    pub password_hash: String,
+    /// A PHC string (argon2id); the store never sees a plain password. `None` for a guest
+    /// account, which logs in with its device until it is linked.
+    pub password_hash: Option<String>,
     pub created_at: OffsetDateTime,
 }
 
@@ -71,7 +74,25 @@ pub struct PlayerPatch {
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub player: Player,
-    pub password_hash: String,
+    /// `None` for a guest account: no password logs into it.
+    pub password_hash: Option<String>,
+}
+
+/// The account a device logged into, see [`Store::device_account`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceAccount {
+    /// The device was already bound to this account.
+    Existing(Player),
+    /// The device was new: this guest account was created and bound to it.
+    Created(Player),
+}
+
+impl DeviceAccount {
+    pub fn player(&self) -> &Player {
+        match self {
+            Self::Existing(player) | Self::Created(player) => player,
+        }
+    }
 }
 
 /// One refresh token. Only its SHA-256 hash is stored. Tokens issued by rotation share the
@@ -95,13 +116,26 @@ pub struct TokenFamily {
 }
 
 /// What presenting a refresh token for rotation did. Exactly one outcome, decided atomically:
-/// two concurrent rotations of the same token cannot both succeed.
+/// two concurrent rotations of the same token never store two successors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
-    /// The presented token was live; it is now spent and `next` is stored in its family.
-    Rotated { player_id: Uuid, family_id: Uuid },
-    /// The token had already been rotated (or revoked by logout): it is being replayed. The
-    /// whole family is now revoked.
+    /// The presented token was live; it is now spent (at `rotated_at`, as stored) and `next` is
+    /// stored in its family.
+    Rotated {
+        player_id: Uuid,
+        family_id: Uuid,
+        rotated_at: OffsetDateTime,
+    },
+    /// The presented token was spent at `rotated_at`, less than the grace ago, its successor is
+    /// still live and is the `next` offered again: a client repeating a rotation whose answer it
+    /// lost. Nothing was written; the caller answers with that successor again.
+    Retried {
+        player_id: Uuid,
+        family_id: Uuid,
+        rotated_at: OffsetDateTime,
+    },
+    /// The token had already been rotated (or revoked by logout) and this is no retry: it is
+    /// being replayed. The whole family is now revoked.
     Reused { player_id: Uuid, family_id: Uuid },
     /// The token is past its expiry; nothing was stored.
     Expired,
@@ -125,6 +159,9 @@ pub enum StoreError {
     UnknownPlayer,
     #[error("username is already taken")]
     UsernameTaken,
+    /// [`Store::link_password`] on an account that already has a password.
+    #[error("the account already has a username and password")]
+    AlreadyLinked,
     #[error("a record with this id already exists")]
     DuplicateId,
     #[error("stored data is invalid: {0}")]
@@ -149,6 +186,27 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 
     async fn create_player(&self, player: NewPlayer) -> StoreResult<Player>;
+    /// The account bound to the device whose id hashes to `device_hash` (SHA-256, 32 bytes);
+    /// when there is none, creates `guest` (normally without a password) and binds the device
+    /// to it, atomically. Two concurrent first logins of one device end in one account, the
+    /// other answered as [`DeviceAccount::Existing`]. [`StoreError::UsernameTaken`] when the
+    /// guest's generated username is taken: the caller picks another and calls again.
+    async fn device_account(
+        &self,
+        device_hash: &[u8],
+        guest: NewPlayer,
+    ) -> StoreResult<DeviceAccount>;
+    /// Upgrades an account without a password (a guest) in place: it keeps its id and data and
+    /// gets `username` and `password_hash`; a display name still equal to the old username
+    /// follows the new one. [`StoreError::AlreadyLinked`] when it has a password already,
+    /// [`StoreError::UsernameTaken`], [`StoreError::UnknownPlayer`].
+    async fn link_password(
+        &self,
+        player_id: Uuid,
+        username: &Username,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Player>;
     async fn player(&self, id: Uuid) -> StoreResult<Option<Player>>;
     /// Looks the username up case-insensitively.
     async fn credentials_by_username(
@@ -166,10 +224,16 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_refresh_token(&self, token: NewRefreshToken) -> StoreResult<()>;
     /// Spends `presented_hash` and stores `next` in the same family, atomically. `next.family_id`
     /// and `next.player_id` are overwritten with the presented token's family and player.
+    ///
+    /// A token spent less than `grace` before `now` whose successor is still live and has
+    /// `next`'s hash is a retry ([`Rotation::Retried`]; nothing stored): callers derive `next`
+    /// from the presented token, so a retry offers the same successor. Any other spent token is
+    /// a replay and revokes the family. A zero `grace` makes every second presentation a replay.
     async fn rotate_refresh_token(
         &self,
         presented_hash: &[u8],
         next: NewRefreshToken,
+        grace: time::Duration,
         now: OffsetDateTime,
     ) -> StoreResult<Rotation>;
     /// Revokes the family the token belongs to (logout). Returns the player and the family when

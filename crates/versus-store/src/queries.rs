@@ -29,12 +29,12 @@ use versus_core::account::Username;
 
 use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
 use crate::record::{
-    PLAYER_COLUMNS, PlayerRow, TokenRow, TokenState, classify, classify_player_write,
-    decode_preferences, encode_preferences,
+    PLAYER_COLUMNS, PlayerRow, TOKEN_COLUMNS, TokenRow, TokenState, classify,
+    classify_player_write, decode_preferences, encode_preferences,
 };
 use crate::{
-    Credentials, MatchmakingPreferences, NewPlayer, NewRefreshToken, Player, PlayerPatch, Rotation,
-    Store, StoreResult, TokenFamily,
+    Credentials, DeviceAccount, MatchmakingPreferences, NewPlayer, NewRefreshToken, Player,
+    PlayerPatch, Rotation, Store, StoreError, StoreResult, TokenFamily,
 };
 
 /// A store on one dialect: all a backend provides to get every [`Store`] method.
@@ -66,29 +66,84 @@ impl<B: Backend> Store for B {
 
     #[instrument(skip_all, fields(player.id = %player.id))]
     async fn create_player(&self, player: NewPlayer) -> StoreResult<Player> {
-        let created_at = Timestamp::new(player.created_at)?;
         let mut db = self.pool().acquire().await?;
-        sql("INSERT INTO players \
-             (id, username, username_key, display_name, password_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6)")
+        insert_player(&mut db, player).await
+    }
+
+    #[instrument(skip_all, fields(player.id = %guest.id))]
+    async fn device_account(
+        &self,
+        device_hash: &[u8],
+        guest: NewPlayer,
+    ) -> StoreResult<DeviceAccount> {
+        // Read first, outside a write transaction: logging in with a known device is the common
+        // case and should not take SQLite's write lock.
+        if let Some(player) = player_by_device(self.pool(), device_hash).await? {
+            return Ok(DeviceAccount::Existing(player));
+        }
+        let created_at = Timestamp::new(guest.created_at)?;
+        let mut tx = begin_write(self.pool()).await?;
+        let player = insert_player(&mut tx, guest).await?;
+        let bound = sql(
+            "INSERT INTO player_devices (device_hash, player_id, created_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (device_hash) DO NOTHING",
+        )
+        .bind(device_hash)
         .bind(player.id)
-        .bind(player.username.as_str())
-        .bind(player.username.key())
-        .bind(player.display_name.as_str())
-        .bind(&player.password_hash)
         .bind(created_at)
-        .execute(&mut db)
+        .execute(&mut tx)
         .await
         .map_err(classify)?;
-        Ok(Player {
-            id: player.id,
-            username: player.username,
-            display_name: player.display_name,
-            email: None,
-            region: None,
-            created_at: created_at.get(),
-            updated_at: created_at.get(),
-            banned: false,
+        if bound == 0 {
+            // A concurrent first login of this device bound it since the read above (PostgreSQL
+            // waited for it to commit): drop the guest made here and answer with that account.
+            drop(tx);
+            return player_by_device(self.pool(), device_hash)
+                .await?
+                .map(DeviceAccount::Existing)
+                .ok_or(StoreError::UnknownPlayer);
+        }
+        tx.commit().await?;
+        Ok(DeviceAccount::Created(player))
+    }
+
+    #[instrument(skip(self, username, password_hash))]
+    async fn link_password(
+        &self,
+        player_id: Uuid,
+        username: &Username,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Player> {
+        let now = Timestamp::new(now)?;
+        let mut db = self.pool().acquire().await?;
+        // `password_hash IS NULL` in the same statement: two concurrent links cannot both win.
+        // SET reads the old row, so a display name still equal to the old username follows it.
+        let row: Option<PlayerRow> = sql(AssertSqlSafe(format!(
+            "UPDATE players SET \
+                 display_name = CASE WHEN display_name = username THEN $1 ELSE display_name END, \
+                 username = $1, username_key = $2, password_hash = $3, updated_at = $4 \
+             WHERE id = $5 AND password_hash IS NULL \
+             RETURNING {PLAYER_COLUMNS}"
+        )))
+        .bind(username.as_str())
+        .bind(username.key())
+        .bind(password_hash)
+        .bind(now)
+        .bind(player_id)
+        .fetch_optional(&mut db)
+        .await
+        .map_err(classify)?;
+        if let Some(row) = row {
+            return row.into_player();
+        }
+        let exists: Option<(Uuid,)> = sql("SELECT id FROM players WHERE id = $1")
+            .bind(player_id)
+            .fetch_optional(&mut db)
+            .await?;
+        Err(match exists {
+            Some(_) => StoreError::AlreadyLinked,
+            None => StoreError::UnknownPlayer,
         })
     }
 
@@ -113,7 +168,7 @@ impl<B: Backend> Store for B {
         struct Row {
             #[sqlx(flatten)]
             player: PlayerRow,
-            password_hash: String,
+            password_hash: Option<String>,
         }
         let mut db = self.pool().acquire().await?;
         let row: Option<Row> = sql(AssertSqlSafe(format!(
@@ -176,6 +231,7 @@ impl<B: Backend> Store for B {
         &self,
         presented_hash: &[u8],
         next: NewRefreshToken,
+        grace: time::Duration,
         now: OffsetDateTime,
     ) -> StoreResult<Rotation> {
         let now = Timestamp::new(now)?;
@@ -185,20 +241,29 @@ impl<B: Backend> Store for B {
         }
         // A new statement after the lock: under PostgreSQL's READ COMMITTED it sees whatever
         // the previous holder of the lock committed, e.g. `used_at` set by the winner of a race.
-        let row: Option<TokenRow> = sql(
-            "SELECT family_id, player_id, expires_at, used_at, revoked_at \
-             FROM refresh_tokens WHERE token_hash = $1",
-        )
-        .bind(presented_hash)
-        .fetch_optional(&mut tx)
-        .await?;
-        let Some(row) = row else {
+        let Some(row) = token_where(&mut tx, "token_hash", presented_hash).await? else {
             return Ok(Rotation::Unknown);
         };
         match row.state(now) {
             // Dropping `tx` rolls it back: nothing is stored, nothing spent.
             TokenState::Expired => Ok(Rotation::Expired),
             TokenState::Spent => {
+                // Decided under the same lock as the rotation it repeats, so of two concurrent
+                // presentations one rotates and the other sees that rotation and retries it.
+                if let Some((rotated_at, successor_id)) = row.retry_window(now, grace) {
+                    let successor = token_where(&mut tx, "id", successor_id).await?;
+                    let repeats = successor.is_some_and(|successor| {
+                        matches!(successor.state(now), TokenState::Live)
+                            && successor.token_hash == next.token_hash
+                    });
+                    if repeats {
+                        return Ok(Rotation::Retried {
+                            player_id: row.player_id,
+                            family_id: row.family_id,
+                            rotated_at: rotated_at.get(),
+                        });
+                    }
+                }
                 revoke_family(&mut tx, row.family_id, now).await?;
                 tx.commit().await?;
                 tracing::debug!(player.id = %row.player_id, token.family = %row.family_id,
@@ -209,16 +274,19 @@ impl<B: Backend> Store for B {
                 })
             }
             TokenState::Live => {
-                sql("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2")
-                    .bind(now)
-                    .bind(presented_hash)
-                    .execute(&mut tx)
-                    .await?;
+                sql("UPDATE refresh_tokens SET used_at = $1, replaced_by = $2 \
+                     WHERE token_hash = $3")
+                .bind(now)
+                .bind(next.id)
+                .bind(presented_hash)
+                .execute(&mut tx)
+                .await?;
                 insert_token(&mut tx, &next, row.family_id, row.player_id).await?;
                 tx.commit().await?;
                 Ok(Rotation::Rotated {
                     player_id: row.player_id,
                     family_id: row.family_id,
+                    rotated_at: now.get(),
                 })
             }
         }
@@ -329,6 +397,63 @@ async fn lock_token_owner(tx: &mut impl Session, token_hash: &[u8]) -> StoreResu
     .fetch_optional(tx)
     .await?;
     Ok(owner.map(|(id,)| id))
+}
+
+/// The refresh token whose `column` (`token_hash` or `id`, both unique) is `value`.
+async fn token_where<'q>(
+    on: &mut impl Session,
+    column: &'static str,
+    value: impl crate::dialect::Param<'q>,
+) -> StoreResult<Option<TokenRow>> {
+    sql(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE {column} = $1"
+    )))
+    .bind(value)
+    .fetch_optional(on)
+    .await
+}
+
+/// The player the device is bound to, read on a pooled connection.
+async fn player_by_device<D: Dialect>(
+    pool: &Pool<D>,
+    device_hash: &[u8],
+) -> StoreResult<Option<Player>> {
+    let mut db = pool.acquire().await?;
+    let row: Option<PlayerRow> = sql(AssertSqlSafe(format!(
+        "SELECT {PLAYER_COLUMNS} FROM players \
+         WHERE id = (SELECT player_id FROM player_devices WHERE device_hash = $1)"
+    )))
+    .bind(device_hash)
+    .fetch_optional(&mut db)
+    .await?;
+    row.map(PlayerRow::into_player).transpose()
+}
+
+async fn insert_player(on: &mut impl Session, player: NewPlayer) -> StoreResult<Player> {
+    let created_at = Timestamp::new(player.created_at)?;
+    sql("INSERT INTO players \
+         (id, username, username_key, display_name, password_hash, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)")
+    .bind(player.id)
+    .bind(player.username.as_str())
+    .bind(player.username.key())
+    .bind(player.display_name.as_str())
+    .bind(player.password_hash.as_deref())
+    .bind(created_at)
+    .execute(on)
+    .await
+    .map_err(classify)?;
+    Ok(Player {
+        id: player.id,
+        has_password: player.password_hash.is_some(),
+        username: player.username,
+        display_name: player.display_name,
+        email: None,
+        region: None,
+        created_at: created_at.get(),
+        updated_at: created_at.get(),
+        banned: false,
+    })
 }
 
 /// Revokes every live token of the family.

@@ -31,9 +31,10 @@ pub(crate) fn to_stored(t: OffsetDateTime) -> StoreResult<OffsetDateTime> {
     })
 }
 
-/// The columns of `players` that [`PlayerRow`] reads (by name).
-pub(crate) const PLAYER_COLUMNS: &str =
-    "id, username, display_name, email, region, banned, created_at, updated_at";
+/// The columns of `players` that [`PlayerRow`] reads (by name). Whether there is a password is
+/// read, never the hash itself: only `credentials_by_username` reads that.
+pub(crate) const PLAYER_COLUMNS: &str = "id, username, display_name, email, region, banned, \
+     created_at, updated_at, password_hash IS NOT NULL AS has_password";
 
 /// A player row as stored, before the domain types are re-parsed.
 #[derive(sqlx::FromRow)]
@@ -46,6 +47,7 @@ pub(crate) struct PlayerRow {
     banned: bool,
     created_at: Timestamp,
     updated_at: Timestamp,
+    has_password: bool,
 }
 
 impl PlayerRow {
@@ -69,6 +71,7 @@ impl PlayerRow {
             created_at: self.created_at.get(),
             updated_at: self.updated_at.get(),
             banned: self.banned,
+            has_password: self.has_password,
         })
     }
 }
@@ -130,14 +133,20 @@ pub(crate) fn decode_preferences(
     Ok(MatchmakingPreferences { regions, modes })
 }
 
+/// The columns of `refresh_tokens` that [`TokenRow`] reads.
+pub(crate) const TOKEN_COLUMNS: &str =
+    "family_id, player_id, token_hash, expires_at, used_at, revoked_at, replaced_by";
+
 /// A refresh token row, as rotation reads it.
 #[derive(sqlx::FromRow)]
 pub(crate) struct TokenRow {
     pub family_id: Uuid,
     pub player_id: Uuid,
+    pub token_hash: Vec<u8>,
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    pub replaced_by: Option<Uuid>,
 }
 
 /// What a refresh-token row says about presenting it at some instant.
@@ -156,6 +165,20 @@ impl TokenRow {
         } else {
             TokenState::Live
         }
+    }
+
+    /// When a spent token may be presented again as a retry of its rotation: rotated (not
+    /// revoked) less than `grace` before `now`. Returns when it was rotated and the successor
+    /// that rotation stored, which the caller must still find live.
+    pub fn retry_window(&self, now: Timestamp, grace: time::Duration) -> Option<(Timestamp, Uuid)> {
+        let (Some(used_at), None, Some(successor)) =
+            (self.used_at, self.revoked_at, self.replaced_by)
+        else {
+            return None;
+        };
+        let within = grace.is_positive()
+            && (used_at.get().checked_add(grace)).is_some_and(|end| now.get() < end);
+        within.then_some((used_at, successor))
     }
 }
 

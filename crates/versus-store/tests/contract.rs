@@ -13,8 +13,8 @@ use uuid::Uuid;
 use versus_core::account::{DisplayName, Region, Username};
 use versus_store::testing::{self, TestDatabase};
 use versus_store::{
-    MatchmakingPreferences, NewPlayer, NewRefreshToken, PlayerPatch, PostgresStore, Rotation,
-    SqliteStore, Store, StoreError, TokenFamily, stored_timestamp,
+    DeviceAccount, MatchmakingPreferences, NewPlayer, NewRefreshToken, PlayerPatch, PostgresStore,
+    Rotation, SqliteStore, Store, StoreError, TokenFamily, stored_timestamp,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -44,6 +44,26 @@ impl Pool {
             Pool::Sqlite(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
             Pool::Postgres(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
         }
+    }
+
+    /// How many refresh tokens the family holds, spent and revoked ones included.
+    async fn tokens_in_family(&self, family_id: Uuid) -> i64 {
+        const SQL: &str = "SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $1";
+        match self {
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar(SQL)
+                    .bind(family_id)
+                    .fetch_one(pool)
+                    .await
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(SQL)
+                    .bind(family_id)
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+        .unwrap()
     }
 }
 
@@ -115,7 +135,9 @@ fn new_player(name: &str) -> NewPlayer {
         id: Uuid::now_v7(),
         display_name: DisplayName::from(&username),
         username,
-        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$salt-of-{name}$hash"),
+        password_hash: Some(format!(
+            "$argon2id$v=19$m=19456,t=2,p=1$salt-of-{name}$hash"
+        )),
         created_at: T0,
     }
 }
@@ -133,6 +155,18 @@ fn token(player_id: Uuid) -> NewRefreshToken {
         token_hash: random_hash(),
         created_at: T0,
         expires_at: T0 + Duration::hours(1),
+    }
+}
+
+/// Rotation without a grace window: every second presentation of a token is a replay.
+const NO_GRACE: Duration = Duration::ZERO;
+
+/// What a rotation at `now` of a live token of the family answers.
+fn rotation(player_id: Uuid, family_id: Uuid, now: OffsetDateTime) -> Rotation {
+    Rotation::Rotated {
+        player_id,
+        family_id,
+        rotated_at: stored_timestamp(now).unwrap(),
     }
 }
 
@@ -313,34 +347,22 @@ async fn rotation_happy_path(b: &mut Backend) {
     let now = T0 + Duration::minutes(5);
     let rotated = b
         .store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), now)
+        .rotate_refresh_token(&t1.token_hash, t2.clone(), NO_GRACE, now)
         .await
         .unwrap();
-    assert_eq!(
-        rotated,
-        Rotation::Rotated {
-            player_id,
-            family_id: t1.family_id
-        }
-    );
+    assert_eq!(rotated, rotation(player_id, t1.family_id, now));
 
     // The successor was stored under the presented token's player and family, and is live.
     let t3 = successor();
     let rotated = b
         .store
-        .rotate_refresh_token(&t2.token_hash, t3.clone(), now)
+        .rotate_refresh_token(&t2.token_hash, t3.clone(), NO_GRACE, now)
         .await
         .unwrap();
-    assert_eq!(
-        rotated,
-        Rotation::Rotated {
-            player_id,
-            family_id: t1.family_id
-        }
-    );
+    assert_eq!(rotated, rotation(player_id, t1.family_id, now));
     let replay = b
         .store
-        .rotate_refresh_token(&t1.token_hash, successor(), now)
+        .rotate_refresh_token(&t1.token_hash, successor(), NO_GRACE, now)
         .await
         .unwrap();
     assert_eq!(
@@ -357,14 +379,14 @@ async fn reuse_revokes_the_family(b: &mut Backend) {
     let now = T0 + Duration::minutes(5);
     let t2 = successor();
     b.store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), now)
+        .rotate_refresh_token(&t1.token_hash, t2.clone(), NO_GRACE, now)
         .await
         .unwrap();
 
     let offered = successor();
     let replay = b
         .store
-        .rotate_refresh_token(&t1.token_hash, offered.clone(), now)
+        .rotate_refresh_token(&t1.token_hash, offered.clone(), NO_GRACE, now)
         .await
         .unwrap();
     let reused = Rotation::Reused {
@@ -375,13 +397,13 @@ async fn reuse_revokes_the_family(b: &mut Backend) {
     // The newest token of the chain is revoked too, and the one offered was not stored.
     let newest = b
         .store
-        .rotate_refresh_token(&t2.token_hash, successor(), now)
+        .rotate_refresh_token(&t2.token_hash, successor(), NO_GRACE, now)
         .await
         .unwrap();
     assert_eq!(newest, reused);
     let offered_rotation = b
         .store
-        .rotate_refresh_token(&offered.token_hash, successor(), now)
+        .rotate_refresh_token(&offered.token_hash, successor(), NO_GRACE, now)
         .await
         .unwrap();
     assert_eq!(offered_rotation, Rotation::Unknown);
@@ -393,32 +415,29 @@ async fn expired_token(b: &mut Backend) {
     let at_expiry = t1.expires_at;
     let expired = b
         .store
-        .rotate_refresh_token(&t1.token_hash, offered.clone(), at_expiry)
+        .rotate_refresh_token(&t1.token_hash, offered.clone(), NO_GRACE, at_expiry)
         .await;
     assert_eq!(expired.unwrap(), Rotation::Expired);
     let later = at_expiry + Duration::days(1);
     let expired = b
         .store
-        .rotate_refresh_token(&t1.token_hash, offered.clone(), later)
+        .rotate_refresh_token(&t1.token_hash, offered.clone(), NO_GRACE, later)
         .await;
     assert_eq!(expired.unwrap(), Rotation::Expired);
     // Nothing was stored, nothing spent: just before expiry it still rotates.
     let unknown = b
         .store
-        .rotate_refresh_token(&offered.token_hash, successor(), T0)
+        .rotate_refresh_token(&offered.token_hash, successor(), NO_GRACE, T0)
         .await;
     assert_eq!(unknown.unwrap(), Rotation::Unknown);
     let just_before = at_expiry - Duration::microseconds(1);
     let rotated = b
         .store
-        .rotate_refresh_token(&t1.token_hash, offered, just_before)
+        .rotate_refresh_token(&t1.token_hash, offered, NO_GRACE, just_before)
         .await;
     assert_eq!(
         rotated.unwrap(),
-        Rotation::Rotated {
-            player_id,
-            family_id: t1.family_id
-        }
+        rotation(player_id, t1.family_id, just_before)
     );
 }
 
@@ -427,7 +446,7 @@ async fn unknown_token(b: &mut Backend) {
     for hash in [random_hash(), vec![], vec![0; 1], vec![0xff; 1000]] {
         let rotation = b
             .store
-            .rotate_refresh_token(&hash, successor(), T0)
+            .rotate_refresh_token(&hash, successor(), NO_GRACE, T0)
             .await
             .unwrap();
         assert_eq!(rotation, Rotation::Unknown);
@@ -447,7 +466,9 @@ async fn concurrent_rotation_has_one_winner(b: &mut Backend) {
             let hash = t1.token_hash.clone();
             let next = successor();
             tokio::spawn(async move {
-                let outcome = store.rotate_refresh_token(&hash, next.clone(), now).await;
+                let outcome = store
+                    .rotate_refresh_token(&hash, next.clone(), NO_GRACE, now)
+                    .await;
                 (outcome.unwrap(), next)
             })
         })
@@ -473,7 +494,7 @@ async fn concurrent_rotation_has_one_winner(b: &mut Backend) {
     // The losers replayed a spent token, so the winner's token is revoked with its family.
     let after = b
         .store
-        .rotate_refresh_token(&winners[0].token_hash, successor(), now)
+        .rotate_refresh_token(&winners[0].token_hash, successor(), NO_GRACE, now)
         .await;
     assert!(matches!(after.unwrap(), Rotation::Reused { .. }));
 }
@@ -486,7 +507,7 @@ async fn logout_is_idempotent(b: &mut Backend) {
     };
     let t2 = successor();
     b.store
-        .rotate_refresh_token(&t1.token_hash, t2.clone(), T0)
+        .rotate_refresh_token(&t1.token_hash, t2.clone(), NO_GRACE, T0)
         .await
         .unwrap();
 
@@ -514,7 +535,7 @@ async fn logout_is_idempotent(b: &mut Backend) {
     );
     let after = b
         .store
-        .rotate_refresh_token(&t2.token_hash, successor(), T0)
+        .rotate_refresh_token(&t2.token_hash, successor(), NO_GRACE, T0)
         .await
         .unwrap();
     assert!(matches!(after, Rotation::Reused { .. }), "{after:?}");
@@ -551,7 +572,7 @@ async fn revoke_all_tokens_of_a_player(b: &mut Backend) {
     for t in [a1, a2] {
         let r = b
             .store
-            .rotate_refresh_token(&t.token_hash, successor(), T0)
+            .rotate_refresh_token(&t.token_hash, successor(), NO_GRACE, T0)
             .await
             .unwrap();
         assert!(
@@ -561,11 +582,11 @@ async fn revoke_all_tokens_of_a_player(b: &mut Backend) {
     }
     let r = b
         .store
-        .rotate_refresh_token(&b1.token_hash, successor(), T0)
+        .rotate_refresh_token(&b1.token_hash, successor(), NO_GRACE, T0)
         .await
         .unwrap();
     assert!(
-        matches!(r, Rotation::Rotated { player_id, family_id } if player_id == bob && family_id == b1.family_id),
+        matches!(r, Rotation::Rotated { player_id, family_id, .. } if player_id == bob && family_id == b1.family_id),
         "{r:?}"
     );
 }
@@ -598,22 +619,16 @@ async fn refresh_token_constraints(b: &mut Backend) {
     };
     let err = b
         .store
-        .rotate_refresh_token(&t1.token_hash, colliding, T0)
+        .rotate_refresh_token(&t1.token_hash, colliding, NO_GRACE, T0)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::DuplicateId), "{err:?}");
     let r = b
         .store
-        .rotate_refresh_token(&t1.token_hash, successor(), T0)
+        .rotate_refresh_token(&t1.token_hash, successor(), NO_GRACE, T0)
         .await
         .unwrap();
-    assert_eq!(
-        r,
-        Rotation::Rotated {
-            player_id,
-            family_id: t1.family_id
-        }
-    );
+    assert_eq!(r, rotation(player_id, t1.family_id, T0));
 }
 
 async fn data_survives_reopen(b: &mut Backend) {
@@ -632,16 +647,10 @@ async fn data_survives_reopen(b: &mut Backend) {
     assert_eq!(b.store.player(player_id).await.unwrap(), Some(before));
     let r = b
         .store
-        .rotate_refresh_token(&t1.token_hash, successor(), T0)
+        .rotate_refresh_token(&t1.token_hash, successor(), NO_GRACE, T0)
         .await
         .unwrap();
-    assert_eq!(
-        r,
-        Rotation::Rotated {
-            player_id,
-            family_id: t1.family_id
-        }
-    );
+    assert_eq!(r, rotation(player_id, t1.family_id, T0));
 }
 
 async fn strings_are_stored_verbatim(b: &mut Backend) {
@@ -656,7 +665,7 @@ async fn strings_are_stored_verbatim(b: &mut Backend) {
     for (i, raw) in names.into_iter().enumerate() {
         let new = NewPlayer {
             display_name: display(raw),
-            password_hash: format!("{raw} '\"\\ ✓"),
+            password_hash: Some(format!("{raw} '\"\\ ✓")),
             ..new_player(&format!("v_{i}--x"))
         };
         let created = b.store.create_player(new.clone()).await.unwrap();
@@ -700,7 +709,7 @@ async fn logout_racing_rotation_leaves_no_live_token(b: &mut Backend) {
         let next = successor();
         let rotate = {
             let (store, hash, next) = (Arc::clone(&b.store), t1.token_hash.clone(), next.clone());
-            tokio::spawn(async move { store.rotate_refresh_token(&hash, next, T0).await })
+            tokio::spawn(async move { store.rotate_refresh_token(&hash, next, NO_GRACE, T0).await })
         };
         let logout = {
             let (store, hash) = (Arc::clone(&b.store), t1.token_hash.clone());
@@ -715,7 +724,7 @@ async fn logout_racing_rotation_leaves_no_live_token(b: &mut Backend) {
         // Whichever ran first, the family ends revoked: a successor issued in the race is dead.
         let after = b
             .store
-            .rotate_refresh_token(&next.token_hash, successor(), T0)
+            .rotate_refresh_token(&next.token_hash, successor(), NO_GRACE, T0)
             .await;
         match rotated {
             Rotation::Rotated { .. } => {
@@ -923,6 +932,390 @@ async fn corrupt_preferences_are_errors_not_panics(b: &mut Backend) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Guest accounts
+
+/// A guest as the server makes one: no password, display name = username.
+fn guest(name: &str) -> NewPlayer {
+    NewPlayer {
+        password_hash: None,
+        ..new_player(name)
+    }
+}
+
+async fn username_exists(b: &Backend, name: &str) -> bool {
+    let found = b.store.credentials_by_username(&username(name)).await;
+    found.unwrap().is_some()
+}
+
+async fn guests_log_in_with_their_device(b: &mut Backend) {
+    let device = random_hash();
+    let created = match b.store.device_account(&device, guest("guest-a1")).await {
+        Ok(DeviceAccount::Created(player)) => player,
+        other => panic!("expected a new account, got {other:?}"),
+    };
+    assert_eq!(created.username, username("guest-a1"));
+    assert!(!created.has_password);
+    assert_eq!(
+        b.store.player(created.id).await.unwrap(),
+        Some(created.clone())
+    );
+
+    // The same device again: the same account, and the guest offered this time is not made.
+    let again = b.store.device_account(&device, guest("guest-a2")).await;
+    assert_eq!(again.unwrap(), DeviceAccount::Existing(created.clone()));
+    assert!(!username_exists(b, "guest-a2").await);
+    // Another device is another account.
+    let other = b
+        .store
+        .device_account(&random_hash(), guest("guest-b1"))
+        .await;
+    assert!(matches!(other.unwrap(), DeviceAccount::Created(p) if p.id != created.id));
+
+    // A guest has no password to log in with.
+    let creds = b
+        .store
+        .credentials_by_username(&username("guest-a1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(creds.password_hash, None);
+    assert_eq!(creds.player, created);
+    // Players with a password say so.
+    let alice = b.store.create_player(new_player("Alice")).await.unwrap();
+    assert!(alice.has_password);
+    assert!(
+        b.store
+            .player(alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .has_password
+    );
+}
+
+async fn a_taken_guest_name_binds_nothing(b: &mut Backend) {
+    b.store.create_player(new_player("guest-c1")).await.unwrap();
+    let device = random_hash();
+    let err = b
+        .store
+        .device_account(&device, guest("GUEST-C1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
+    // Nothing was bound: the caller's next name makes the account.
+    let retried = b.store.device_account(&device, guest("guest-c2")).await;
+    assert!(
+        matches!(retried.unwrap(), DeviceAccount::Created(p) if p.username == username("guest-c2"))
+    );
+}
+
+async fn concurrent_first_logins_of_a_device_make_one_account(b: &mut Backend) {
+    let device = random_hash();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, device) = (Arc::clone(&b.store), device.clone());
+            tokio::spawn(async move {
+                store
+                    .device_account(&device, guest(&format!("guest-race{i}")))
+                    .await
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    let mut ids = Vec::new();
+    for task in tasks {
+        let account = task.await.unwrap().unwrap();
+        ids.push(account.player().id);
+        if let DeviceAccount::Created(player) = account {
+            created.push(player);
+        }
+    }
+    assert_eq!(created.len(), 1, "one account for one device");
+    assert!(ids.iter().all(|id| *id == created[0].id), "{ids:?}");
+    // The guests made by the losers were rolled back.
+    for i in 0..8 {
+        let name = format!("guest-race{i}");
+        let kept = name == created[0].username.as_str();
+        assert_eq!(username_exists(b, &name).await, kept, "{name}");
+    }
+}
+
+async fn link_gives_a_guest_a_username_and_password(b: &mut Backend) {
+    let device = random_hash();
+    let account = b
+        .store
+        .device_account(&device, guest("guest-d1"))
+        .await
+        .unwrap()
+        .player()
+        .clone();
+    let later = T0 + Duration::minutes(1);
+    let linked = b
+        .store
+        .link_password(account.id, &username("Dora"), "$argon2id$dora", later)
+        .await
+        .unwrap();
+    assert_eq!(linked.id, account.id);
+    assert_eq!(linked.username, username("Dora"));
+    // The display name was the generated one, so it follows the username.
+    assert_eq!(linked.display_name, display("Dora"));
+    assert!(linked.has_password);
+    assert_eq!(linked.created_at, account.created_at);
+    assert_eq!(Some(linked.updated_at), stored_timestamp(later));
+    assert_eq!(
+        b.store.player(account.id).await.unwrap(),
+        Some(linked.clone())
+    );
+
+    // Both ways in now lead to the same account; the generated name is free again.
+    let creds = b
+        .store
+        .credentials_by_username(&username("dora"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(creds.password_hash.as_deref(), Some("$argon2id$dora"));
+    assert_eq!(creds.player, linked);
+    let by_device = b.store.device_account(&device, guest("guest-d2")).await;
+    assert_eq!(by_device.unwrap(), DeviceAccount::Existing(linked.clone()));
+    assert!(!username_exists(b, "guest-d1").await);
+
+    // Once only.
+    let again = b
+        .store
+        .link_password(account.id, &username("Dora2"), "$argon2id$x", later)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::AlreadyLinked), "{again:?}");
+    let err = b
+        .store
+        .link_password(Uuid::now_v7(), &username("Nobody"), "$argon2id$x", later)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownPlayer), "{err:?}");
+    let alice = b.store.create_player(new_player("Alice")).await.unwrap();
+    let err = b
+        .store
+        .link_password(alice.id, &username("Alice2"), "$argon2id$x", later)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyLinked), "{err:?}");
+
+    // A taken username (case-insensitively) leaves the guest as it was.
+    let other = b
+        .store
+        .device_account(&random_hash(), guest("guest-e1"))
+        .await
+        .unwrap()
+        .player()
+        .clone();
+    let err = b
+        .store
+        .link_password(other.id, &username("DORA"), "$argon2id$x", later)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UsernameTaken), "{err:?}");
+    assert_eq!(b.store.player(other.id).await.unwrap(), Some(other.clone()));
+
+    // A display name the guest chose is kept.
+    let patch = PlayerPatch {
+        display_name: Some(display("Eli the Brave")),
+        region: None,
+    };
+    b.store.update_player(other.id, patch, T0).await.unwrap();
+    let linked = b
+        .store
+        .link_password(other.id, &username("Eli"), "$argon2id$eli", later)
+        .await
+        .unwrap();
+    assert_eq!(linked.display_name, display("Eli the Brave"));
+}
+
+async fn devices_are_deleted_with_the_player(b: &mut Backend) {
+    let device = random_hash();
+    let first = b
+        .store
+        .device_account(&device, guest("guest-f1"))
+        .await
+        .unwrap();
+    b.pool
+        .execute("DELETE FROM players WHERE username_key = 'guest-f1'")
+        .await;
+    let next = b
+        .store
+        .device_account(&device, guest("guest-f2"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&next, DeviceAccount::Created(p) if p.id != first.player().id),
+        "{next:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh rotation with a grace window for a retry
+
+const GRACE: Duration = Duration::seconds(10);
+
+/// Presents `presented` at `at` with the grace window, offering `next` as its successor.
+async fn rotate(
+    b: &Backend,
+    presented: &NewRefreshToken,
+    next: &NewRefreshToken,
+    at: OffsetDateTime,
+) -> Rotation {
+    b.store
+        .rotate_refresh_token(&presented.token_hash, next.clone(), GRACE, at)
+        .await
+        .unwrap()
+}
+
+fn reused(player_id: Uuid, family_id: Uuid) -> Rotation {
+    Rotation::Reused {
+        player_id,
+        family_id,
+    }
+}
+
+async fn retry_within_grace_answers_the_same_successor(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Rita").await;
+    let t2 = successor();
+    let now = T0 + Duration::minutes(5);
+    let first = rotate(b, &t1, &t2, now).await;
+    assert_eq!(first, rotation(player_id, t1.family_id, now));
+
+    // The client lost the answer and asks again, offering the same successor (derived from
+    // t1) under a record id and clock of its own: the same rotation, nothing stored, nothing
+    // revoked.
+    let later = now + Duration::seconds(9);
+    let retry_offer = NewRefreshToken {
+        id: Uuid::now_v7(),
+        created_at: later,
+        ..t2.clone()
+    };
+    for at in [now, later] {
+        assert_eq!(
+            rotate(b, &t1, &retry_offer, at).await,
+            Rotation::Retried {
+                player_id,
+                family_id: t1.family_id,
+                rotated_at: stored_timestamp(now).unwrap(),
+            }
+        );
+    }
+    assert_eq!(b.pool.tokens_in_family(t1.family_id).await, 2);
+
+    // The successor still rotates as usual.
+    let third = rotate(b, &t2, &successor(), later).await;
+    assert_eq!(third, rotation(player_id, t1.family_id, later));
+}
+
+async fn retry_after_grace_revokes_the_family(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Sven").await;
+    let t2 = successor();
+    let now = T0 + Duration::minutes(5);
+    rotate(b, &t1, &t2, now).await;
+    // The window is half-open: at exactly `grace` after the rotation it is over.
+    let reused = reused(player_id, t1.family_id);
+    assert_eq!(rotate(b, &t1, &t2, now + GRACE).await, reused);
+    assert_eq!(rotate(b, &t2, &successor(), now + GRACE).await, reused);
+}
+
+async fn within_grace_only_the_latest_rotation_is_retried(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Tara").await;
+    let (t2, t3) = (successor(), successor());
+    let now = T0 + Duration::minutes(5);
+    rotate(b, &t1, &t2, now).await;
+    rotate(b, &t2, &t3, now + Duration::seconds(1)).await;
+    // t1's successor is spent already: presenting t1 is a replay of an older token, even
+    // within t1's window and offering its true successor.
+    let at = now + Duration::seconds(2);
+    let reused = reused(player_id, t1.family_id);
+    assert_eq!(rotate(b, &t1, &t2, at).await, reused);
+    assert_eq!(rotate(b, &t3, &successor(), at).await, reused);
+}
+
+async fn a_retry_offering_another_successor_is_a_replay(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Uma").await;
+    let t2 = successor();
+    let now = T0 + Duration::minutes(5);
+    rotate(b, &t1, &t2, now).await;
+    // Only a caller that derives the same successor repeats the rotation; one that cannot (a
+    // node with another key) must not get a second successor, nor the first one's answer.
+    let reused = reused(player_id, t1.family_id);
+    assert_eq!(rotate(b, &t1, &successor(), now).await, reused);
+    assert_eq!(b.pool.tokens_in_family(t1.family_id).await, 2);
+    assert_eq!(rotate(b, &t2, &successor(), now).await, reused);
+}
+
+async fn no_retry_after_logout(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Vera").await;
+    let t2 = successor();
+    let now = T0 + Duration::minutes(5);
+    rotate(b, &t1, &t2, now).await;
+    b.store
+        .revoke_refresh_family(&t2.token_hash, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        rotate(b, &t1, &t2, now).await,
+        reused(player_id, t1.family_id)
+    );
+}
+
+async fn concurrent_rotations_within_grace_answer_one_successor(b: &mut Backend) {
+    let (player_id, t1) = player_with_token(&*b.store, "Wade").await;
+    let now = T0 + Duration::minutes(1);
+    let next = successor();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&b.store);
+            let hash = t1.token_hash.clone();
+            // What each request derives: the same token, its own record id.
+            let next = NewRefreshToken {
+                id: Uuid::now_v7(),
+                ..next.clone()
+            };
+            tokio::spawn(async move {
+                store
+                    .rotate_refresh_token(&hash, next, GRACE, now)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let rotated_at = stored_timestamp(now).unwrap();
+    let (mut rotations, mut retries) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Rotation::Rotated {
+                player_id: p,
+                family_id,
+                rotated_at: at,
+            } if (p, family_id, at) == (player_id, t1.family_id, rotated_at) => rotations += 1,
+            Rotation::Retried {
+                player_id: p,
+                family_id,
+                rotated_at: at,
+            } if (p, family_id, at) == (player_id, t1.family_id, rotated_at) => retries += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        (rotations, retries),
+        (1, 7),
+        "one rotation, the rest its retries"
+    );
+    assert_eq!(
+        b.pool.tokens_in_family(t1.family_id).await,
+        2,
+        "one successor stored"
+    );
+    let after = rotate(b, &next, &successor(), now).await;
+    assert_eq!(after, rotation(player_id, t1.family_id, now));
+}
+
+// ---------------------------------------------------------------------------------------------
 // One test per backend and contract function.
 
 macro_rules! contract {
@@ -980,6 +1373,17 @@ contract! {
     preferences_survive_reopen,
     preferences_are_deleted_with_the_player,
     corrupt_preferences_are_errors_not_panics,
+    guests_log_in_with_their_device,
+    a_taken_guest_name_binds_nothing,
+    concurrent_first_logins_of_a_device_make_one_account,
+    link_gives_a_guest_a_username_and_password,
+    devices_are_deleted_with_the_player,
+    retry_within_grace_answers_the_same_successor,
+    retry_after_grace_revokes_the_family,
+    within_grace_only_the_latest_rotation_is_retried,
+    a_retry_offering_another_successor_is_a_replay,
+    no_retry_after_logout,
+    concurrent_rotations_within_grace_answer_one_successor,
 }
 
 /// The in-memory SQLite store keeps its data across calls on its one connection.

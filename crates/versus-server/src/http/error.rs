@@ -189,6 +189,11 @@ impl From<versus_store::StoreError> for ApiError {
                 field: Some("username"),
                 detail: "username is already taken".to_owned(),
             },
+            versus_store::StoreError::AlreadyLinked => Self::Conflict {
+                code: "already_linked",
+                field: None,
+                detail: "this account already has a username and password".to_owned(),
+            },
             other => Self::Internal(other.into()),
         }
     }

@@ -7,6 +7,8 @@ on_both_backends!(
     register_login_refresh_logout,
     usernames_are_unique_case_insensitively,
     refresh_token_reuse_revokes_the_family,
+    a_retried_refresh_answers_the_same_pair,
+    within_grace_an_older_token_still_revokes_the_family,
     unknown_user_and_wrong_password_look_the_same,
     accounts_and_tokens_survive_a_restart,
     auth_is_rate_limited_per_ip,
@@ -86,7 +88,9 @@ async fn usernames_are_unique_case_insensitively(backend: Backend) {
 }
 
 async fn refresh_token_reuse_revokes_the_family(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    // Without the grace window, so the immediate replay below is not taken for a retry.
+    let Some(app) = spawn_app_with(backend, |config| config.auth.refresh_grace_secs = 0).await
+    else {
         return;
     };
     let name = unique("eve");
@@ -124,6 +128,63 @@ async fn refresh_token_reuse_revokes_the_family(backend: Backend) {
         .await
         .unwrap();
     app.client.refresh(&other.refresh_token).await.unwrap();
+    app.finish().await;
+}
+
+/// A client whose refresh timed out retries it, perhaps while the first is still running: both
+/// get the one new pair, and the login lives on. (The test servers keep the default grace of
+/// 10 s; the requests below take milliseconds.)
+async fn a_retried_refresh_answers_the_same_pair(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    assert!(app.config.auth.refresh_grace_secs >= 5);
+    let name = unique("rita");
+    let registered = app
+        .client
+        .register(&name, "correct horse battery")
+        .await
+        .unwrap();
+    let spent = registered.tokens.refresh_token;
+    let (a, b) = tokio::join!(app.client.refresh(&spent), app.client.refresh(&spent));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b, "both answers are the same pair");
+    assert_ne!(a.refresh_token, spent);
+    // A third, sequential retry too.
+    assert_eq!(app.client.refresh(&spent).await.unwrap(), a);
+
+    // The family is still usable: the new pair works and rotates as usual.
+    let me = app
+        .client
+        .authenticated(&a.access_token)
+        .me()
+        .await
+        .unwrap();
+    assert_eq!(me.username, name);
+    let next = app.client.refresh(&a.refresh_token).await.unwrap();
+    assert_ne!(next.refresh_token, a.refresh_token);
+    app.client.refresh(&next.refresh_token).await.unwrap();
+    app.finish().await;
+}
+
+async fn within_grace_an_older_token_still_revokes_the_family(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let name = unique("tara");
+    let first = app
+        .client
+        .register(&name, "correct horse battery")
+        .await
+        .unwrap()
+        .tokens;
+    let second = app.client.refresh(&first.refresh_token).await.unwrap();
+    let third = app.client.refresh(&second.refresh_token).await.unwrap();
+    // `first` was rotated moments ago, but its successor is spent: a replay, not a retry.
+    let err = app.client.refresh(&first.refresh_token).await.unwrap_err();
+    assert_eq!(err.code(), Some("unauthorized"));
+    let err = app.client.refresh(&third.refresh_token).await.unwrap_err();
+    assert_eq!(err.code(), Some("unauthorized"));
     app.finish().await;
 }
 

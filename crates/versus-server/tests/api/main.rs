@@ -7,6 +7,7 @@ mod auth;
 mod authorization;
 mod connections;
 mod credentials;
+mod guests;
 mod hostile;
 mod ops;
 mod players;

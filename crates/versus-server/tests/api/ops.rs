@@ -116,6 +116,8 @@ async fn openapi_documents_every_endpoint_and_error() {
         ("/metrics", "get"),
         ("/api/v1/auth/register", "post"),
         ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/device", "post"),
+        ("/api/v1/auth/link", "post"),
         ("/api/v1/auth/refresh", "post"),
         ("/api/v1/auth/logout", "post"),
         ("/api/v1/auth/profile", "get"),

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use versus_client::Client;
@@ -167,6 +167,28 @@ impl TestApp {
         }
         if !self.data_dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+
+    /// Bans a player in the database behind the server's back: there is no ban endpoint yet.
+    pub async fn ban(&self, player_id: uuid::Uuid) {
+        macro_rules! ban_on {
+            ($pool:expr) => {{
+                let pool = $pool.await.unwrap();
+                let sql = "UPDATE players SET banned = TRUE WHERE id = $1";
+                sqlx::query(sql)
+                    .bind(player_id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }};
+        }
+        match &self.config.database_url {
+            Some(url) => ban_on!(sqlx::PgPool::connect(url.expose_secret())),
+            None => ban_on!(sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new().filename(self.config.sqlite_path())
+            )),
         }
     }
 

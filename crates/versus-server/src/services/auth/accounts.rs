@@ -155,7 +155,7 @@ mod tests {
                 id,
                 username: Username::parse("standing").unwrap(),
                 display_name: DisplayName::parse("standing").unwrap(),
-                password_hash: "x".into(),
+                password_hash: Some("x".into()),
                 created_at: OffsetDateTime::now_utc(),
             })
             .await
