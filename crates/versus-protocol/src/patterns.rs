@@ -21,3 +21,6 @@ pub const IDEMPOTENCY_KEY: &str = "^[!-~]{1,255}$";
 
 /// `Sec-WebSocket-Key`: 16 random bytes in base64.
 pub const WEBSOCKET_KEY: &str = "^[A-Za-z0-9+/]{22}==$";
+
+/// `DeviceId`: 6–128 visible ASCII characters.
+pub const DEVICE_ID: &str = "^[!-~]{6,128}$";

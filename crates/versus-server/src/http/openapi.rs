@@ -87,8 +87,14 @@ fn constraints(doc: &mut Value, config: &Config) {
     let display_name = json!({"pattern": patterns::DISPLAY_NAME, "minLength": 1, "maxLength": 32});
     let region = json!({"pattern": patterns::REGION, "minLength": 2, "maxLength": 32});
     for (pointer, fields) in [
-        ("RegisterRequest/properties/username", username),
-        ("RegisterRequest/properties/password", password),
+        ("RegisterRequest/properties/username", username.clone()),
+        ("RegisterRequest/properties/password", password.clone()),
+        ("LinkRequest/properties/username", username),
+        ("LinkRequest/properties/password", password),
+        (
+            "DeviceLoginRequest/properties/device_id",
+            json!({"pattern": patterns::DEVICE_ID, "minLength": 6, "maxLength": 128}),
+        ),
         (
             "RegisterRequest/properties/display_name",
             display_name.clone(),
@@ -206,7 +212,7 @@ impl Modify for CommonErrors {
 mod tests {
     use proptest::prelude::*;
     use regex::Regex;
-    use versus_core::account::{DisplayName, Region, Username};
+    use versus_core::account::{DeviceId, DisplayName, Region, Username};
 
     use super::*;
 
@@ -235,6 +241,7 @@ mod tests {
             agree(patterns::USERNAME, Username::parse(&raw).is_ok())?;
             agree(patterns::DISPLAY_NAME, DisplayName::parse(&raw).is_ok())?;
             agree(patterns::REGION, Region::parse(&raw).is_ok())?;
+            agree(patterns::DEVICE_ID, DeviceId::parse(&raw).is_ok())?;
             let key = !raw.is_empty() && raw.len() <= 255 && raw.bytes().all(|b| b.is_ascii_graphic());
             agree(patterns::IDEMPOTENCY_KEY, key)?;
         }
