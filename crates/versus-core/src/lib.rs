@@ -1,4 +1,5 @@
-//! The pure domain of Versus: account rules, the matchmaker, rating systems.
+//! The pure domain of Versus: account rules, the matchmaker, rating systems, the session
+//! lifecycle and results.
 //!
 //! Architecture invariant: nothing here does IO, reads a clock, spawns a task or draws randomness
 //! it was not handed. Time is an input; so is any RNG. That keeps every rule here deterministic,
@@ -7,3 +8,4 @@
 pub mod account;
 pub mod matchmaking;
 pub mod rating;
+pub mod session;
