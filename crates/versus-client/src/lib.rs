@@ -5,6 +5,8 @@
 //! It speaks only the wire types of `versus-protocol`; it never interprets game rules.
 
 pub mod credentials;
+/// The session-token verifier a game server runs offline (`verify`), and the format.
+pub use versus_protocol::session_token;
 pub mod ws;
 
 use reqwest::header::{HeaderMap, HeaderValue};

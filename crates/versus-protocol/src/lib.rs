@@ -12,6 +12,8 @@ use uuid::Uuid;
 pub mod patterns;
 pub mod problem;
 pub mod queue;
+pub mod session_token;
+pub mod sessions;
 pub mod ws;
 
 pub use problem::Problem;

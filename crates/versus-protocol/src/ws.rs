@@ -2,7 +2,8 @@
 //!
 //! Server → client: text frames holding an [`Envelope`] `{"type", "id", "ts", "data"}`.
 //! - `id` numbers the player's event stream: it increases by one for each stream event
-//!   (`queue_update`, `match_found`, `notification`, `system_announcement`). Reconnecting with `?last_event_id=N` replays every stream event
+//!   (`queue_update`, `match_found`, `session_ready`, `game_state_update`, `rating_update`,
+//!   `notification`, `system_announcement`). Reconnecting with `?last_event_id=N` replays every stream event
 //!   after `N` still in the server's bounded buffer, or sends `resume_gap` first when some are
 //!   gone. Connection-local replies (`welcome`, `pong`, `error`, `resume_gap`) are not part of the
 //!   stream: they carry the id of the player's newest stream event when they were sent, and are
@@ -44,6 +45,12 @@ pub enum ServerEvent {
     Welcome(Welcome),
     QueueUpdate(QueueUpdate),
     MatchFound(MatchFound),
+    /// A game server holds the session: where to connect and the token to show it.
+    SessionReady(SessionReady),
+    /// A session changed state (with why).
+    GameStateUpdate(GameStateUpdate),
+    /// A result changed the player's rating.
+    RatingUpdate(crate::sessions::RatingChange),
     Notification(Notification),
     SystemAnnouncement(SystemAnnouncement),
     Pong(Pong),
@@ -109,6 +116,24 @@ pub struct MatchFound {
     /// Fairness of the predicted outcome, in [0, 1] (1 = a coin flip).
     pub quality: f64,
     pub teams: Vec<MatchTeam>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionReady {
+    pub session_id: Uuid,
+    /// The game server's address (as the allocator gave it, e.g. `host:port`).
+    pub endpoint: String,
+    /// Show this to the game server; it verifies it offline (`versus_protocol::session_token`).
+    pub token: String,
+    /// When the token expires, Unix seconds.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GameStateUpdate {
+    pub session_id: Uuid,
+    pub state: crate::sessions::SessionStateName,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
