@@ -192,6 +192,11 @@ impl<D: Dialect> Statement<D> {
             .await?;
         row.map(|row| decoded(D::decode(&row))).transpose()
     }
+
+    pub async fn fetch_all<R: Record>(self, on: &mut impl Session<Db = D>) -> StoreResult<Vec<R>> {
+        let rows = self.query.fetch_all(D::executor(on.connection())).await?;
+        rows.iter().map(|row| decoded(D::decode(row))).collect()
+    }
 }
 
 /// A column type's `Decode` reports a stored value that no longer parses by returning a

@@ -24,17 +24,23 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use versus_core::account::{DisplayName, Region, Username};
+use versus_core::session::{Actor, SessionState};
 
 mod dialect;
 mod postgres;
 mod queries;
 mod record;
+mod sessions;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use postgres::PostgresStore;
 pub use record::stored_timestamp;
+pub use sessions::{
+    Cursor, HistoryRecord, MatchRecord, NewSession, RateFn, RatedResult, RatingUpdate, Recorded,
+    ResultToRecord, RosterRating, SessionRecord, StoredRating, TransitionRecord, Transitioned,
+};
 pub use sqlite::SqliteStore;
 
 /// A player account as stored. The password hash is deliberately not part of it: it is only
@@ -264,4 +270,59 @@ pub trait Store: Send + Sync + 'static {
         prefs: &MatchmakingPreferences,
         now: OffsetDateTime,
     ) -> StoreResult<()>;
+
+    /// Stores a new session in `allocating` with its roster and first transition.
+    /// [`StoreError::UnknownPlayer`] when a roster player does not exist,
+    /// [`StoreError::DuplicateId`] when the id is taken.
+    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    async fn session(&self, id: Uuid) -> StoreResult<Option<SessionRecord>>;
+    /// Every session in one of `states`, oldest first (start-up recovery).
+    async fn sessions_in_states(&self, states: &[SessionState]) -> StoreResult<Vec<SessionRecord>>;
+    /// Moves the session to `to` when its lifecycle allows it from its current state (decided
+    /// under a lock, so two concurrent moves are serialised), storing the transition; `endpoint`,
+    /// when given, becomes its game server.
+    async fn transition_session(
+        &self,
+        id: Uuid,
+        to: SessionState,
+        actor: Actor,
+        reason: &str,
+        endpoint: Option<&str>,
+        at: OffsetDateTime,
+    ) -> StoreResult<Transitioned>;
+    /// Adds backfilled players (id, team) to a live session's roster, after its current players;
+    /// players already on it are skipped. Returns the session as it now is (unchanged when it is
+    /// no longer live), `None` when unknown.
+    async fn add_session_players(
+        &self,
+        id: Uuid,
+        players: &[(Uuid, usize)],
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<SessionRecord>>;
+    /// The player's rating in `queue`; `None` before their first rated result there.
+    async fn player_rating(
+        &self,
+        player_id: Uuid,
+        queue: &str,
+    ) -> StoreResult<Option<StoredRating>>;
+    /// Every queue the player has a rating in, by queue name.
+    async fn player_ratings(&self, player_id: Uuid) -> StoreResult<Vec<StoredRating>>;
+    /// Records a session's one result and every rating change it makes, atomically; see
+    /// [`Recorded`].
+    async fn record_result(&self, result: ResultToRecord<'_>) -> StoreResult<Recorded>;
+    /// The player's rating history in `queue`, newest first, strictly after `before`.
+    async fn rating_history(
+        &self,
+        player_id: Uuid,
+        queue: &str,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<HistoryRecord>>;
+    /// The sessions the player has a result in, newest result first, strictly after `before`.
+    async fn match_history(
+        &self,
+        player_id: Uuid,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<MatchRecord>>;
 }

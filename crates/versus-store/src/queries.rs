@@ -26,11 +26,16 @@ use time::OffsetDateTime;
 use tracing::instrument;
 use uuid::Uuid;
 use versus_core::account::Username;
+use versus_core::session::{Actor, SessionState};
 
 use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
 use crate::record::{
     PLAYER_COLUMNS, PlayerRow, TOKEN_COLUMNS, TokenRow, TokenState, classify,
     classify_player_write, decode_preferences, encode_preferences,
+};
+use crate::sessions::{
+    self, Cursor, HistoryRecord, MatchRecord, NewSession, Recorded, ResultToRecord, SessionRecord,
+    StoredRating, Transitioned,
 };
 use crate::{
     Credentials, DeviceAccount, MatchmakingPreferences, NewPlayer, NewRefreshToken, Player,
@@ -380,6 +385,84 @@ impl<B: Backend> Store for B {
         .await
         .map_err(classify_player_write)?;
         Ok(())
+    }
+    #[instrument(skip_all, fields(session.id = %session.id))]
+    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+        sessions::create(self.pool(), session).await
+    }
+
+    #[instrument(skip(self))]
+    async fn session(&self, id: Uuid) -> StoreResult<Option<SessionRecord>> {
+        let mut db = self.pool().acquire().await?;
+        sessions::read(&mut db, id).await
+    }
+
+    #[instrument(skip(self))]
+    async fn sessions_in_states(&self, states: &[SessionState]) -> StoreResult<Vec<SessionRecord>> {
+        sessions::in_states(self.pool(), states).await
+    }
+
+    #[instrument(skip(self, reason, endpoint))]
+    async fn transition_session(
+        &self,
+        id: Uuid,
+        to: SessionState,
+        actor: Actor,
+        reason: &str,
+        endpoint: Option<&str>,
+        at: OffsetDateTime,
+    ) -> StoreResult<Transitioned> {
+        sessions::transition(self.pool(), id, to, actor, reason, endpoint, at).await
+    }
+
+    #[instrument(skip(self, players))]
+    async fn add_session_players(
+        &self,
+        id: Uuid,
+        players: &[(Uuid, usize)],
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<SessionRecord>> {
+        sessions::add_players(self.pool(), id, players, at).await
+    }
+
+    #[instrument(skip(self))]
+    async fn player_rating(
+        &self,
+        player_id: Uuid,
+        queue: &str,
+    ) -> StoreResult<Option<StoredRating>> {
+        sessions::rating(self.pool(), player_id, queue).await
+    }
+
+    #[instrument(skip(self))]
+    async fn player_ratings(&self, player_id: Uuid) -> StoreResult<Vec<StoredRating>> {
+        sessions::ratings(self.pool(), player_id).await
+    }
+
+    #[instrument(skip_all, fields(session.id = %result.session_id))]
+    async fn record_result(&self, result: ResultToRecord<'_>) -> StoreResult<Recorded> {
+        sessions::record_result(self.pool(), result).await
+    }
+
+    #[instrument(skip(self))]
+    async fn rating_history(
+        &self,
+        player_id: Uuid,
+        queue: &str,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<HistoryRecord>> {
+        sessions::rating_history(self.pool(), player_id, queue, before, limit).await
+    }
+
+    #[instrument(skip(self))]
+    async fn match_history(
+        &self,
+        player_id: Uuid,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<MatchRecord>> {
+        sessions::match_history(self.pool(), player_id, before, limit).await
     }
 }
 

@@ -1315,6 +1315,10 @@ async fn concurrent_rotations_within_grace_answer_one_successor(b: &mut Backend)
     assert_eq!(after, rotation(player_id, t1.family_id, now));
 }
 
+#[path = "contract/sessions.rs"]
+mod sessions;
+use sessions::*;
+
 // ---------------------------------------------------------------------------------------------
 // One test per backend and contract function.
 
@@ -1384,6 +1388,14 @@ contract! {
     a_retry_offering_another_successor_is_a_replay,
     no_retry_after_logout,
     concurrent_rotations_within_grace_answer_one_successor,
+    sessions_are_stored_with_every_transition,
+    a_session_of_unknown_players_is_refused,
+    a_result_is_applied_once_with_its_ratings,
+    results_need_a_live_or_ended_session,
+    unranked_results_change_no_rating,
+    rating_histories_chain_and_page_without_gaps,
+    concurrent_results_sharing_a_player_both_count,
+    backfilled_players_join_live_sessions_only,
 }
 
 /// The in-memory SQLite store keeps its data across calls on its one connection.

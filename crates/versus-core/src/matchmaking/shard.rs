@@ -89,6 +89,19 @@ impl Shard {
         })
     }
 
+    /// Puts a ticket back that a match took but could not keep (its session found no game
+    /// server): at its original time, so it keeps its wait and its place at the front, and
+    /// with its members' recent opponents as before. Its position shows from the next tick.
+    pub fn rejoin(&mut self, mut ticket: Ticket) -> Result<(), TicketError> {
+        let remembered = self
+            .memory
+            .opponents_of(ticket.members.iter().map(|m| m.player));
+        ticket.recent_opponents.extend(remembered);
+        ticket.recent_opponents.sort_unstable();
+        ticket.recent_opponents.dedup();
+        self.pool.add(ticket)
+    }
+
     /// Asks for players to fill a running match's open slots; filled before new matches form.
     pub fn request_backfill(&mut self, request: BackfillRequest) -> Result<(), TicketError> {
         self.pool.add_backfill(request)
@@ -209,5 +222,20 @@ mod tests {
         assert!(shard.is_searching(PlayerId(1)));
         assert_eq!(shard.leave(TicketId(11)), CancelOutcome::Cancelled);
         assert_eq!(shard.leave(TicketId(11)), CancelOutcome::NotSearching);
+    }
+
+    #[test]
+    fn a_rejoined_ticket_keeps_its_place_at_the_front() {
+        let mut shard = Shard::new(QueueConfig::new(2, 1)).unwrap();
+        shard.join(solo(1, 1500.0, 10)).unwrap();
+        // Back from a match that found no server, with the time it first joined.
+        shard.rejoin(solo(2, 3000.0, 2)).unwrap();
+        let out = shard.tick(Timestamp::from_secs(11));
+        let order: Vec<_> = out.waiting.iter().map(|w| (w.ticket, w.position)).collect();
+        assert_eq!(order, [(TicketId(2), 1), (TicketId(1), 2)]);
+        assert_eq!(
+            out.waiting[0].waited_ms, 9_000,
+            "its wait counts from its first join"
+        );
     }
 }

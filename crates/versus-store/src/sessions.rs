@@ -1,0 +1,850 @@
+//! Game sessions, results and ratings: the types the [`crate::Store`] methods of issue 13 take
+//! and return, and their queries (written once for both dialects, like `queries.rs`).
+//!
+//! A result and every rating it changes are one transaction ([`record_result`]): the session
+//! row is locked first, then the roster's `players` rows in id order (so two results sharing a
+//! player serialise, and never deadlock), then the ratings are read, rated by the caller's
+//! closure, and written with one history row each.
+
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Pool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use versus_core::rating::PlayerRating;
+use versus_core::session::{Actor, Outcome, SessionState};
+
+use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
+use crate::record::classify_player_write;
+use crate::{StoreError, StoreResult};
+
+/// A session to store, in `allocating`, with its first transition.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub queue: String,
+    pub ranked: bool,
+    pub region: Option<String>,
+    /// Player ids by team, in roster order.
+    pub teams: Vec<Vec<Uuid>>,
+    /// Why it was created (the first transition's reason).
+    pub reason: String,
+    pub actor: Actor,
+    pub at: OffsetDateTime,
+}
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub queue: String,
+    pub ranked: bool,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub state: SessionState,
+    pub teams: Vec<Vec<Uuid>>,
+    pub created_at: OffsetDateTime,
+    /// Oldest first; the first one has no `from`.
+    pub transitions: Vec<TransitionRecord>,
+    /// The reported result's body, once there is one.
+    pub result: Option<serde_json::Value>,
+}
+
+impl SessionRecord {
+    pub fn players(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.teams.iter().flatten().copied()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransitionRecord {
+    pub from: Option<SessionState>,
+    pub to: SessionState,
+    pub actor: Actor,
+    pub reason: String,
+    pub at: OffsetDateTime,
+}
+
+/// What [`crate::Store::transition_session`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transitioned {
+    /// Stored; the session as it now is.
+    Done(SessionRecord),
+    /// The lifecycle forbids it from `current`; nothing was written.
+    Illegal {
+        current: SessionState,
+    },
+    Unknown,
+}
+
+/// A player's rating in one queue, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRating {
+    pub queue: String,
+    pub rating: PlayerRating,
+    pub display_rating: f64,
+    pub games: u64,
+    pub wins: u64,
+    pub losses: u64,
+    pub draws: u64,
+}
+
+/// One roster member as [`record_result`]'s closure sees them: `None` for a player who has no
+/// rating in the queue yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosterRating {
+    pub player_id: Uuid,
+    pub rating: Option<StoredRating>,
+}
+
+/// One player's change from a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatingUpdate {
+    pub player_id: Uuid,
+    pub outcome: Outcome,
+    pub before: PlayerRating,
+    pub before_display: f64,
+    pub after: PlayerRating,
+    pub after_display: f64,
+}
+
+/// What the caller's closure decides inside the result's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatedResult {
+    /// Every player's change; empty for an unranked session (nothing rated, no history).
+    pub updates: Vec<RatingUpdate>,
+    /// The answer to give now and to every repeat of the same result.
+    pub answer: serde_json::Value,
+}
+
+/// Rates a result from the roster (by team, in roster order) and its current ratings. `Err` is
+/// a result that does not fit the roster: nothing is written ([`Recorded::Rejected`]).
+pub type RateFn<'a> =
+    dyn Fn(&[Vec<RosterRating>]) -> Result<RatedResult, String> + Send + Sync + 'a;
+
+pub struct ResultToRecord<'a> {
+    pub session_id: Uuid,
+    /// The result as reported, stored as is.
+    pub result: serde_json::Value,
+    /// What tells a repeat of the same result from a different one.
+    pub result_hash: Vec<u8>,
+    pub at: OffsetDateTime,
+    pub rate: &'a RateFn<'a>,
+}
+
+/// What [`crate::Store::record_result`] did. Exactly one outcome per session: of two concurrent
+/// reports, one applies and the other is a duplicate or a conflict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// Stored with its rating changes; the session is `ended`.
+    Applied(serde_json::Value),
+    /// The same result was already applied: its answer, nothing written.
+    Duplicate(serde_json::Value),
+    /// A different result was already applied.
+    Conflict,
+    /// The session cannot take a result in this state.
+    NotLive(SessionState),
+    /// The closure refused it.
+    Rejected(String),
+    Unknown,
+}
+
+/// A place in a newest-first listing: rows strictly older than (`at`, `id`) come after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub at: OffsetDateTime,
+    pub id: Uuid,
+}
+
+/// One row of a player's rating history in a queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRecord {
+    pub queue: String,
+    pub session_id: Uuid,
+    pub outcome: Outcome,
+    pub before: PlayerRating,
+    pub before_display: f64,
+    pub after: PlayerRating,
+    pub after_display: f64,
+    pub at: OffsetDateTime,
+}
+
+/// One match of a player's history: a session with a recorded result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchRecord {
+    pub session_id: Uuid,
+    pub queue: String,
+    /// The player's team (index into `teams`).
+    pub team: usize,
+    pub teams: Vec<Vec<Uuid>>,
+    pub result: serde_json::Value,
+    /// `None` when the session was not ranked.
+    pub outcome: Option<Outcome>,
+    pub rating_change: Option<f64>,
+    pub ended_at: OffsetDateTime,
+}
+
+/// `$from, $from+1, …` for `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn corrupt(what: &str, raw: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {raw:?}"))
+}
+
+fn parse_state(raw: &str) -> StoreResult<SessionState> {
+    SessionState::parse(raw).ok_or_else(|| corrupt("session state", raw))
+}
+
+fn index(raw: i32) -> StoreResult<usize> {
+    usize::try_from(raw).map_err(|_| corrupt("team", &raw.to_string()))
+}
+
+fn count(raw: i64) -> u64 {
+    u64::try_from(raw).unwrap_or(0)
+}
+
+pub(crate) async fn create<D: Dialect>(pool: &Pool<D>, new: NewSession) -> StoreResult<()> {
+    let at = Timestamp::new(new.at)?;
+    let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
+    sql(
+        "INSERT INTO game_sessions (id, queue, ranked, region, endpoint, state, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, NULL, $5, $6, $6)",
+    )
+    .bind(new.id)
+    .bind(new.queue.as_str())
+    .bind(new.ranked)
+    .bind(new.region.as_deref())
+    .bind(SessionState::Allocating.as_str())
+    .bind(at)
+    .execute(&mut tx)
+    .await
+    .map_err(crate::record::classify)?;
+    let roster: Vec<(Uuid, usize, usize)> = (new.teams.iter().enumerate())
+        .flat_map(|(t, team)| team.iter().enumerate().map(move |(s, p)| (*p, t, s)))
+        .collect();
+    insert_players(&mut tx, new.id, &roster, at).await?;
+    insert_transition(
+        &mut tx,
+        new.id,
+        None,
+        SessionState::Allocating,
+        new.actor,
+        &new.reason,
+        at,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_players(
+    tx: &mut impl Session,
+    session: Uuid,
+    roster: &[(Uuid, usize, usize)],
+    at: Timestamp,
+) -> StoreResult<()> {
+    // Chunks keep every statement under SQLite's parameter limit.
+    for chunk in roster.chunks(100) {
+        let values = (0..chunk.len())
+            .map(|i| format!("($1, $2, ${}, ${}, ${})", 3 + 3 * i, 4 + 3 * i, 5 + 3 * i))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut insert = sql(AssertSqlSafe(format!(
+            "INSERT INTO session_players (session_id, joined_at, player_id, team, slot) \
+             VALUES {values}"
+        )))
+        .bind(session)
+        .bind(at);
+        for &(player, team, slot) in chunk {
+            insert = insert
+                .bind(player)
+                .bind(i32::try_from(team).unwrap_or(i32::MAX))
+                .bind(i32::try_from(slot).unwrap_or(i32::MAX));
+        }
+        insert.execute(tx).await.map_err(classify_player_write)?;
+    }
+    Ok(())
+}
+
+async fn insert_transition(
+    tx: &mut impl Session,
+    session: Uuid,
+    from: Option<SessionState>,
+    to: SessionState,
+    actor: Actor,
+    reason: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    sql("INSERT INTO session_transitions (session_id, seq, from_state, to_state, actor, reason, at) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 \
+         FROM session_transitions WHERE session_id = $1")
+    .bind(session)
+    .bind(from.map(SessionState::as_str))
+    .bind(to.as_str())
+    .bind(actor.as_str())
+    .bind(reason)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    queue: String,
+    ranked: bool,
+    region: Option<String>,
+    endpoint: Option<String>,
+    state: String,
+    created_at: Timestamp,
+    result: Option<Json<serde_json::Value>>,
+}
+
+const SESSION_COLUMNS: &str = "id, queue, ranked, region, endpoint, state, created_at, result";
+
+pub(crate) async fn read(on: &mut impl Session, id: Uuid) -> StoreResult<Option<SessionRecord>> {
+    let row: Option<SessionRow> = sql(AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM game_sessions WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(on)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let teams = roster(on, id).await?;
+    let transitions: Vec<(Option<String>, String, String, String, Timestamp)> = sql(
+        "SELECT from_state, to_state, actor, reason, at FROM session_transitions \
+         WHERE session_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(on)
+    .await?;
+    let transitions = (transitions.into_iter())
+        .map(|(from, to, actor, reason, at)| {
+            Ok(TransitionRecord {
+                from: from.as_deref().map(parse_state).transpose()?,
+                to: parse_state(&to)?,
+                actor: Actor::parse(&actor).ok_or_else(|| corrupt("actor", &actor))?,
+                reason,
+                at: at.get(),
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(Some(SessionRecord {
+        id: row.id,
+        queue: row.queue,
+        ranked: row.ranked,
+        region: row.region,
+        endpoint: row.endpoint,
+        state: parse_state(&row.state)?,
+        teams,
+        created_at: row.created_at.get(),
+        transitions,
+        result: row.result.map(|Json(v)| v),
+    }))
+}
+
+/// The session's players by team, in roster order.
+async fn roster(on: &mut impl Session, id: Uuid) -> StoreResult<Vec<Vec<Uuid>>> {
+    let rows: Vec<(Uuid, i32)> = sql(
+        "SELECT player_id, team FROM session_players WHERE session_id = $1 ORDER BY team, slot",
+    )
+    .bind(id)
+    .fetch_all(on)
+    .await?;
+    let mut teams: Vec<Vec<Uuid>> = Vec::new();
+    for (player, team) in rows {
+        let team = index(team)?;
+        if teams.len() <= team {
+            teams.resize_with(team + 1, Vec::new);
+        }
+        teams[team].push(player);
+    }
+    Ok(teams)
+}
+
+pub(crate) async fn in_states<D: Dialect>(
+    pool: &Pool<D>,
+    states: &[SessionState],
+) -> StoreResult<Vec<SessionRecord>> {
+    if states.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut db = pool.acquire().await?;
+    let mut select = sql(AssertSqlSafe(format!(
+        "SELECT id FROM game_sessions WHERE state IN ({}) ORDER BY created_at, id",
+        placeholders(1, states.len())
+    )));
+    for state in states {
+        select = select.bind(state.as_str());
+    }
+    let ids: Vec<(Uuid,)> = select.fetch_all(&mut db).await?;
+    let mut records = Vec::with_capacity(ids.len());
+    for (id,) in ids {
+        records.extend(read(&mut db, id).await?);
+    }
+    Ok(records)
+}
+
+pub(crate) async fn transition<D: Dialect>(
+    pool: &Pool<D>,
+    id: Uuid,
+    to: SessionState,
+    actor: Actor,
+    reason: &str,
+    endpoint: Option<&str>,
+    at: OffsetDateTime,
+) -> StoreResult<Transitioned> {
+    let at = Timestamp::new(at)?;
+    let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
+    let current: Option<(String,)> =
+        select_for_update("SELECT state FROM game_sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut tx)
+            .await?;
+    let Some((current,)) = current else {
+        return Ok(Transitioned::Unknown);
+    };
+    let current = parse_state(&current)?;
+    if !current.can_become(to) {
+        return Ok(Transitioned::Illegal { current });
+    }
+    sql(
+        "UPDATE game_sessions SET state = $1, updated_at = $2, endpoint = COALESCE($3, endpoint) \
+         WHERE id = $4",
+    )
+    .bind(to.as_str())
+    .bind(at)
+    .bind(endpoint)
+    .bind(id)
+    .execute(&mut tx)
+    .await?;
+    insert_transition(&mut tx, id, Some(current), to, actor, reason, at).await?;
+    let record = read(&mut tx, id).await?.ok_or(StoreError::UnknownPlayer)?;
+    tx.commit().await?;
+    Ok(Transitioned::Done(record))
+}
+
+pub(crate) async fn add_players<D: Dialect>(
+    pool: &Pool<D>,
+    id: Uuid,
+    players: &[(Uuid, usize)],
+    at: OffsetDateTime,
+) -> StoreResult<Option<SessionRecord>> {
+    let at = Timestamp::new(at)?;
+    let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
+    let current: Option<(String,)> =
+        select_for_update("SELECT state FROM game_sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut tx)
+            .await?;
+    let Some((current,)) = current else {
+        return Ok(None);
+    };
+    if !parse_state(&current)?.is_live() {
+        // Too late to join: the caller finds the state in the record and requeues them.
+        drop(tx);
+        let mut db = pool.acquire().await?;
+        return read(&mut db, id).await;
+    }
+    let teams = roster(&mut tx, id).await?;
+    let mut next_slot: Vec<usize> = teams.iter().map(Vec::len).collect();
+    let mut roster = Vec::with_capacity(players.len());
+    for &(player, team) in players {
+        if teams.iter().flatten().any(|p| *p == player) {
+            continue;
+        }
+        if next_slot.len() <= team {
+            next_slot.resize(team + 1, 0);
+        }
+        roster.push((player, team, next_slot[team]));
+        next_slot[team] += 1;
+    }
+    insert_players(&mut tx, id, &roster, at).await?;
+    let record = read(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+#[derive(sqlx::FromRow)]
+struct RatingRow {
+    player_id: Uuid,
+    queue: String,
+    rating: f64,
+    deviation: f64,
+    volatility: f64,
+    display_rating: f64,
+    games: i64,
+    wins: i64,
+    losses: i64,
+    draws: i64,
+}
+
+const RATING_COLUMNS: &str = "player_id, queue, rating, deviation, volatility, display_rating, \
+                              games, wins, losses, draws";
+
+impl RatingRow {
+    fn into_stored(self) -> StoredRating {
+        StoredRating {
+            queue: self.queue,
+            rating: PlayerRating {
+                rating: self.rating,
+                deviation: self.deviation,
+                volatility: self.volatility,
+            },
+            display_rating: self.display_rating,
+            games: count(self.games),
+            wins: count(self.wins),
+            losses: count(self.losses),
+            draws: count(self.draws),
+        }
+    }
+}
+
+pub(crate) async fn rating<D: Dialect>(
+    pool: &Pool<D>,
+    player: Uuid,
+    queue: &str,
+) -> StoreResult<Option<StoredRating>> {
+    let mut db = pool.acquire().await?;
+    let row: Option<RatingRow> = sql(AssertSqlSafe(format!(
+        "SELECT {RATING_COLUMNS} FROM player_ratings WHERE player_id = $1 AND queue = $2"
+    )))
+    .bind(player)
+    .bind(queue)
+    .fetch_optional(&mut db)
+    .await?;
+    Ok(row.map(RatingRow::into_stored))
+}
+
+pub(crate) async fn ratings<D: Dialect>(
+    pool: &Pool<D>,
+    player: Uuid,
+) -> StoreResult<Vec<StoredRating>> {
+    let mut db = pool.acquire().await?;
+    let rows: Vec<RatingRow> = sql(AssertSqlSafe(format!(
+        "SELECT {RATING_COLUMNS} FROM player_ratings WHERE player_id = $1 ORDER BY queue"
+    )))
+    .bind(player)
+    .fetch_all(&mut db)
+    .await?;
+    Ok(rows.into_iter().map(RatingRow::into_stored).collect())
+}
+
+pub(crate) async fn record_result<D: Dialect>(
+    pool: &Pool<D>,
+    result: ResultToRecord<'_>,
+) -> StoreResult<Recorded> {
+    let at = Timestamp::new(result.at)?;
+    let id = result.session_id;
+    let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
+    type Row = (
+        String,
+        String,
+        Option<Vec<u8>>,
+        Option<Json<serde_json::Value>>,
+    );
+    let row: Option<Row> = select_for_update(
+        "SELECT state, queue, result_hash, result_answer FROM game_sessions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut tx)
+    .await?;
+    let Some((state, queue, hash, answer)) = row else {
+        return Ok(Recorded::Unknown);
+    };
+    if let Some(hash) = hash {
+        return Ok(match answer {
+            Some(Json(answer)) if hash == result.result_hash => Recorded::Duplicate(answer),
+            _ => Recorded::Conflict,
+        });
+    }
+    let state = parse_state(&state)?;
+    // A game server may end its session first and report the result after.
+    if !(state.is_live() || state == SessionState::Ended) {
+        return Ok(Recorded::NotLive(state));
+    }
+    let teams = roster(&mut tx, id).await?;
+    let mut players: Vec<Uuid> = teams.iter().flatten().copied().collect();
+    if players.is_empty() {
+        return Ok(Recorded::Rejected("the session has no players".into()));
+    }
+    players.sort_unstable();
+    let mut lock = select_for_update(&format!(
+        "SELECT id FROM players WHERE id IN ({}) ORDER BY id",
+        placeholders(1, players.len())
+    ));
+    for player in &players {
+        lock = lock.bind(*player);
+    }
+    lock.execute(&mut tx).await?;
+    let mut select = sql(AssertSqlSafe(format!(
+        "SELECT {RATING_COLUMNS} FROM player_ratings WHERE queue = $1 AND player_id IN ({})",
+        placeholders(2, players.len())
+    )))
+    .bind(queue.as_str());
+    for player in &players {
+        select = select.bind(*player);
+    }
+    let mut current: std::collections::HashMap<Uuid, StoredRating> =
+        (select.fetch_all::<RatingRow>(&mut tx).await?.into_iter())
+            .map(|row| (row.player_id, row.into_stored()))
+            .collect();
+    let roster: Vec<Vec<RosterRating>> = (teams.iter())
+        .map(|team| {
+            (team.iter())
+                .map(|&player_id| RosterRating {
+                    player_id,
+                    rating: current.remove(&player_id),
+                })
+                .collect()
+        })
+        .collect();
+    let rated = match (result.rate)(&roster) {
+        Ok(rated) => rated,
+        Err(why) => return Ok(Recorded::Rejected(why)),
+    };
+    write_ratings(&mut tx, &queue, id, &rated.updates, at).await?;
+    sql(
+        "UPDATE game_sessions SET state = $1, updated_at = $2, result = $3, result_hash = $4, \
+         result_answer = $5, result_at = $2 WHERE id = $6",
+    )
+    .bind(SessionState::Ended.as_str())
+    .bind(at)
+    .bind(Json(&result.result))
+    .bind(result.result_hash.as_slice())
+    .bind(Json(&rated.answer))
+    .bind(id)
+    .execute(&mut tx)
+    .await?;
+    if state != SessionState::Ended {
+        insert_transition(
+            &mut tx,
+            id,
+            Some(state),
+            SessionState::Ended,
+            Actor::GameServer,
+            "result reported",
+            at,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Recorded::Applied(rated.answer))
+}
+
+/// Every update's new rating (and its counters) and history row: two statements, whatever the
+/// team size.
+async fn write_ratings(
+    tx: &mut impl Session,
+    queue: &str,
+    session: Uuid,
+    updates: &[RatingUpdate],
+    at: Timestamp,
+) -> StoreResult<()> {
+    for chunk in updates.chunks(50) {
+        const PER_ROW: usize = 8;
+        let values = (0..chunk.len())
+            .map(|i| {
+                let p = 3 + PER_ROW * i;
+                format!(
+                    "(${}, $1, ${}, ${}, ${}, ${}, 1, ${}, ${}, ${}, $2)",
+                    p,
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut upsert = sql(AssertSqlSafe(format!(
+            "INSERT INTO player_ratings (player_id, queue, rating, deviation, volatility, \
+             display_rating, games, wins, losses, draws, updated_at) VALUES {values} \
+             ON CONFLICT (player_id, queue) DO UPDATE SET rating = excluded.rating, \
+             deviation = excluded.deviation, volatility = excluded.volatility, \
+             display_rating = excluded.display_rating, games = player_ratings.games + 1, \
+             wins = player_ratings.wins + excluded.wins, \
+             losses = player_ratings.losses + excluded.losses, \
+             draws = player_ratings.draws + excluded.draws, updated_at = excluded.updated_at"
+        )))
+        .bind(queue)
+        .bind(at);
+        for u in chunk {
+            let tally = |o: Outcome| i64::from(u.outcome == o);
+            upsert = upsert
+                .bind(u.player_id)
+                .bind(u.after.rating)
+                .bind(u.after.deviation)
+                .bind(u.after.volatility)
+                .bind(u.after_display)
+                .bind(tally(Outcome::Win))
+                .bind(tally(Outcome::Loss))
+                .bind(tally(Outcome::Draw));
+        }
+        upsert.execute(tx).await.map_err(classify_player_write)?;
+
+        const HISTORY_ROW: usize = 10;
+        let values = (0..chunk.len())
+            .map(|i| {
+                let p = 4 + HISTORY_ROW * i;
+                let cols: Vec<String> = (p..p + HISTORY_ROW).map(|n| format!("${n}")).collect();
+                format!("({}, $3, $1, $2)", cols.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut history = sql(AssertSqlSafe(format!(
+            "INSERT INTO rating_history (player_id, outcome, before_rating, before_deviation, \
+             before_volatility, before_display, after_rating, after_deviation, after_volatility, \
+             after_display, session_id, queue, at) VALUES {values}"
+        )))
+        .bind(queue)
+        .bind(at)
+        .bind(session);
+        for u in chunk {
+            history = history
+                .bind(u.player_id)
+                .bind(u.outcome.as_str())
+                .bind(u.before.rating)
+                .bind(u.before.deviation)
+                .bind(u.before.volatility)
+                .bind(u.before_display)
+                .bind(u.after.rating)
+                .bind(u.after.deviation)
+                .bind(u.after.volatility)
+                .bind(u.after_display);
+        }
+        history.execute(tx).await.map_err(classify_player_write)?;
+    }
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    queue: String,
+    session_id: Uuid,
+    outcome: String,
+    before_rating: f64,
+    before_deviation: f64,
+    before_volatility: f64,
+    before_display: f64,
+    after_rating: f64,
+    after_deviation: f64,
+    after_volatility: f64,
+    after_display: f64,
+    at: Timestamp,
+}
+
+pub(crate) async fn rating_history<D: Dialect>(
+    pool: &Pool<D>,
+    player: Uuid,
+    queue: &str,
+    before: Option<Cursor>,
+    limit: u32,
+) -> StoreResult<Vec<HistoryRecord>> {
+    let after_cursor = if before.is_some() {
+        "AND (at, session_id) < ($3, $4)"
+    } else {
+        ""
+    };
+    let mut db = pool.acquire().await?;
+    let mut select = sql(AssertSqlSafe(format!(
+        "SELECT queue, session_id, outcome, before_rating, before_deviation, before_volatility, \
+         before_display, after_rating, after_deviation, after_volatility, after_display, at \
+         FROM rating_history WHERE player_id = $1 AND queue = $2 {after_cursor} \
+         ORDER BY at DESC, session_id DESC LIMIT {limit}"
+    )))
+    .bind(player)
+    .bind(queue);
+    if let Some(cursor) = before {
+        select = select.bind(Timestamp::new(cursor.at)?).bind(cursor.id);
+    }
+    let rows: Vec<HistoryRow> = select.fetch_all(&mut db).await?;
+    (rows.into_iter())
+        .map(|row| {
+            let rating = |rating, deviation, volatility| PlayerRating {
+                rating,
+                deviation,
+                volatility,
+            };
+            Ok(HistoryRecord {
+                outcome: Outcome::parse(&row.outcome)
+                    .ok_or_else(|| corrupt("outcome", &row.outcome))?,
+                queue: row.queue,
+                session_id: row.session_id,
+                before: rating(
+                    row.before_rating,
+                    row.before_deviation,
+                    row.before_volatility,
+                ),
+                before_display: row.before_display,
+                after: rating(row.after_rating, row.after_deviation, row.after_volatility),
+                after_display: row.after_display,
+                at: row.at.get(),
+            })
+        })
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct MatchRow {
+    session_id: Uuid,
+    queue: String,
+    team: i32,
+    result: Json<serde_json::Value>,
+    outcome: Option<String>,
+    rating_change: Option<f64>,
+    result_at: Timestamp,
+}
+
+pub(crate) async fn match_history<D: Dialect>(
+    pool: &Pool<D>,
+    player: Uuid,
+    before: Option<Cursor>,
+    limit: u32,
+) -> StoreResult<Vec<MatchRecord>> {
+    let after_cursor = if before.is_some() {
+        "AND (s.result_at, s.id) < ($2, $3)"
+    } else {
+        ""
+    };
+    let mut db = pool.acquire().await?;
+    let mut select = sql(AssertSqlSafe(format!(
+        "SELECT s.id AS session_id, s.queue, sp.team, s.result, h.outcome, \
+         h.after_display - h.before_display AS rating_change, s.result_at \
+         FROM session_players sp JOIN game_sessions s ON s.id = sp.session_id \
+         LEFT JOIN rating_history h ON h.player_id = sp.player_id AND h.session_id = s.id \
+         WHERE sp.player_id = $1 AND s.result_at IS NOT NULL {after_cursor} \
+         ORDER BY s.result_at DESC, s.id DESC LIMIT {limit}"
+    )))
+    .bind(player);
+    if let Some(cursor) = before {
+        select = select.bind(Timestamp::new(cursor.at)?).bind(cursor.id);
+    }
+    let rows: Vec<MatchRow> = select.fetch_all(&mut db).await?;
+    let mut matches = Vec::with_capacity(rows.len());
+    for row in rows {
+        matches.push(MatchRecord {
+            teams: roster(&mut db, row.session_id).await?,
+            session_id: row.session_id,
+            queue: row.queue,
+            team: index(row.team)?,
+            result: row.result.0,
+            outcome: (row.outcome.as_deref())
+                .map(|raw| Outcome::parse(raw).ok_or_else(|| corrupt("outcome", raw)))
+                .transpose()?,
+            rating_change: row.rating_change,
+            ended_at: row.result_at.get(),
+        });
+    }
+    Ok(matches)
+}
