@@ -71,7 +71,7 @@ async fn play(system: AnyRatingSystem, games: Vec<Game>) {
             .unwrap();
         players.push(player.id);
     }
-    let mut games_of = vec![0u64; PLAYERS];
+    let mut games_of = [0u64; PLAYERS];
     for (n, game) in games.iter().enumerate() {
         let id = Uuid::now_v7();
         let teams: Vec<Vec<Uuid>> = (game.teams.iter())
