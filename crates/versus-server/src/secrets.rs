@@ -207,10 +207,16 @@ mod tests {
         fs::write(&path, format!("{text}\n")).unwrap();
         let (edited, _) = server_key(&config).unwrap();
         assert_eq!(edited.expose_secret(), text);
-        fs::write(&path, "too short\n").unwrap();
+        fs::write(&path, "tooshort\n").unwrap();
         let err = server_key(&config).unwrap_err().to_string();
         assert!(
             err.contains("server-key") && err.contains("32 bytes"),
+            "{err}"
+        );
+        fs::write(&path, format!("{text} {text}")).unwrap();
+        let err = server_key(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("server-key") && err.contains("printable"),
             "{err}"
         );
 
