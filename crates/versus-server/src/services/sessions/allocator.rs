@@ -111,8 +111,8 @@ impl StaticAllocator {
         allocator
     }
 
-    /// A panic elsewhere while the lock was held cannot leave the counts half-written: every
-    /// change below is a single assignment.
+    /// Nothing that runs under the lock panics between its writes to `held` and `used`, so a
+    /// poisoned lock still holds consistent counts.
     fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
