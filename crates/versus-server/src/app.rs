@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use versus_store::{PostgresStore, SqliteStore, Store};
 
 use crate::config::Config;
+use crate::http::game_server::ServerKey;
 use crate::http::ratelimit::RateLimits;
 use crate::http::serve::{self, ConnectionLimits};
 use crate::http::state::AppState;
@@ -54,6 +55,14 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let secret = secrets::jwt_secret(&config)?;
+        let (server_key, server_key_file) = secrets::server_key(&config)?;
+        if let Some(path) = &server_key_file {
+            tracing::info!(
+                path = %path.display(),
+                "game servers authenticate with the server key kept in this file \
+                 (set sessions.server_key to choose it)"
+            );
+        }
         let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
         let hub = Hub::new(config.realtime.clone());
         tokio::spawn(hub.clone().run(bus.subscribe()));
@@ -73,6 +82,7 @@ impl App {
             bus,
             hub,
             matchmaking,
+            server_key: Arc::new(ServerKey::new(&server_key)),
             tokens: Arc::new(TokenIssuer::new(secret.expose_secret(), &config.auth)),
             hasher: PasswordHasher::new(
                 &config.auth.argon2,

@@ -37,6 +37,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub matchmaking: MatchmakingConfig,
     pub realtime: RealtimeConfig,
+    pub sessions: SessionsConfig,
     /// The queues players can join. Replaces the shipped defaults entirely when given.
     pub queues: Queues,
     /// How long shutdown waits for in-flight requests before giving up on them.
@@ -56,6 +57,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             matchmaking: MatchmakingConfig::default(),
             realtime: RealtimeConfig::default(),
+            sessions: SessionsConfig::default(),
             queues: Queues::default(),
             shutdown_grace_secs: 20,
         }
@@ -281,6 +283,101 @@ impl Default for RealtimeConfig {
     }
 }
 
+/// Game sessions: how a formed match gets a game server, and how game servers and players
+/// prove who they are to the session routes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// What game servers send as `Authorization: Bearer <server_key>`, at least 32 bytes of
+    /// printable ASCII. When absent, one is generated once into `data_dir` (file `server-key`).
+    pub server_key: Option<SecretString>,
+    /// HMAC key of the session tokens players present to their game server, at least 32 bytes.
+    /// When absent, one is generated once into `data_dir` (file `session-token-key`).
+    pub token_key: Option<SecretString>,
+    /// How long a session token is valid.
+    pub token_ttl_secs: u64,
+    /// A running session whose game server has not sent a heartbeat for this long is abandoned.
+    pub heartbeat_ttl_secs: u64,
+    /// An allocated session whose game server has not reported ready within this long is
+    /// cancelled.
+    pub ready_timeout_secs: u64,
+    pub allocator: AllocatorConfig,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            server_key: None,
+            token_key: None,
+            token_ttl_secs: 3600,
+            heartbeat_ttl_secs: 30,
+            ready_timeout_secs: 60,
+            allocator: AllocatorConfig::default(),
+        }
+    }
+}
+
+/// Where a formed match's game server comes from, chosen by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AllocatorConfig {
+    /// A fixed list of game servers, each hosting up to `capacity` sessions at once. The
+    /// embedded default: one local server.
+    Static {
+        #[serde(default = "default_static_endpoints")]
+        endpoints: Vec<StaticEndpoint>,
+    },
+    /// A fleet behind an HTTP allocation service (for example an Agones allocator
+    /// front-end), asked for each session.
+    Http {
+        /// Where allocation requests are POSTed.
+        url: String,
+        /// Deadline of one attempt, milliseconds.
+        #[serde(default = "default_allocator_timeout_ms")]
+        timeout_ms: u64,
+        /// Further attempts after a timeout, a connection error or a 5xx.
+        #[serde(default = "default_allocator_retries")]
+        retries: u32,
+    },
+}
+
+impl Default for AllocatorConfig {
+    fn default() -> Self {
+        Self::Static {
+            endpoints: default_static_endpoints(),
+        }
+    }
+}
+
+/// One game server of the static allocator.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticEndpoint {
+    /// What players connect to, `host:port`.
+    pub address: String,
+    /// Sessions it hosts at once.
+    pub capacity: u32,
+}
+
+fn default_static_endpoints() -> Vec<StaticEndpoint> {
+    vec![StaticEndpoint {
+        address: "127.0.0.1:7777".to_owned(),
+        capacity: 1000,
+    }]
+}
+
+fn default_allocator_timeout_ms() -> u64 {
+    2000
+}
+
+fn default_allocator_retries() -> u32 {
+    2
+}
+
+/// Bound on `sessions.allocator.retries`: with the backoff between attempts, a formed match
+/// must not wait minutes for a fleet that is down.
+pub const MAX_ALLOCATOR_RETRIES: u32 = 10;
+
 /// The queues players can join, validated when the configuration is read: each `[[queues]]`
 /// entry is a [`QueueSpec`] — the same table, defaults and names as a scenario's `[queue]` —
 /// turned into a [`Queue`] (a name and a validated matchmaker configuration). Giving any
@@ -501,6 +598,7 @@ impl Config {
                 "max_frame_bytes must be at least 256 and inbound rates at least 1",
             );
         }
+        self.sessions.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
                 "log.level",
@@ -516,6 +614,101 @@ impl Config {
 
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("versus.db")
+    }
+}
+
+impl SessionsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            })
+        }
+        if let Some(key) = &self.server_key {
+            let key = key.expose_secret();
+            if key.len() < 32 {
+                return invalid("sessions.server_key", "must be at least 32 bytes long");
+            }
+            // Game servers send it in an `Authorization` header, where only visible ASCII
+            // survives intact.
+            if !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return invalid(
+                    "sessions.server_key",
+                    "must be printable ASCII without spaces",
+                );
+            }
+        }
+        if let Some(key) = &self.token_key
+            && key.expose_secret().len() < 32
+        {
+            return invalid("sessions.token_key", "must be at least 32 bytes long");
+        }
+        for (key, value) in [
+            ("sessions.token_ttl_secs", self.token_ttl_secs),
+            ("sessions.heartbeat_ttl_secs", self.heartbeat_ttl_secs),
+            ("sessions.ready_timeout_secs", self.ready_timeout_secs),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        match &self.allocator {
+            AllocatorConfig::Static { endpoints } => {
+                if endpoints.is_empty() {
+                    return invalid(
+                        "sessions.allocator.endpoints",
+                        "at least one game server is needed",
+                    );
+                }
+                for (i, endpoint) in endpoints.iter().enumerate() {
+                    if endpoint.address.trim().is_empty() {
+                        return invalid(
+                            "sessions.allocator.endpoints",
+                            format!("[{i}]: `address` must not be empty"),
+                        );
+                    }
+                    if endpoint.capacity == 0 {
+                        return invalid(
+                            "sessions.allocator.endpoints",
+                            format!(
+                                "[{i}] ({}): `capacity` must be at least 1",
+                                endpoint.address
+                            ),
+                        );
+                    }
+                    // A session restored after a restart finds its server by address.
+                    if endpoints[..i].iter().any(|e| e.address == endpoint.address) {
+                        return invalid(
+                            "sessions.allocator.endpoints",
+                            format!("[{i}]: `address` {:?} is listed twice", endpoint.address),
+                        );
+                    }
+                }
+            }
+            AllocatorConfig::Http {
+                url,
+                timeout_ms,
+                retries,
+            } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return invalid(
+                        "sessions.allocator.url",
+                        "must start with http:// or https://",
+                    );
+                }
+                if *timeout_ms == 0 {
+                    return invalid("sessions.allocator.timeout_ms", "must be at least 1");
+                }
+                if *retries > MAX_ALLOCATOR_RETRIES {
+                    return invalid(
+                        "sessions.allocator.retries",
+                        format!("must be at most {MAX_ALLOCATOR_RETRIES}"),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -642,6 +835,19 @@ mod tests {
         assert_eq!(served(&config.queues), served(&defaults.queues));
         assert_eq!(config.matchmaking.tick_ms, defaults.matchmaking.tick_ms);
         assert_eq!(config.realtime.send_buffer, defaults.realtime.send_buffer);
+        assert_eq!(config.sessions.allocator, defaults.sessions.allocator);
+        assert_eq!(
+            (
+                config.sessions.token_ttl_secs,
+                config.sessions.heartbeat_ttl_secs,
+                config.sessions.ready_timeout_secs
+            ),
+            (
+                defaults.sessions.token_ttl_secs,
+                defaults.sessions.heartbeat_ttl_secs,
+                defaults.sessions.ready_timeout_secs
+            )
+        );
     }
 
     #[test]
@@ -670,6 +876,152 @@ mod tests {
             &["queues[0]", "name"],
         );
         check("queues = []", &["at least one queue"]);
+    }
+
+    fn parse(toml: &str) -> Result<Config, String> {
+        let config: Config = Figment::new()
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|err| err.to_string())?;
+        config.validate().map_err(|err| err.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn sessions_default_to_one_local_game_server() {
+        let sessions = parse("").unwrap().sessions;
+        assert!(sessions.server_key.is_none() && sessions.token_key.is_none());
+        assert_eq!(
+            (
+                sessions.token_ttl_secs,
+                sessions.heartbeat_ttl_secs,
+                sessions.ready_timeout_secs
+            ),
+            (3600, 30, 60)
+        );
+        assert_eq!(
+            sessions.allocator,
+            AllocatorConfig::Static {
+                endpoints: vec![StaticEndpoint {
+                    address: "127.0.0.1:7777".to_owned(),
+                    capacity: 1000,
+                }],
+            }
+        );
+    }
+
+    #[test]
+    fn the_allocator_is_chosen_by_kind() {
+        let config = parse(
+            "[sessions]\nheartbeat_ttl_secs = 10\n\
+             [sessions.allocator]\nkind = \"http\"\nurl = \"http://127.0.0.1:9000/allocate\"",
+        )
+        .unwrap();
+        assert_eq!(config.sessions.heartbeat_ttl_secs, 10);
+        assert_eq!(
+            config.sessions.allocator,
+            AllocatorConfig::Http {
+                url: "http://127.0.0.1:9000/allocate".to_owned(),
+                timeout_ms: 2000,
+                retries: 2,
+            }
+        );
+        let config = parse(
+            "[sessions.allocator]\nkind = \"static\"\nendpoints = [\n\
+             { address = \"10.0.0.1:7777\", capacity = 8 },\n\
+             { address = \"10.0.0.2:7777\", capacity = 16 },\n]",
+        )
+        .unwrap();
+        let AllocatorConfig::Static { endpoints } = config.sessions.allocator else {
+            panic!("expected the static allocator");
+        };
+        assert_eq!(endpoints.len(), 2);
+        assert_eq!(endpoints[1].address, "10.0.0.2:7777");
+        assert_eq!(endpoints[1].capacity, 16);
+        // A static allocator without `endpoints` gets the default server.
+        let config = parse("[sessions.allocator]\nkind = \"static\"").unwrap();
+        assert_eq!(config.sessions.allocator, AllocatorConfig::default());
+    }
+
+    #[test]
+    fn bad_sessions_settings_name_their_key() {
+        let key = "k".repeat(32);
+        parse(&format!(
+            "[sessions]\nserver_key = \"{key}\"\ntoken_key = \"{key}\""
+        ))
+        .unwrap();
+        for (toml, words) in [
+            (
+                "[sessions]\nserver_key = \"short\"",
+                &["sessions.server_key", "32 bytes"][..],
+            ),
+            (
+                &format!("[sessions]\nserver_key = \"{key} x\"") as &str,
+                &["sessions.server_key", "printable"],
+            ),
+            ("[sessions]\ntoken_key = \"short\"", &["sessions.token_key"]),
+            (
+                "[sessions]\ntoken_ttl_secs = 0",
+                &["sessions.token_ttl_secs"],
+            ),
+            (
+                "[sessions]\nheartbeat_ttl_secs = 0",
+                &["sessions.heartbeat_ttl_secs"],
+            ),
+            (
+                "[sessions]\nready_timeout_secs = 0",
+                &["sessions.ready_timeout_secs"],
+            ),
+            (
+                "[sessions.allocator]\nkind = \"static\"\nendpoints = []",
+                &["sessions.allocator.endpoints", "at least one"],
+            ),
+            (
+                "[sessions.allocator]\nkind = \"static\"\n\
+                 endpoints = [{ address = \"a:1\", capacity = 0 }]",
+                &["sessions.allocator.endpoints", "[0]", "capacity"],
+            ),
+            (
+                "[sessions.allocator]\nkind = \"static\"\n\
+                 endpoints = [{ address = \"a:1\", capacity = 1 }, { address = \" \", capacity = 1 }]",
+                &["sessions.allocator.endpoints", "[1]", "address"],
+            ),
+            (
+                "[sessions.allocator]\nkind = \"static\"\n\
+                 endpoints = [{ address = \"a:1\", capacity = 1 }, { address = \"a:1\", capacity = 1 }]",
+                &["sessions.allocator.endpoints", "[1]", "twice"],
+            ),
+            (
+                "[sessions.allocator]\nkind = \"http\"\nurl = \"ftp://x\"",
+                &["sessions.allocator.url", "http://"],
+            ),
+            (
+                "[sessions.allocator]\nkind = \"http\"\nurl = \"http://x\"\ntimeout_ms = 0",
+                &["sessions.allocator.timeout_ms"],
+            ),
+            (
+                "[sessions.allocator]\nkind = \"http\"\nurl = \"http://x\"\nretries = 11",
+                &["sessions.allocator.retries"],
+            ),
+            // Errors of the TOML itself name the key too.
+            ("[sessions.allocator]\nkind = \"http\"", &["url"]),
+            ("[sessions.allocator]\nkind = \"agones\"", &["agones"]),
+            (
+                "[sessions.allocator]\nkind = \"http\"\nurl = \"http://x\"\nendpoints = []",
+                &["endpoints"],
+            ),
+            (
+                "[sessions.allocator]\nkind = \"static\"\n\
+                 endpoints = [{ address = \"a:1\", capacity = 1, weight = 2 }]",
+                &["weight"],
+            ),
+            ("[sessions]\nheartbeat_ttl = 5", &["heartbeat_ttl"]),
+        ] {
+            let err = parse(toml).unwrap_err();
+            for word in words {
+                assert!(err.contains(word), "{toml}: {err}");
+            }
+        }
     }
 
     #[test]

@@ -244,6 +244,10 @@ fn describe_metrics() {
         "game_queue_searching_tickets",
         "Tickets searching, by queue"
     );
+    metrics::describe_gauge!(
+        "game_server_slots_free",
+        "Sessions each game server of the static allocator can still take, by endpoint"
+    );
     metrics::describe_counter!(
         "game_ws_events_sent_total",
         "Events handed to live WebSocket connections"

@@ -1,8 +1,8 @@
 //! The extractor that turns a bearer token into the authenticated player.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use uuid::Uuid;
 
 use crate::http::error::ApiError;
@@ -27,7 +27,7 @@ impl FromRequestParts<AppState> for AuthPlayer {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or(ApiError::Unauthorized(
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
             "missing or malformed Authorization: Bearer header",
         ))?;
         AuthPlayer::from_token(state, token).await
@@ -42,6 +42,11 @@ impl AuthPlayer {
     pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let claims = state.tokens.verify_access(token).map_err(|err| match err {
             TokenError::Expired => ApiError::Unauthorized("access token has expired"),
+            // Checked only on the way to a refusal: a game server's key sent to a player route
+            // is told what the route needs rather than that its "token" is broken.
+            TokenError::Invalid if state.server_key.matches(token) => ApiError::Unauthorized(
+                "player routes need a player's access token, not the server key",
+            ),
             TokenError::Invalid => ApiError::Unauthorized("access token is invalid"),
         })?;
         match (state.accounts)
@@ -63,8 +68,9 @@ impl AuthPlayer {
     }
 }
 
-fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod game_server;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;

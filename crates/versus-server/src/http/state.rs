@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use versus_store::Store;
 
 use crate::config::Config;
+use crate::http::game_server::ServerKey;
 use crate::http::ratelimit::RateLimits;
 use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::EventBus;
@@ -26,4 +27,6 @@ pub struct AppState {
     pub bus: Arc<dyn EventBus>,
     pub hub: Arc<Hub>,
     pub matchmaking: Arc<Matchmaking>,
+    /// What game servers present; see [`crate::http::game_server`].
+    pub server_key: Arc<ServerKey>,
 }

@@ -1,5 +1,6 @@
 //! The services behind the HTTP edge: matchmaking (one actor per queue), the realtime hub, the
-//! event bus between them, and authentication (password hashing, tokens).
+//! event bus between them, authentication (password hashing, tokens), and game sessions (finding a
+//! game server for a formed match).
 //!
 //! Architecture invariant: nothing here imports the HTTP edge — no `axum`, no `tower`, no
 //! `crate::http`, no `ApiError`. Services take domain and wire types and return plain error
@@ -10,3 +11,4 @@ pub mod auth;
 pub mod events;
 pub mod hub;
 pub mod matchmaking;
+pub mod sessions;
