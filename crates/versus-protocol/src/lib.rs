@@ -112,6 +112,18 @@ pub struct PlayerProfile {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// Games over every queue (`GET /api/v1/players/me` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<PlayerStats>,
+}
+
+/// A player's game counts over every queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlayerStats {
+    pub games: u64,
+    pub wins: u64,
+    pub losses: u64,
+    pub draws: u64,
 }
 
 /// What anyone may see of a player: no email, no secrets.

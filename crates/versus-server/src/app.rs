@@ -23,6 +23,7 @@ use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::{EventBus, InProcessBus};
 use crate::services::hub::Hub;
 use crate::services::matchmaking::Matchmaking;
+use crate::services::sessions::{Sessions, allocator};
 use crate::{http, secrets, telemetry};
 
 pub struct App {
@@ -66,12 +67,33 @@ impl App {
         let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
         let hub = Hub::new(config.realtime.clone());
         tokio::spawn(hub.clone().run(bus.subscribe()));
+        let (formed_tx, formed_rx) = tokio::sync::mpsc::unbounded_channel();
         let matchmaking = Matchmaking::start(
             config.queues.iter(),
             &config.matchmaking,
             bus.clone(),
             store.clone(),
+            formed_tx,
         );
+        let sessions = Sessions::new(
+            store.clone(),
+            bus.clone(),
+            matchmaking.clone(),
+            allocator::from_config(&config.sessions.allocator)?,
+            config.queues.iter(),
+            secrets::session_token_key(&config)?
+                .expose_secret()
+                .to_vec(),
+            config.sessions.clone(),
+        );
+        // Before the first request: sessions the last stop interrupted are settled, and live
+        // ones get their heartbeat clocks and game-server slots back.
+        sessions
+            .recover()
+            .await
+            .context("recovering game sessions")?;
+        tokio::spawn(sessions.clone().run(formed_rx));
+        tokio::spawn(sessions.clone().sweep());
         let accounts = Accounts::new(
             store.clone(),
             Duration::from_secs(config.auth.access_token_ttl_secs),
@@ -83,6 +105,7 @@ impl App {
             hub,
             matchmaking,
             server_key: Arc::new(ServerKey::new(&server_key)),
+            sessions,
             tokens: Arc::new(TokenIssuer::new(secret.expose_secret(), &config.auth)),
             hasher: PasswordHasher::new(
                 &config.auth.argon2,

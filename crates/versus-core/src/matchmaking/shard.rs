@@ -91,12 +91,16 @@ impl Shard {
 
     /// Puts a ticket back that a match took but could not keep (its session found no game
     /// server): at its original time, so it keeps its wait and its place at the front, and
-    /// with its members' recent opponents as before. Its position shows from the next tick.
-    pub fn rejoin(&mut self, mut ticket: Ticket) -> Result<(), TicketError> {
+    /// with its members' recent opponents as before, except `unplayed`: the players of the match
+    /// that never happened, whom it may meet again at once. Its position shows from the next
+    /// tick.
+    pub fn rejoin(&mut self, mut ticket: Ticket, unplayed: &[PlayerId]) -> Result<(), TicketError> {
         let remembered = self
             .memory
             .opponents_of(ticket.members.iter().map(|m| m.player));
-        ticket.recent_opponents.extend(remembered);
+        ticket
+            .recent_opponents
+            .extend(remembered.into_iter().filter(|p| !unplayed.contains(p)));
         ticket.recent_opponents.sort_unstable();
         ticket.recent_opponents.dedup();
         self.pool.add(ticket)
@@ -229,13 +233,29 @@ mod tests {
         let mut shard = Shard::new(QueueConfig::new(2, 1)).unwrap();
         shard.join(solo(1, 1500.0, 10)).unwrap();
         // Back from a match that found no server, with the time it first joined.
-        shard.rejoin(solo(2, 3000.0, 2)).unwrap();
+        shard.rejoin(solo(2, 3000.0, 2), &[]).unwrap();
         let out = shard.tick(Timestamp::from_secs(11));
         let order: Vec<_> = out.waiting.iter().map(|w| (w.ticket, w.position)).collect();
         assert_eq!(order, [(TicketId(2), 1), (TicketId(1), 2)]);
         assert_eq!(
             out.waiting[0].waited_ms, 9_000,
             "its wait counts from its first join"
+        );
+    }
+
+    #[test]
+    fn players_of_a_match_that_never_happened_may_meet_again() {
+        let mut shard = Shard::new(QueueConfig::new(2, 1)).unwrap();
+        shard.join(solo(1, 1500.0, 0)).unwrap();
+        shard.join(solo(2, 1500.0, 0)).unwrap();
+        assert_eq!(shard.tick(Timestamp::from_secs(1)).match_count(), 1);
+        let unplayed = [PlayerId(1), PlayerId(2)];
+        shard.rejoin(solo(1, 1500.0, 0), &unplayed).unwrap();
+        shard.rejoin(solo(2, 1500.0, 0), &unplayed).unwrap();
+        assert_eq!(
+            shard.tick(Timestamp::from_secs(2)).match_count(),
+            1,
+            "not kept apart as recent opponents"
         );
     }
 }

@@ -27,14 +27,20 @@ impl FromRequestParts<AppState> for AuthPlayer {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
-            "missing or malformed Authorization: Bearer header",
-        ))?;
-        AuthPlayer::from_token(state, token).await
+        AuthPlayer::from_headers(state, &parts.headers).await
     }
 }
 
 impl AuthPlayer {
+    /// From the `Authorization: Bearer` header, for handlers that accept more than one kind of
+    /// credential.
+    pub async fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Self, ApiError> {
+        let token = bearer_token(headers).ok_or(ApiError::Unauthorized(
+            "missing or malformed Authorization: Bearer header",
+        ))?;
+        AuthPlayer::from_token(state, token).await
+    }
+
     /// Verifies an access token however it arrived (header, `?token=` on `/ws`, `auth` on a
     /// socket), checks its player may still act, and records the player on the request's span.
     /// A token whose login ended or whose account is gone is refused like an invalid one (401):

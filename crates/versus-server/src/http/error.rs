@@ -13,6 +13,7 @@ use versus_protocol::ws::WsError;
 
 use crate::services::auth::HashError;
 use crate::services::matchmaking::{JoinError, LeaveError};
+use crate::services::sessions::SessionError;
 
 /// What a client refused by a full hashing queue is told to wait: the queue drains in seconds
 /// at most, and the client's own backoff and jitter spread the retries.
@@ -274,6 +275,39 @@ impl ApiError {
             code: self.code().to_owned(),
             detail: self.to_string(),
             request_type: request_type.map(str::to_owned),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> Self {
+        let conflict = |code: &'static str, err: &SessionError| Self::Conflict {
+            code,
+            field: None,
+            detail: err.to_string(),
+        };
+        match err {
+            SessionError::Unknown => Self::NotFoundCode {
+                code: "session_not_found",
+                detail: err.to_string(),
+            },
+            SessionError::Illegal { .. } => Self::Conflict {
+                code: "illegal_transition",
+                field: Some("state"),
+                detail: err.to_string(),
+            },
+            SessionError::NotLive(_) => conflict("session_not_live", &err),
+            SessionError::ResultConflict => conflict("result_conflict", &err),
+            SessionError::BadResult(_) | SessionError::BadRoster(_) => {
+                Self::validation("teams", &err)
+            }
+            SessionError::ForbiddenState => Self::validation("state", &err),
+            SessionError::UnknownQueue { .. } => Self::validation("queue", &err),
+            SessionError::BadSlots(_) | SessionError::Backfill(_) => {
+                Self::validation("slots", &err)
+            }
+            SessionError::NoServer(_) => Self::Unavailable("no game server could take the session"),
+            SessionError::Store(err) => Self::from(err),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::EventBus;
 use crate::services::hub::Hub;
 use crate::services::matchmaking::Matchmaking;
+use crate::services::sessions::Sessions;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -29,4 +30,5 @@ pub struct AppState {
     pub matchmaking: Arc<Matchmaking>,
     /// What game servers present; see [`crate::http::game_server`].
     pub server_key: Arc<ServerKey>,
+    pub sessions: Arc<Sessions>,
 }

@@ -13,3 +13,4 @@ mod ops;
 mod players;
 mod realtime;
 mod sdk;
+mod sessions;

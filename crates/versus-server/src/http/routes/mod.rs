@@ -5,6 +5,7 @@ pub mod auth;
 pub mod health;
 pub mod players;
 pub mod queue;
+pub mod sessions;
 pub mod ws;
 
 use versus_protocol::{PlayerProfile, PublicPlayer};
@@ -19,6 +20,7 @@ pub fn profile(player: &Player) -> PlayerProfile {
         region: player.region.as_ref().map(ToString::to_string),
         created_at: player.created_at,
         updated_at: player.updated_at,
+        stats: None,
     }
 }
 

@@ -2,11 +2,16 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use serde::Deserialize;
 use time::OffsetDateTime;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use versus_core::account::{DisplayName, Region};
-use versus_protocol::{PlayerProfile, Problem, PublicPlayer, UpdatePlayerRequest};
+use versus_protocol::sessions::{
+    MatchHistoryEntry, Page, PlayerRatings, QueueRating, RatingHistoryEntry,
+};
+use versus_protocol::{PlayerProfile, PlayerStats, Problem, PublicPlayer, UpdatePlayerRequest};
 use versus_store::PlayerPatch;
 
 use crate::http::auth::AuthPlayer;
@@ -14,11 +19,15 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, parse_uuid};
 use crate::http::routes::{profile, public_player};
 use crate::http::state::AppState;
+use crate::services::sessions::decode_cursor;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_me, patch_me))
         .routes(routes!(get_player))
+        .routes(routes!(get_ratings))
+        .routes(routes!(get_rating_history))
+        .routes(routes!(get_matches))
 }
 
 pub(crate) async fn own_profile(state: &AppState, player: AuthPlayer) -> ApiResult<PlayerProfile> {
@@ -35,7 +44,7 @@ pub(crate) async fn own_profile(state: &AppState, player: AuthPlayer) -> ApiResu
     get, path = "/api/v1/players/me", tag = "players",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's profile", body = PlayerProfile),
+        (status = 200, description = "The caller's profile, with game counts over every queue", body = PlayerProfile),
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"),
     )
@@ -44,7 +53,16 @@ async fn get_me(
     State(state): State<AppState>,
     player: AuthPlayer,
 ) -> ApiResult<Json<PlayerProfile>> {
-    own_profile(&state, player).await.map(Json)
+    let mut profile = own_profile(&state, player).await?;
+    let ratings = state.sessions.ratings(player.id).await?;
+    let total = |f: fn(&QueueRating) -> u64| ratings.ratings.iter().map(f).sum();
+    profile.stats = Some(PlayerStats {
+        games: total(|r| r.games),
+        wins: total(|r| r.wins),
+        losses: total(|r| r.losses),
+        draws: total(|r| r.draws),
+    });
+    Ok(Json(profile))
 }
 
 /// Change the caller's display name or region.
@@ -115,4 +133,119 @@ async fn get_player(
         .await?
         .ok_or(ApiError::NotFound("player"))?;
     Ok(Json(public_player(&player)))
+}
+
+/// A page request: `limit` items (1–100, default 20) after `cursor` (from the previous page).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// The `next` of the previous page.
+    cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+}
+
+impl PageQuery {
+    fn parse(&self) -> ApiResult<(Option<versus_store::Cursor>, u32)> {
+        let limit = self.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::validation("limit", "must be 1 to 100"));
+        }
+        let cursor =
+            match &self.cursor {
+                None => None,
+                Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
+                    ApiError::validation("cursor", "not a cursor this server gave")
+                })?),
+            };
+        Ok((cursor, limit))
+    }
+}
+
+async fn existing(state: &AppState, id: &str) -> ApiResult<uuid::Uuid> {
+    let id = parse_uuid("id", id)?;
+    state
+        .store
+        .player(id)
+        .await?
+        .ok_or(ApiError::NotFound("player"))?;
+    Ok(id)
+}
+
+/// A player's rating in each queue they have played rated games in (public, like a
+/// leaderboard).
+#[utoipa::path(
+    get, path = "/api/v1/players/{id}/ratings", tag = "players",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Player id")),
+    responses(
+        (status = 200, description = "Ratings per queue", body = PlayerRatings),
+        (status = 400, description = "`id` is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such player", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_ratings(
+    State(state): State<AppState>,
+    _caller: AuthPlayer,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PlayerRatings>> {
+    let id = existing(&state, &id).await?;
+    Ok(Json(state.sessions.ratings(id).await?))
+}
+
+/// A player's rated games in one queue, newest first: before, after and change of each.
+#[utoipa::path(
+    get, path = "/api/v1/players/{id}/ratings/{queue}/history", tag = "players",
+    security(("bearer" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Player id"),
+        ("queue" = String, Path, description = "Queue name"),
+        PageQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of the history", body = Page<RatingHistoryEntry>),
+        (status = 400, description = "Bad id, cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such player", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_rating_history(
+    State(state): State<AppState>,
+    _caller: AuthPlayer,
+    Path((id, queue)): Path<(String, String)>,
+    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+) -> ApiResult<Json<Page<RatingHistoryEntry>>> {
+    let (cursor, limit) = page.parse()?;
+    let id = existing(&state, &id).await?;
+    Ok(Json(
+        state
+            .sessions
+            .rating_history(id, &queue, cursor, limit)
+            .await?,
+    ))
+}
+
+/// A player's finished games, newest first. Paging is by cursor: pages neither skip nor repeat
+/// games while new ones finish.
+#[utoipa::path(
+    get, path = "/api/v1/players/{id}/matches", tag = "players",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Player id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of the match history", body = Page<MatchHistoryEntry>),
+        (status = 400, description = "Bad id, cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such player", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_matches(
+    State(state): State<AppState>,
+    _caller: AuthPlayer,
+    Path(id): Path<String>,
+    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+) -> ApiResult<Json<Page<MatchHistoryEntry>>> {
+    let (cursor, limit) = page.parse()?;
+    let id = existing(&state, &id).await?;
+    Ok(Json(state.sessions.match_history(id, cursor, limit).await?))
 }

@@ -12,12 +12,12 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 use versus_config::Queue;
 use versus_core::matchmaking::{
-    CancelOutcome, FormedMatch, Member, PlayerId, Shard, TickOutcome, Ticket, TicketError,
-    TicketId, Timestamp,
+    BackfillRequest, CancelOutcome, FormedMatch, Member, PlayerId, RegionId, Shard, TickOutcome,
+    Ticket, TicketError, TicketId, Timestamp,
 };
 use versus_core::rating::{AnyRatingSystem, PlayerRating, RatingSystem as _};
 use versus_protocol::queue::{QueueStatistics, TicketState, TicketView};
-use versus_protocol::ws::{MatchFound, MatchPlayer, MatchTeam, ServerEvent};
+use versus_protocol::ws::{MatchPlayer, MatchTeam, QueueUpdate, ServerEvent};
 
 use super::board::{Board, TicketRecord};
 use super::stats::Collector;
@@ -40,6 +40,56 @@ pub enum Command {
         ticket: Uuid,
         reply: oneshot::Sender<Option<TicketView>>,
     },
+    /// Tickets a match took but whose session found no game server: back in, at the front.
+    Requeue {
+        tickets: Vec<FormedTicket>,
+        reason: String,
+    },
+    /// A running session lost players: fill its open slots before forming new matches.
+    Backfill {
+        session: Uuid,
+        request: OpenSlots,
+        reply: oneshot::Sender<Result<(), TicketError>>,
+    },
+    /// The session ended: its open backfill request, if any, goes.
+    Withdraw { session: Uuid },
+}
+
+/// A running session's teams and open slots, as the session service describes them.
+pub struct OpenSlots {
+    /// Current players of each team with their ratings in this queue.
+    pub teams: Vec<Vec<(Uuid, PlayerRating)>>,
+    pub open_slots: Vec<usize>,
+    /// The session's region (one of the queue's).
+    pub region: String,
+}
+
+/// A match the queue formed, for the session service: it stores the session, then tells the
+/// players (these updates and `match_found`), then finds a game server.
+#[derive(Debug, Clone)]
+pub struct FormedSession {
+    pub session_id: Uuid,
+    pub queue: String,
+    pub region: String,
+    pub quality: f64,
+    /// Every player of every team, with the rating it was matched on.
+    pub teams: Vec<MatchTeam>,
+    /// The tickets this match took (for a backfill, the newcomers').
+    pub tickets: Vec<FormedTicket>,
+    /// `Some(session)` when this fills a running session's open slots.
+    pub backfill_of: Option<Uuid>,
+}
+
+/// One ticket a match took, with what it takes to put it back in its place.
+#[derive(Debug, Clone)]
+pub struct FormedTicket {
+    pub ticket_id: Uuid,
+    pub team: usize,
+    pub players: Vec<(Uuid, PlayerRating)>,
+    pub region_latency_ms: Vec<u32>,
+    pub created: Instant,
+    /// The `queue_update` (state matched) its players are to get with `match_found`.
+    pub update: QueueUpdate,
 }
 
 /// A ticket as the service hands it over; the actor dates it and fills in the rest.
@@ -73,6 +123,10 @@ pub struct QueueActor {
 struct Desk {
     queue: String,
     regions: Vec<String>,
+    /// Where formed matches go (the session service).
+    formed: mpsc::UnboundedSender<FormedSession>,
+    /// Open backfill requests and the sessions they fill.
+    backfills: HashMap<TicketId, Uuid>,
     board: Arc<Board>,
     bus: Arc<dyn EventBus>,
     stats: Arc<Mutex<QueueStatistics>>,
@@ -87,6 +141,7 @@ impl QueueActor {
         board: Arc<Board>,
         bus: Arc<dyn EventBus>,
         stats: Arc<Mutex<QueueStatistics>>,
+        formed: mpsc::UnboundedSender<FormedSession>,
         config: &MatchmakingConfig,
         epoch: Instant,
     ) -> Self {
@@ -95,6 +150,8 @@ impl QueueActor {
             desk: Desk {
                 queue: queue.name.clone(),
                 regions: queue.config.regions.clone(),
+                formed,
+                backfills: HashMap::new(),
                 board,
                 bus,
                 stats,
@@ -137,6 +194,24 @@ impl QueueActor {
             Command::View { ticket, reply } => {
                 let _ = reply.send(self.desk.board.view(ticket));
             }
+            Command::Requeue { tickets, reason } => self.requeue(tickets, &reason),
+            Command::Backfill {
+                session,
+                request,
+                reply,
+            } => {
+                let _ = reply.send(self.backfill(session, request));
+            }
+            Command::Withdraw { session } => {
+                let open: Vec<TicketId> = (self.desk.backfills.iter())
+                    .filter(|(_, s)| **s == session)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in open {
+                    self.shard.leave(id);
+                    self.desk.backfills.remove(&id);
+                }
+            }
         }
     }
 
@@ -150,7 +225,7 @@ impl QueueActor {
                     rating,
                 })
                 .collect(),
-            region_latency_ms: ticket.region_latency_ms,
+            region_latency_ms: ticket.region_latency_ms.clone(),
             created_at: self.timestamp(created),
             recent_opponents: Vec::new(),
         })?;
@@ -159,6 +234,7 @@ impl QueueActor {
             queue: self.desk.queue.clone(),
             players: ticket.players.iter().map(|(player, _)| *player).collect(),
             ratings: ticket.players.iter().map(|(_, rating)| *rating).collect(),
+            region_latency_ms: ticket.region_latency_ms,
             created,
             state: TicketState::Searching,
             position: accepted.position as u64,
@@ -206,6 +282,86 @@ impl QueueActor {
         }
     }
 
+    /// Puts tickets back at their first join time. A ticket whose record moved on (its player
+    /// left, or joined again elsewhere meanwhile) stays out.
+    fn requeue(&mut self, tickets: Vec<FormedTicket>, reason: &str) {
+        let unplayed: Vec<PlayerId> = (tickets.iter())
+            .flat_map(|t| t.players.iter().map(|(p, _)| PlayerId(p.as_u128())))
+            .collect();
+        let mut board = self.desk.board.write();
+        let mut events = Vec::new();
+        for ticket in tickets {
+            let Some(record) = board.get_mut(&ticket.ticket_id) else {
+                continue;
+            };
+            if record.state != TicketState::Matched {
+                continue;
+            }
+            let rejoined = self.shard.rejoin(
+                Ticket {
+                    id: TicketId(ticket.ticket_id.as_u128()),
+                    members: (ticket.players.iter())
+                        .map(|&(player, rating)| Member {
+                            player: PlayerId(player.as_u128()),
+                            rating,
+                        })
+                        .collect(),
+                    region_latency_ms: ticket.region_latency_ms,
+                    created_at: Timestamp(
+                        ticket
+                            .created
+                            .saturating_duration_since(self.epoch)
+                            .as_millis() as u64,
+                    ),
+                    recent_opponents: Vec::new(),
+                },
+                &unplayed,
+            );
+            if let Err(err) = rejoined {
+                tracing::warn!(ticket_id = %ticket.ticket_id, error = %err, "ticket could not be requeued");
+                continue;
+            }
+            record.state = TicketState::Searching;
+            record.match_id = None;
+            record.ended = None;
+            self.desk.searching_players += record.players.len() as u64;
+            events.push(BusEvent::Event {
+                audience: Audience::Players(record.players.clone()),
+                event: ServerEvent::QueueUpdate(record.update()),
+            });
+        }
+        drop(board);
+        tracing::info!(queue = %self.desk.queue, reason, requeued = events.len(), "tickets requeued at the front");
+        for event in events {
+            self.desk.bus.publish(event);
+        }
+    }
+
+    fn backfill(&mut self, session: Uuid, slots: OpenSlots) -> Result<(), TicketError> {
+        let region = (self.desk.regions.iter())
+            .position(|r| *r == slots.region)
+            .ok_or(TicketError::BackfillRegion(RegionId(u8::MAX)))?;
+        let id = TicketId(Uuid::now_v7().as_u128());
+        self.shard.request_backfill(BackfillRequest {
+            id,
+            teams: (slots.teams.iter())
+                .map(|team| {
+                    (team.iter())
+                        .map(|&(player, rating)| Member {
+                            player: PlayerId(player.as_u128()),
+                            rating,
+                        })
+                        .collect()
+                })
+                .collect(),
+            open_slots: slots.open_slots,
+            region: RegionId(region as u8),
+            created_at: self.timestamp(Instant::now()),
+        })?;
+        self.desk.backfills.insert(id, session);
+        Ok(())
+    }
+
     fn tick(&mut self) {
         let started = Instant::now();
         let now = self.timestamp(started);
@@ -242,7 +398,10 @@ impl Desk {
         let board = self.board.clone();
         let mut tickets = board.write();
         for formed in outcome.matches() {
-            self.matched(&formed, rater, now, &mut tickets, &mut events);
+            self.matched(&formed, rater, now, &mut tickets);
+        }
+        for request in &outcome.expired_backfills {
+            self.backfills.remove(request);
         }
         for id in &outcome.expired {
             let Some(record) = tickets.get_mut(&Uuid::from_u128(id.0)) else {
@@ -284,9 +443,11 @@ impl Desk {
         rater: &AnyRatingSystem,
         now: Instant,
         tickets: &mut HashMap<Uuid, TicketRecord>,
-        events: &mut Vec<BusEvent>,
     ) {
-        let match_id = Uuid::now_v7();
+        let backfill_of = formed
+            .backfill
+            .and_then(|request| self.backfills.remove(&request));
+        let session_id = backfill_of.unwrap_or_else(Uuid::now_v7);
         let display: HashMap<Uuid, f64> = (formed.tickets.iter())
             .filter_map(|id| tickets.get(&Uuid::from_u128(id.0)))
             .flat_map(|t| {
@@ -315,35 +476,42 @@ impl Desk {
             formed.teams().map(|t| t.rating_sum).sum::<f64>() / formed.players.len().max(1) as f64;
         let queue = self.queue.clone();
         metrics::counter!("game_matchmaking_success_total", "queue" => queue.clone()).increment(1);
-        for ticket_id in formed.tickets {
-            let Some(record) = tickets.get_mut(&Uuid::from_u128(ticket_id.0)) else {
-                continue;
-            };
-            let waited = now.saturating_duration_since(record.created);
-            metrics::histogram!("game_queue_waiting_seconds", "queue" => queue.clone())
-                .record(waited.as_secs_f64());
-            self.collector.record_wait(now, waited);
-            record.end(TicketState::Matched, now);
-            record.match_id = Some(match_id);
-            self.searching_players -= record.players.len() as u64;
-            let audience = Audience::Players(record.players.clone());
-            events.push(BusEvent::Event {
-                audience: audience.clone(),
-                event: ServerEvent::MatchFound(MatchFound {
-                    match_id,
-                    queue: queue.clone(),
+        let mut taken = Vec::with_capacity(formed.tickets.len());
+        for (team, members) in formed.teams().enumerate() {
+            for ticket_id in members.tickets {
+                let Some(record) = tickets.get_mut(&Uuid::from_u128(ticket_id.0)) else {
+                    continue;
+                };
+                let waited = now.saturating_duration_since(record.created);
+                metrics::histogram!("game_queue_waiting_seconds", "queue" => queue.clone())
+                    .record(waited.as_secs_f64());
+                self.collector.record_wait(now, waited);
+                record.end(TicketState::Matched, now);
+                record.match_id = Some(session_id);
+                self.searching_players -= record.players.len() as u64;
+                taken.push(FormedTicket {
                     ticket_id: record.ticket_id,
-                    region: region.clone(),
-                    quality: formed.quality,
-                    teams: teams.clone(),
-                }),
-            });
-            events.push(BusEvent::Event {
-                audience,
-                event: ServerEvent::QueueUpdate(record.update()),
-            });
+                    team,
+                    players: (record.players.iter().copied())
+                        .zip(record.ratings.iter().copied())
+                        .collect(),
+                    region_latency_ms: record.region_latency_ms.clone(),
+                    created: record.created,
+                    update: record.update(),
+                });
+            }
         }
+        // The session service stores the session before anyone hears of the match.
+        let _ = self.formed.send(FormedSession {
+            session_id,
+            queue: queue.clone(),
+            region: region.clone(),
+            quality: formed.quality,
+            teams,
+            tickets: taken,
+            backfill_of,
+        });
         self.collector.record_match(now, mean_rating, &region);
-        tracing::info!(queue = %queue, match_id = %match_id, quality = formed.quality, region = %region, "match formed");
+        tracing::info!(queue = %queue, session_id = %session_id, quality = formed.quality, region = %region, "match formed");
     }
 }

@@ -26,6 +26,8 @@ pub struct TicketRecord {
     pub players: Vec<Uuid>,
     /// The ratings the ticket is matched on, for the display ratings in `match_found`.
     pub ratings: Vec<PlayerRating>,
+    /// Latency to each of the queue's regions: what a requeue needs to put it back.
+    pub region_latency_ms: Vec<u32>,
     pub created: Instant,
     pub state: TicketState,
     pub position: u64,

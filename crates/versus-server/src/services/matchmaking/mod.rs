@@ -30,7 +30,7 @@ use versus_protocol::queue::{
 };
 use versus_store::{Store, StoreError};
 
-pub use actor::{Command, LeaveOutcome, NewTicket};
+pub use actor::{Command, FormedSession, FormedTicket, LeaveOutcome, NewTicket, OpenSlots};
 pub use board::{Board, TicketRecord};
 
 use crate::config::MatchmakingConfig;
@@ -89,7 +89,7 @@ pub struct Joined {
 /// One queue, as the service reaches it.
 pub struct QueueHandle {
     queue: Queue,
-    /// Where every player of this queue starts (until results are rated).
+    /// Where a player with no rated game in this queue starts.
     initial_rating: PlayerRating,
     commands: mpsc::Sender<Command>,
     board: Arc<Board>,
@@ -158,6 +158,7 @@ impl Matchmaking {
         config: &MatchmakingConfig,
         bus: Arc<dyn EventBus>,
         store: Arc<dyn Store>,
+        formed: mpsc::UnboundedSender<FormedSession>,
     ) -> Arc<Self> {
         let epoch = Instant::now();
         let mut handles = Vec::new();
@@ -170,6 +171,7 @@ impl Matchmaking {
                 board.clone(),
                 bus.clone(),
                 stats.clone(),
+                formed.clone(),
                 config,
                 epoch,
             );
@@ -195,6 +197,49 @@ impl Matchmaking {
             store,
             config: config.clone(),
         })
+    }
+
+    fn queue(&self, name: &str) -> Option<&QueueHandle> {
+        self.by_name.get(name).map(|&i| &self.queues[i])
+    }
+
+    /// Puts back the tickets of a match whose session could not be played (no game server),
+    /// at their original place: they keep their wait.
+    pub async fn requeue(&self, queue: &str, tickets: Vec<FormedTicket>, reason: String) {
+        if let Some(queue) = self.queue(queue) {
+            let _ = queue
+                .commands
+                .send(Command::Requeue { tickets, reason })
+                .await;
+        }
+    }
+
+    /// Asks `queue` to fill a running session's open slots before forming new matches.
+    pub async fn request_backfill(
+        &self,
+        queue: &str,
+        session: Uuid,
+        request: OpenSlots,
+    ) -> Result<(), JoinError> {
+        let queue = self.queue(queue).ok_or_else(|| JoinError::UnknownQueue {
+            known: self.queue_names().collect::<Vec<_>>().join(", "),
+        })?;
+        queue
+            .ask(|reply| Command::Backfill {
+                session,
+                request,
+                reply,
+            })
+            .await
+            .ok_or(JoinError::QueueStopped)?
+            .map_err(JoinError::Refused)
+    }
+
+    /// The session is over: its open backfill request, if any, is withdrawn.
+    pub async fn withdraw_backfill(&self, queue: &str, session: Uuid) {
+        if let Some(queue) = self.queue(queue) {
+            let _ = queue.commands.send(Command::Withdraw { session }).await;
+        }
     }
 
     pub fn queue_names(&self) -> impl Iterator<Item = &str> {
@@ -240,11 +285,15 @@ impl Matchmaking {
         let preferences = self.preferences(player).await?;
         let region_latency_ms = region_latencies(&queue.queue, request, &preferences)?;
         let ticket_id = Uuid::now_v7();
+        // The player's rating in this queue from their rated games; a new player starts at the
+        // queue's initial rating.
+        let rating = match self.store.player_rating(player, &request.queue).await? {
+            Some(stored) => stored.rating,
+            None => queue.initial_rating,
+        };
         let ticket = NewTicket {
             ticket_id,
-            // Ratings are per player and queue once results are rated; until then every
-            // player starts at the queue's initial rating.
-            players: vec![(player, queue.initial_rating)],
+            players: vec![(player, rating)],
             region_latency_ms,
         };
         let answer = match self.claim(player, index, ticket, request, idempotency_key)? {
@@ -526,6 +575,7 @@ mod tests {
             &MatchmakingConfig::default(),
             Arc::new(InProcessBus::default()),
             store,
+            mpsc::unbounded_channel().0,
         );
         let (player, login) = (Uuid::now_v7(), Uuid::now_v7());
         let request = JoinQueueRequest {

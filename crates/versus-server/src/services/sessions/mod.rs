@@ -1,3 +1,8 @@
-//! Game sessions: a formed match given a game server, and the session's life on it.
+//! Game sessions: what follows a formed match — storing it, finding it a game server
+//! ([`allocator`]), heartbeats, state changes, the result and the ratings it changes
+//! ([`Sessions`]).
 
 pub mod allocator;
+mod service;
+
+pub use service::{SessionError, Sessions, decode_cursor, encode_cursor, state_name};

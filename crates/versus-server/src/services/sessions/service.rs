@@ -1,0 +1,1036 @@
+//! The session service: what happens after a match forms.
+//!
+//! 1. A queue hands over a [`FormedSession`]; the session is **stored** (`allocating`) before
+//!    any player hears of the match, then the players get `queue_update` (matched) and
+//!    `match_found`.
+//! 2. The allocator finds a game server: the session becomes `ready` and every player gets
+//!    `session_ready` (endpoint and a token the game server verifies offline). No server: the
+//!    session is `cancelled` and its tickets go back to the queue at the front, keeping their
+//!    wait; the players are told why.
+//! 3. The game server heartbeats (`ready`/`active` sessions without one for
+//!    `sessions.heartbeat_ttl_secs` — the first due within `ready_timeout_secs` — become
+//!    `abandoned`), moves the state, posts one result: ratings change in the same transaction,
+//!    then every player gets `rating_update`.
+//!
+//! Every transition is stored with its actor and reason, and told to the session's players as
+//! `game_state_update`. Heartbeat deadlines live in memory: after a restart, `ready`/`active`
+//! sessions get a fresh deadline, and `allocating` ones (their allocation was lost) are
+//! cancelled.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use uuid::Uuid;
+use versus_config::Queue;
+use versus_core::matchmaking::PlayerId;
+use versus_core::rating::{AnyRatingSystem, PlayerRating, RatingSystem as _};
+use versus_core::session::{
+    self, Actor, IllegalTransition, Outcome, ReportedTeam, ResultError, SessionState,
+};
+use versus_protocol::session_token::{self, SessionClaims};
+use versus_protocol::sessions::{
+    BackfillSlots, CustomSession, HeartbeatAck, MatchHistoryEntry, Page, PlayerRatings,
+    QueueRating, RatingChange, RatingHistoryEntry, RatingValue, ResultApplied, ResultReport,
+    ResultTeam, SessionStateName, SessionTeam, SessionView, StateChange, TransitionView,
+};
+use versus_protocol::ws::{GameStateUpdate, MatchFound, ServerEvent, SessionReady};
+use versus_store::{
+    Cursor, NewSession, RatedResult, RatingUpdate, Recorded, ResultToRecord, RosterRating,
+    SessionRecord, Store, StoreError, StoredRating, Transitioned,
+};
+
+use super::allocator::{AllocationError, AllocationRequest, Allocator};
+use crate::config::SessionsConfig;
+use crate::services::events::{Audience, BusEvent, EventBus};
+use crate::services::matchmaking::{FormedSession, Matchmaking, OpenSlots};
+
+/// Why a session request could not be done. The edge maps each to a problem.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("no such session")]
+    Unknown,
+    #[error("the session is {current}; it cannot become {requested}")]
+    Illegal {
+        current: SessionState,
+        requested: SessionState,
+    },
+    #[error("the session is {0}: no game server holds it")]
+    NotLive(SessionState),
+    #[error("{0}")]
+    BadResult(ResultError),
+    #[error("a different result was already recorded for this session")]
+    ResultConflict,
+    #[error("a game server may only set a session active, ended or cancelled")]
+    ForbiddenState,
+    #[error("unknown queue; known: {known}")]
+    UnknownQueue { known: String },
+    #[error("{0}")]
+    BadRoster(String),
+    #[error("{0}")]
+    BadSlots(String),
+    #[error("the queue cannot take this backfill: {0}")]
+    Backfill(String),
+    #[error("no game server could take the session: {0}")]
+    NoServer(String),
+    #[error("session storage failed")]
+    Store(#[from] StoreError),
+}
+
+struct QueueShape {
+    team_size: usize,
+    /// Where a session without a region (a custom session) backfills.
+    home_region: String,
+}
+
+/// A live session's heartbeat clock.
+struct Live {
+    queue: String,
+    state: SessionState,
+    deadline: Instant,
+}
+
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    matchmaking: Arc<Matchmaking>,
+    allocator: Arc<dyn Allocator>,
+    /// Each queue's rating system, by name.
+    raters: HashMap<String, AnyRatingSystem>,
+    /// What backfill needs of each queue, by name.
+    shapes: HashMap<String, QueueShape>,
+    token_key: Vec<u8>,
+    config: SessionsConfig,
+    live: Mutex<HashMap<Uuid, Live>>,
+}
+
+impl Sessions {
+    pub fn new<'a>(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        matchmaking: Arc<Matchmaking>,
+        allocator: Arc<dyn Allocator>,
+        queues: impl IntoIterator<Item = &'a Queue>,
+        token_key: Vec<u8>,
+        config: SessionsConfig,
+    ) -> Arc<Self> {
+        let queues: Vec<&Queue> = queues.into_iter().collect();
+        let shapes = (queues.iter())
+            .map(|q| {
+                let shape = QueueShape {
+                    team_size: q.config.team_size,
+                    home_region: q.config.regions.first().cloned().unwrap_or_default(),
+                };
+                (q.name.clone(), shape)
+            })
+            .collect();
+        let raters = (queues.iter())
+            .map(|q| {
+                let rater = q
+                    .config
+                    .rating
+                    .build()
+                    .expect("queues are validated when loaded");
+                (q.name.clone(), rater)
+            })
+            .collect();
+        Arc::new(Self {
+            store,
+            bus,
+            matchmaking,
+            allocator,
+            raters,
+            shapes,
+            token_key,
+            config,
+            live: Mutex::default(),
+        })
+    }
+
+    fn rater(&self, queue: &str) -> Result<&AnyRatingSystem, SessionError> {
+        self.raters
+            .get(queue)
+            .ok_or_else(|| SessionError::UnknownQueue {
+                known: self.raters.keys().cloned().collect::<Vec<_>>().join(", "),
+            })
+    }
+
+    /// Takes the queues' formed matches until they stop.
+    pub async fn run(self: Arc<Self>, mut formed: mpsc::UnboundedReceiver<FormedSession>) {
+        while let Some(match_) = formed.recv().await {
+            // Sessions of different matches go their own ways: one slow allocation must not
+            // hold up the next match's `match_found`.
+            let this = self.clone();
+            tokio::spawn(async move { this.formed(match_).await });
+        }
+    }
+
+    async fn formed(self: Arc<Self>, formed: FormedSession) {
+        if let Some(session) = formed.backfill_of {
+            return self.filled(session, formed).await;
+        }
+        let teams: Vec<Vec<Uuid>> = (formed.teams.iter())
+            .map(|t| t.players.iter().map(|p| p.player_id).collect())
+            .collect();
+        let stored = self
+            .store
+            .create_session(NewSession {
+                id: formed.session_id,
+                queue: formed.queue.clone(),
+                ranked: true,
+                region: Some(formed.region.clone()),
+                teams: teams.clone(),
+                reason: format!("matched with quality {:.3}", formed.quality),
+                actor: Actor::System,
+                at: OffsetDateTime::now_utc(),
+            })
+            .await;
+        if let Err(err) = stored {
+            // Nobody was told of this match: put the tickets back as if it never formed.
+            tracing::error!(session_id = %formed.session_id, error = %err, "a formed match could not be stored");
+            self.matchmaking
+                .requeue(&formed.queue, formed.tickets, "match not stored".into())
+                .await;
+            return;
+        }
+        metrics::counter!("game_sessions_created_total", "queue" => formed.queue.clone())
+            .increment(1);
+        for ticket in &formed.tickets {
+            let players: Vec<Uuid> = ticket.players.iter().map(|(p, _)| *p).collect();
+            self.bus.publish(BusEvent::to(
+                Audience::Players(players.clone()),
+                ServerEvent::QueueUpdate(ticket.update.clone()),
+            ));
+            self.bus.publish(BusEvent::to(
+                Audience::Players(players),
+                ServerEvent::MatchFound(MatchFound {
+                    match_id: formed.session_id,
+                    queue: formed.queue.clone(),
+                    ticket_id: ticket.ticket_id,
+                    region: formed.region.clone(),
+                    quality: formed.quality,
+                    teams: formed.teams.clone(),
+                }),
+            ));
+        }
+        let request = AllocationRequest {
+            session_id: formed.session_id,
+            queue: formed.queue.clone(),
+            region: Some(formed.region.clone()),
+            teams,
+        };
+        if let Err(why) = self.allocate(request).await {
+            self.matchmaking
+                .requeue(&formed.queue, formed.tickets, why)
+                .await;
+        }
+    }
+
+    /// Finds the session a game server; on failure cancels it (and says why, also as `Err`).
+    async fn allocate(&self, request: AllocationRequest) -> Result<(), String> {
+        let session = request.session_id;
+        let outcome = self.allocator.allocate(&request).await;
+        let endpoint = match outcome {
+            Ok(allocation) => allocation.endpoint,
+            Err(err) => {
+                let why = match err {
+                    AllocationError::NoCapacity => "no game server has room".to_owned(),
+                    AllocationError::Failed(why) => format!("game server allocation failed: {why}"),
+                };
+                metrics::counter!("game_sessions_allocation_failed_total", "queue" => request.queue.clone()).increment(1);
+                tracing::warn!(session_id = %session, reason = %why, "session cancelled");
+                let _ = self
+                    .transition(session, SessionState::Cancelled, Actor::System, &why, None)
+                    .await;
+                return Err(why);
+            }
+        };
+        let reason = format!("allocated on {endpoint}");
+        match self
+            .transition(
+                session,
+                SessionState::Ready,
+                Actor::System,
+                &reason,
+                Some(&endpoint),
+            )
+            .await
+        {
+            Ok(record) => {
+                self.send_ready(&record, &endpoint);
+                Ok(())
+            }
+            Err(err) => {
+                // Cancelled meanwhile (an admin, a restart): give the server back.
+                self.allocator.release(session).await;
+                Err(err.to_string())
+            }
+        }
+    }
+
+    /// Gives every player of the session the endpoint and their token.
+    fn send_ready(&self, record: &SessionRecord, endpoint: &str) {
+        let expires_at =
+            OffsetDateTime::now_utc().unix_timestamp() + self.config.token_ttl_secs as i64;
+        for &player in record.teams.iter().flatten() {
+            let token = session_token::sign(
+                &self.token_key,
+                SessionClaims {
+                    player,
+                    session: record.id,
+                    expires_at,
+                },
+            );
+            self.bus.publish(BusEvent::to(
+                Audience::Player(player),
+                ServerEvent::SessionReady(SessionReady {
+                    session_id: record.id,
+                    endpoint: endpoint.to_owned(),
+                    token,
+                    expires_at,
+                }),
+            ));
+        }
+    }
+
+    /// Stores a transition, tells the players, and keeps the heartbeat clocks and the
+    /// allocator in step with it.
+    async fn transition(
+        &self,
+        session: Uuid,
+        to: SessionState,
+        actor: Actor,
+        reason: &str,
+        endpoint: Option<&str>,
+    ) -> Result<SessionRecord, SessionError> {
+        let at = OffsetDateTime::now_utc();
+        let record = match (self.store)
+            .transition_session(session, to, actor, reason, endpoint, at)
+            .await?
+        {
+            Transitioned::Done(record) => record,
+            Transitioned::Illegal { current } => {
+                return Err(SessionError::Illegal {
+                    current,
+                    requested: to,
+                });
+            }
+            Transitioned::Unknown => return Err(SessionError::Unknown),
+        };
+        self.after_transition(&record, reason).await;
+        Ok(record)
+    }
+
+    async fn after_transition(&self, record: &SessionRecord, reason: &str) {
+        let state = record.state;
+        metrics::counter!("game_session_transitions_total", "to" => state.as_str()).increment(1);
+        if state == SessionState::Ready {
+            let ready_by = Instant::now() + Duration::from_secs(self.config.ready_timeout_secs);
+            self.live.lock().expect("sessions lock").insert(
+                record.id,
+                Live {
+                    queue: record.queue.clone(),
+                    state,
+                    deadline: ready_by,
+                },
+            );
+        } else if let Some(live) = self.live.lock().expect("sessions lock").get_mut(&record.id) {
+            live.state = state;
+        }
+        if state.is_final() {
+            self.live.lock().expect("sessions lock").remove(&record.id);
+            self.allocator.release(record.id).await;
+            self.matchmaking
+                .withdraw_backfill(&record.queue, record.id)
+                .await;
+        }
+        self.bus.publish(BusEvent::to(
+            Audience::Players(record.teams.iter().flatten().copied().collect()),
+            ServerEvent::GameStateUpdate(GameStateUpdate {
+                session_id: record.id,
+                state: state_name(state),
+                reason: reason.to_owned(),
+            }),
+        ));
+    }
+
+    /// A game server says it is alive.
+    pub async fn heartbeat(&self, session: Uuid) -> Result<HeartbeatAck, SessionError> {
+        let ttl = Duration::from_secs(self.config.heartbeat_ttl_secs);
+        // The clock is in memory (a heartbeat is not worth a write); the store is read only to
+        // explain a refusal.
+        let state = (self.live.lock().expect("sessions lock").get_mut(&session)).map(|live| {
+            live.deadline = Instant::now() + ttl;
+            live.state
+        });
+        let Some(state) = state else {
+            let record = self
+                .store
+                .session(session)
+                .await?
+                .ok_or(SessionError::Unknown)?;
+            return Err(SessionError::NotLive(record.state));
+        };
+        Ok(HeartbeatAck {
+            state: state_name(state),
+            next_within_s: self.config.heartbeat_ttl_secs,
+        })
+    }
+
+    /// A game server moves its session (`active`, `ended`, `cancelled`).
+    pub async fn set_state(
+        &self,
+        session: Uuid,
+        change: StateChange,
+        actor: Actor,
+    ) -> Result<SessionView, SessionError> {
+        let to = match change.state {
+            SessionStateName::Active => SessionState::Active,
+            SessionStateName::Ended => SessionState::Ended,
+            SessionStateName::Cancelled => SessionState::Cancelled,
+            _ => return Err(SessionError::ForbiddenState),
+        };
+        let default_reason = match (actor, to) {
+            (Actor::Admin, _) => "changed by an admin",
+            (_, SessionState::Active) => "the game started",
+            (_, SessionState::Ended) => "the game ended",
+            _ => "the game server cancelled the game",
+        };
+        let reason = change.reason.unwrap_or_else(|| default_reason.to_owned());
+        let record = self.transition(session, to, actor, &reason, None).await?;
+        if to == SessionState::Active {
+            self.heartbeat(session).await.ok();
+        }
+        Ok(view(&record))
+    }
+
+    /// The game server's one result: checked against the roster, recorded with every rating
+    /// change in one transaction; the same result again answers the same.
+    pub async fn report_result(
+        &self,
+        session: Uuid,
+        report: ResultReport,
+    ) -> Result<ResultApplied, SessionError> {
+        let record = self
+            .store
+            .session(session)
+            .await?
+            .ok_or(SessionError::Unknown)?;
+        let rater = self.rater(&record.queue)?;
+        let roster: Vec<Vec<PlayerId>> = (record.teams.iter())
+            .map(|team| team.iter().map(|p| PlayerId(p.as_u128())).collect())
+            .collect();
+        let reported: Vec<ReportedTeam> = (report.teams.iter())
+            .map(|t| ReportedTeam {
+                players: t.players.iter().map(|p| PlayerId(p.as_u128())).collect(),
+                rank: t.rank,
+            })
+            .collect();
+        // Checked here for a precise error, and again inside the transaction against the roster
+        // as it is then (a backfill may have changed it since).
+        session::check_result(&roster, &reported).map_err(SessionError::BadResult)?;
+        let body = serde_json::to_value(&report.teams).expect("a result serialises");
+        let hash = sha256(&serde_json::to_vec(&body).expect("JSON serialises"));
+        let rate = |roster: &[Vec<RosterRating>]| rated_result(rater, &record, &reported, roster);
+        let recorded = self
+            .store
+            .record_result(ResultToRecord {
+                session_id: session,
+                result: body,
+                result_hash: hash,
+                at: OffsetDateTime::now_utc(),
+                rate: &rate,
+            })
+            .await?;
+        let answer = match recorded {
+            Recorded::Applied(answer) => {
+                let applied: ResultApplied =
+                    serde_json::from_value(answer).expect("the answer was written by this code");
+                self.after_result(&record, &applied).await;
+                return Ok(applied);
+            }
+            Recorded::Duplicate(answer) => answer,
+            Recorded::Conflict => return Err(SessionError::ResultConflict),
+            Recorded::NotLive(state) => return Err(SessionError::NotLive(state)),
+            Recorded::Rejected(why) => return Err(SessionError::BadRoster(why)),
+            Recorded::Unknown => return Err(SessionError::Unknown),
+        };
+        Ok(serde_json::from_value(answer).expect("the answer was written by this code"))
+    }
+
+    async fn after_result(&self, record: &SessionRecord, applied: &ResultApplied) {
+        metrics::counter!("game_results_applied_total", "queue" => record.queue.clone())
+            .increment(1);
+        let ended = SessionRecord {
+            state: SessionState::Ended,
+            ..record.clone()
+        };
+        self.after_transition(&ended, "result reported").await;
+        for change in &applied.players {
+            self.bus.publish(BusEvent::to(
+                Audience::Player(change.player_id),
+                ServerEvent::RatingUpdate(change.clone()),
+            ));
+        }
+    }
+
+    /// Players left a running session: the queue fills the open slots first, and the new
+    /// players join this session (`match_found` and `session_ready` for it).
+    pub async fn backfill(&self, session: Uuid, slots: BackfillSlots) -> Result<(), SessionError> {
+        let record = self
+            .store
+            .session(session)
+            .await?
+            .ok_or(SessionError::Unknown)?;
+        if !record.state.is_live() {
+            return Err(SessionError::NotLive(record.state));
+        }
+        let mut open = vec![0; record.teams.len()];
+        for slot in &slots.slots {
+            let Some(count) = open.get_mut(slot.team) else {
+                return Err(SessionError::BadSlots(format!(
+                    "team {} does not exist; the session has {} teams",
+                    slot.team,
+                    record.teams.len()
+                )));
+            };
+            *count += slot.count;
+        }
+        if open.iter().all(|&n| n == 0) {
+            return Err(SessionError::BadSlots("no open slot".into()));
+        }
+        let rater = self.rater(&record.queue)?;
+        let shape = &self.shapes[&record.queue];
+        // The roster keeps everyone who ever played in the session, newcomers last; who is still
+        // there is the game server's knowledge. Those who stay are taken to be the latest
+        // `team_size - open` of each team, whose ratings the newcomers are matched against.
+        let mut teams = Vec::with_capacity(record.teams.len());
+        for (t, team) in record.teams.iter().enumerate() {
+            let Some(stay) = shape.team_size.checked_sub(open[t]) else {
+                return Err(SessionError::BadSlots(format!(
+                    "team {t} has at most {} players; {} slots cannot be open",
+                    shape.team_size, open[t]
+                )));
+            };
+            if team.len() < stay {
+                return Err(SessionError::BadSlots(format!(
+                    "team {t} has {} players; with {} open slots it would not be full",
+                    team.len(),
+                    open[t]
+                )));
+            }
+            let mut rated = Vec::with_capacity(stay);
+            for &player in &team[team.len() - stay..] {
+                rated.push((player, self.rating_of(rater, player, &record.queue).await?));
+            }
+            teams.push(rated);
+        }
+        let region = (record.region.clone()).unwrap_or_else(|| shape.home_region.clone());
+        self.matchmaking
+            .request_backfill(
+                &record.queue,
+                session,
+                OpenSlots {
+                    teams,
+                    open_slots: open,
+                    region,
+                },
+            )
+            .await
+            .map_err(|err| SessionError::Backfill(err.to_string()))
+    }
+
+    /// A queue filled a backfill request: the newcomers join the session and hear of it.
+    async fn filled(&self, session: Uuid, formed: FormedSession) {
+        let newcomers: Vec<(Uuid, usize)> = (formed.tickets.iter())
+            .flat_map(|t| t.players.iter().map(move |(p, _)| (*p, t.team)))
+            .collect();
+        let added = (self.store)
+            .add_session_players(session, &newcomers, OffsetDateTime::now_utc())
+            .await;
+        let record = match added {
+            Ok(Some(record)) if record.state.is_live() => record,
+            outcome => {
+                tracing::warn!(session_id = %session, ?outcome, "a filled backfill found its session gone; requeueing");
+                self.matchmaking
+                    .requeue(&formed.queue, formed.tickets, "the session ended".into())
+                    .await;
+                return;
+            }
+        };
+        for ticket in &formed.tickets {
+            let players: Vec<Uuid> = ticket.players.iter().map(|(p, _)| *p).collect();
+            self.bus.publish(BusEvent::to(
+                Audience::Players(players.clone()),
+                ServerEvent::QueueUpdate(ticket.update.clone()),
+            ));
+            self.bus.publish(BusEvent::to(
+                Audience::Players(players),
+                ServerEvent::MatchFound(MatchFound {
+                    match_id: session,
+                    queue: formed.queue.clone(),
+                    ticket_id: ticket.ticket_id,
+                    region: formed.region.clone(),
+                    quality: formed.quality,
+                    teams: formed.teams.clone(),
+                }),
+            ));
+        }
+        let newcomers_only = SessionRecord {
+            teams: vec![newcomers.iter().map(|(p, _)| *p).collect()],
+            ..record.clone()
+        };
+        if let Some(endpoint) = record.endpoint.as_deref() {
+            self.send_ready(&newcomers_only, endpoint);
+        }
+    }
+
+    /// A session with a given roster (a tournament game, a private match), allocated like a
+    /// matched one.
+    pub async fn create_custom(&self, custom: CustomSession) -> Result<SessionView, SessionError> {
+        self.rater(&custom.queue)?;
+        if custom.teams.len() < 2 || custom.teams.iter().any(|t| t.players.is_empty()) {
+            return Err(SessionError::BadRoster(
+                "a session needs at least two teams, none empty".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = (custom.teams.iter())
+            .flat_map(|t| &t.players)
+            .find(|p| !seen.insert(**p))
+        {
+            return Err(SessionError::BadRoster(format!(
+                "player {twice} is on the roster twice"
+            )));
+        }
+        let id = Uuid::now_v7();
+        let teams: Vec<Vec<Uuid>> = custom.teams.iter().map(|t| t.players.clone()).collect();
+        let created = self
+            .store
+            .create_session(NewSession {
+                id,
+                queue: custom.queue.clone(),
+                ranked: custom.ranked,
+                region: None,
+                teams: teams.clone(),
+                reason: "created by a game server".into(),
+                actor: Actor::GameServer,
+                at: OffsetDateTime::now_utc(),
+            })
+            .await;
+        match created {
+            Ok(()) => {}
+            Err(StoreError::UnknownPlayer) => {
+                return Err(SessionError::BadRoster(
+                    "a player on the roster does not exist".into(),
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        let request = AllocationRequest {
+            session_id: id,
+            queue: custom.queue,
+            region: None,
+            teams,
+        };
+        if let Err(why) = self.allocate(request).await {
+            return Err(SessionError::NoServer(why));
+        }
+        self.view(id).await
+    }
+
+    pub async fn view(&self, session: Uuid) -> Result<SessionView, SessionError> {
+        let record = self
+            .store
+            .session(session)
+            .await?
+            .ok_or(SessionError::Unknown)?;
+        Ok(view(&record))
+    }
+
+    /// Whether `player` plays in `session` (what lets them read it).
+    pub async fn roster_has(&self, session: Uuid, player: Uuid) -> Result<bool, SessionError> {
+        let record = self
+            .store
+            .session(session)
+            .await?
+            .ok_or(SessionError::Unknown)?;
+        Ok(record.teams.iter().flatten().any(|p| *p == player))
+    }
+
+    /// The player's rating in `queue`, or where a new player starts.
+    pub async fn rating_of(
+        &self,
+        rater: &AnyRatingSystem,
+        player: Uuid,
+        queue: &str,
+    ) -> Result<PlayerRating, StoreError> {
+        Ok(match self.store.player_rating(player, queue).await? {
+            Some(stored) => stored.rating,
+            None => rater.initial_rating(),
+        })
+    }
+
+    pub async fn ratings(&self, player: Uuid) -> Result<PlayerRatings, StoreError> {
+        let ratings = self.store.player_ratings(player).await?;
+        Ok(PlayerRatings {
+            player_id: player,
+            ratings: ratings.iter().map(queue_rating).collect(),
+        })
+    }
+
+    pub async fn rating_history(
+        &self,
+        player: Uuid,
+        queue: &str,
+        cursor: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page<RatingHistoryEntry>, StoreError> {
+        let rows = self
+            .store
+            .rating_history(player, queue, cursor, limit + 1)
+            .await?;
+        let (items, next) = page(rows, limit, |row| Cursor {
+            at: row.at,
+            id: row.session_id,
+        });
+        Ok(Page {
+            items: items
+                .into_iter()
+                .map(|row| RatingHistoryEntry {
+                    change: RatingChange {
+                        player_id: player,
+                        queue: row.queue.clone(),
+                        session_id: row.session_id,
+                        outcome: row.outcome.as_str().to_owned(),
+                        before: value(row.before, row.before_display),
+                        after: value(row.after, row.after_display),
+                        change: row.after_display - row.before_display,
+                    },
+                    at: row.at,
+                })
+                .collect(),
+            next,
+        })
+    }
+
+    pub async fn match_history(
+        &self,
+        player: Uuid,
+        cursor: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Page<MatchHistoryEntry>, StoreError> {
+        let rows = self.store.match_history(player, cursor, limit + 1).await?;
+        let (items, next) = page(rows, limit, |row| Cursor {
+            at: row.ended_at,
+            id: row.session_id,
+        });
+        Ok(Page {
+            items: items
+                .into_iter()
+                .map(|row| {
+                    let reported: Vec<ResultTeam> =
+                        serde_json::from_value(row.result.clone()).unwrap_or_default();
+                    let rank = reported
+                        .iter()
+                        .find(|t| t.players.contains(&player))
+                        .map_or(0, |t| t.rank);
+                    let outcome = row.outcome.map_or_else(
+                        || outcome_from(&reported, rank).as_str().to_owned(),
+                        |o| o.as_str().to_owned(),
+                    );
+                    MatchHistoryEntry {
+                        session_id: row.session_id,
+                        queue: row.queue,
+                        team: row.team,
+                        outcome,
+                        rank,
+                        teams: (row.teams.into_iter())
+                            .map(|players| SessionTeam { players })
+                            .collect(),
+                        rating_change: row.rating_change,
+                        ended_at: row.ended_at,
+                    }
+                })
+                .collect(),
+            next,
+        })
+    }
+
+    /// At start-up: sessions whose allocation the stop interrupted are cancelled (their players
+    /// hear it when they resume); `ready`/`active` ones keep living with a fresh heartbeat
+    /// clock, holding their game server's slot again.
+    pub async fn recover(&self) -> Result<(), StoreError> {
+        let interrupted = self
+            .store
+            .sessions_in_states(&[SessionState::Allocating])
+            .await?;
+        for record in interrupted {
+            let reason = "the server restarted while finding a game server";
+            if let Err(err) = self
+                .transition(
+                    record.id,
+                    SessionState::Cancelled,
+                    Actor::System,
+                    reason,
+                    None,
+                )
+                .await
+            {
+                tracing::warn!(session_id = %record.id, error = %err, "could not cancel an interrupted session");
+            }
+        }
+        let living = self
+            .store
+            .sessions_in_states(&[SessionState::Ready, SessionState::Active])
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(self.config.heartbeat_ttl_secs);
+        let mut live = self.live.lock().expect("sessions lock");
+        for record in living {
+            if let Some(endpoint) = &record.endpoint {
+                self.allocator.restore(record.id, endpoint);
+            }
+            live.insert(
+                record.id,
+                Live {
+                    queue: record.queue.clone(),
+                    state: record.state,
+                    deadline,
+                },
+            );
+        }
+        tracing::info!(live = live.len(), "sessions recovered");
+        Ok(())
+    }
+
+    /// Abandons sessions whose game server stopped heartbeating, every second, forever.
+    pub async fn sweep(self: Arc<Self>) {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let now = Instant::now();
+            let overdue: Vec<(Uuid, String)> = (self.live.lock().expect("sessions lock").iter())
+                .filter(|(_, live)| live.deadline <= now)
+                .map(|(id, live)| (*id, live.queue.clone()))
+                .collect();
+            for (session, queue) in overdue {
+                let reason = format!(
+                    "no heartbeat from the game server for {} s",
+                    self.config.heartbeat_ttl_secs
+                );
+                match self
+                    .transition(
+                        session,
+                        SessionState::Abandoned,
+                        Actor::System,
+                        &reason,
+                        None,
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        metrics::counter!("game_sessions_abandoned_total", "queue" => queue)
+                            .increment(1);
+                    }
+                    // Ended meanwhile: nothing to abandon.
+                    Err(_) => {
+                        self.live.lock().expect("sessions lock").remove(&session);
+                    }
+                }
+            }
+            let live = self.live.lock().expect("sessions lock").len();
+            metrics::gauge!("game_sessions_live").set(live as f64);
+        }
+    }
+}
+
+/// What the store's transaction asks of the core: the result checked against the roster as
+/// it is in the transaction, new ratings from the current ones, and the answer to give (again,
+/// on a duplicate).
+fn rated_result(
+    rater: &AnyRatingSystem,
+    record: &SessionRecord,
+    reported: &[ReportedTeam],
+    roster: &[Vec<RosterRating>],
+) -> Result<RatedResult, String> {
+    let ids: Vec<Vec<PlayerId>> = (roster.iter())
+        .map(|team| {
+            team.iter()
+                .map(|m| PlayerId(m.player_id.as_u128()))
+                .collect()
+        })
+        .collect();
+    let checked = session::check_result(&ids, reported).map_err(|err| err.to_string())?;
+    let current: Vec<Vec<PlayerRating>> = (roster.iter())
+        .map(|team| {
+            (team.iter())
+                .map(|m| {
+                    m.rating
+                        .as_ref()
+                        .map_or_else(|| rater.initial_rating(), |s| s.rating)
+                })
+                .collect()
+        })
+        .collect();
+    let after = if record.ranked {
+        session::rate(rater, &current, &checked).map_err(|err| err.to_string())?
+    } else {
+        current.clone()
+    };
+    let mut updates = Vec::new();
+    let mut players = Vec::new();
+    for (t, team) in roster.iter().enumerate() {
+        let outcome = checked.outcomes[t];
+        for (i, member) in team.iter().enumerate() {
+            let (old, new) = (current[t][i], after[t][i]);
+            let (old_display, new_display) =
+                (rater.display_rating(&old), rater.display_rating(&new));
+            if record.ranked {
+                updates.push(RatingUpdate {
+                    player_id: member.player_id,
+                    outcome,
+                    before: old,
+                    before_display: old_display,
+                    after: new,
+                    after_display: new_display,
+                });
+            }
+            players.push(RatingChange {
+                player_id: member.player_id,
+                queue: record.queue.clone(),
+                session_id: record.id,
+                outcome: outcome.as_str().to_owned(),
+                before: value(old, old_display),
+                after: value(new, new_display),
+                change: new_display - old_display,
+            });
+        }
+    }
+    let answer = ResultApplied {
+        session_id: record.id,
+        rated: record.ranked,
+        players,
+    };
+    Ok(RatedResult {
+        answer: serde_json::to_value(&answer).expect("the answer serialises"),
+        updates,
+    })
+}
+
+fn outcome_from(reported: &[ResultTeam], rank: u32) -> Outcome {
+    let best = reported.iter().map(|t| t.rank).min().unwrap_or(rank);
+    let at_best = reported.iter().filter(|t| t.rank == best).count();
+    match (rank == best, at_best) {
+        (true, 1) => Outcome::Win,
+        (true, _) => Outcome::Draw,
+        _ => Outcome::Loss,
+    }
+}
+
+fn value(rating: PlayerRating, display_rating: f64) -> RatingValue {
+    RatingValue {
+        rating: rating.rating,
+        deviation: rating.deviation,
+        display_rating,
+    }
+}
+
+fn queue_rating(stored: &StoredRating) -> QueueRating {
+    QueueRating {
+        queue: stored.queue.clone(),
+        value: value(stored.rating, stored.display_rating),
+        games: stored.games,
+        wins: stored.wins,
+        losses: stored.losses,
+        draws: stored.draws,
+    }
+}
+
+/// Splits `limit + 1` rows into a page and the cursor of the next one.
+fn page<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    cursor: impl Fn(&T) -> Cursor,
+) -> (Vec<T>, Option<String>) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = more
+        .then(|| rows.last().map(|last| encode_cursor(&cursor(last))))
+        .flatten();
+    (rows, next)
+}
+
+/// Cursors are opaque to clients: the time and id of the last row, in one URL-safe token.
+pub fn encode_cursor(cursor: &Cursor) -> String {
+    format!(
+        "{}.{}",
+        cursor.at.unix_timestamp_nanos(),
+        cursor.id.simple()
+    )
+}
+
+pub fn decode_cursor(raw: &str) -> Option<Cursor> {
+    let (nanos, id) = raw.split_once('.')?;
+    Some(Cursor {
+        at: OffsetDateTime::from_unix_timestamp_nanos(nanos.parse().ok()?).ok()?,
+        id: Uuid::try_parse(id).ok()?,
+    })
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+pub fn state_name(state: SessionState) -> SessionStateName {
+    match state {
+        SessionState::Allocating => SessionStateName::Allocating,
+        SessionState::Ready => SessionStateName::Ready,
+        SessionState::Active => SessionStateName::Active,
+        SessionState::Ended => SessionStateName::Ended,
+        SessionState::Cancelled => SessionStateName::Cancelled,
+        SessionState::Abandoned => SessionStateName::Abandoned,
+    }
+}
+
+fn view(record: &SessionRecord) -> SessionView {
+    SessionView {
+        session_id: record.id,
+        queue: record.queue.clone(),
+        state: state_name(record.state),
+        ranked: record.ranked,
+        region: record.region.clone(),
+        endpoint: record.endpoint.clone(),
+        teams: (record.teams.iter())
+            .map(|players| SessionTeam {
+                players: players.clone(),
+            })
+            .collect(),
+        created_at: record.created_at,
+        transitions: (record.transitions.iter())
+            .map(|t| TransitionView {
+                from: t.from.map(state_name),
+                to: state_name(t.to),
+                actor: t.actor.as_str().to_owned(),
+                reason: t.reason.clone(),
+                at: t.at,
+            })
+            .collect(),
+        result: record
+            .result
+            .clone()
+            .and_then(|r| serde_json::from_value(r).ok()),
+    }
+}
+
+impl From<IllegalTransition> for SessionError {
+    fn from(err: IllegalTransition) -> Self {
+        Self::Illegal {
+            current: err.current,
+            requested: err.requested,
+        }
+    }
+}
