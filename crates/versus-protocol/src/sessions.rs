@@ -41,6 +41,7 @@ pub struct SessionView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionTeam {
+    #[schema(min_items = 1, max_items = 64)]
     pub players: Vec<Uuid>,
 }
 
@@ -80,8 +81,10 @@ pub struct HeartbeatAck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResultTeam {
+    #[schema(min_items = 1, max_items = 64)]
     pub players: Vec<Uuid>,
-    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub rank: u32,
 }
 
@@ -90,6 +93,7 @@ pub struct ResultTeam {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResultReport {
+    #[schema(min_items = 1, max_items = 64)]
     pub teams: Vec<ResultTeam>,
 }
 
@@ -132,6 +136,7 @@ pub struct RatingValue {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillSlots {
+    #[schema(min_items = 1, max_items = 64)]
     pub slots: Vec<BackfillSlot>,
 }
 
@@ -139,8 +144,11 @@ pub struct BackfillSlots {
 #[serde(deny_unknown_fields)]
 pub struct BackfillSlot {
     /// The team's index in the session.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 63)]
     pub team: usize,
-    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 64)]
     pub count: usize,
 }
 
@@ -150,6 +158,7 @@ pub struct BackfillSlot {
 #[serde(deny_unknown_fields)]
 pub struct CustomSession {
     pub queue: String,
+    #[schema(min_items = 2, max_items = 64)]
     pub teams: Vec<SessionTeam>,
     #[serde(default)]
     pub ranked: bool,
@@ -207,4 +216,51 @@ pub struct MatchHistoryEntry {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+}
+
+/// An integer field that also takes a whole number written as a float (`75.0`): JSON Schema, and
+/// so the OpenAPI document, counts it as an integer.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom("must not be negative"))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            // 2^53: beyond it an f64 no longer holds every integer.
+            if v.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&v) {
+                Ok(v as u64)
+            } else {
+                Err(E::custom("must be a non-negative integer"))
+            }
+        }
+    }
+    let value = deserializer.deserialize_any(Whole)?;
+    T::try_from(value).map_err(|_| serde::de::Error::custom("out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_fields_take_whole_floats_only() {
+        let team: ResultTeam = serde_json::from_str(r#"{"players": [], "rank": 2.0}"#).unwrap();
+        assert_eq!(team.rank, 2);
+        for bad in ["2.5", "-1", "1e300", "\"2\"", "4294967296"] {
+            let body = format!(r#"{{"players": [], "rank": {bad}}}"#);
+            assert!(serde_json::from_str::<ResultTeam>(&body).is_err(), "{bad}");
+        }
+    }
 }

@@ -296,6 +296,10 @@ impl From<SessionError> for ApiError {
                 field: Some("state"),
                 detail: err.to_string(),
             },
+            SessionError::UnknownPlayer(_) => Self::NotFoundCode {
+                code: "player_not_found",
+                detail: err.to_string(),
+            },
             SessionError::NotLive(_) => conflict("session_not_live", &err),
             SessionError::ResultConflict => conflict("result_conflict", &err),
             SessionError::BadResult(_) | SessionError::BadRoster(_) => {

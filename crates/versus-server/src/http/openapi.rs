@@ -25,8 +25,9 @@ use crate::services::matchmaking::MAX_LATENCY_MS;
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts and tokens"),
-        (name = "players", description = "Player profiles"),
+        (name = "players", description = "Player profiles, ratings and match history"),
         (name = "matchmaking", description = "Queues, tickets, preferences and statistics"),
+        (name = "sessions", description = "Game sessions: the game-server API (server key) and session reads"),
         (name = "realtime", description = "The player's WebSocket event channel"),
         (name = "ops", description = "Health and metrics"),
     )
@@ -44,6 +45,16 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        // Game servers: `Authorization: Bearer <sessions.server_key>`.
+        components.add_security_scheme(
+            "server_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The game-server key (`sessions.server_key`)"))
                     .build(),
             ),
         );
@@ -115,6 +126,7 @@ fn constraints(doc: &mut Value, config: &Config) {
             json!({"enum": queues}),
         ),
         ("JoinQueueRequest/properties/queue", json!({"enum": queues})),
+        ("CustomSession/properties/queue", json!({"enum": queues})),
         (
             "JoinQueueRequest/properties/latencies",
             json!({
@@ -126,6 +138,10 @@ fn constraints(doc: &mut Value, config: &Config) {
         ),
     ] {
         merge(doc, &format!("{schemas}/{pointer}"), fields);
+    }
+    // A game server may set only these; the others are the server's to decide.
+    if let Some(state) = doc.pointer_mut(&format!("{schemas}/StateChange/properties/state")) {
+        *state = json!({"type": "string", "enum": ["active", "ended", "cancelled"]});
     }
     merge(
         doc,
@@ -258,6 +274,7 @@ mod tests {
             .merge(crate::http::routes::auth::router())
             .merge(crate::http::routes::players::router())
             .merge(crate::http::routes::ws::router())
+            .merge(crate::http::routes::sessions::router())
             .split_for_parts();
         let doc = finish(api, &config);
         let schema = |pointer: &str| {

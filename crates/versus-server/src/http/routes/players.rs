@@ -140,6 +140,7 @@ async fn get_player(
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// The `next` of the previous page.
+    #[param(pattern = r"^[0-9]{1,20}\.[0-9a-f]{32}$")]
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,

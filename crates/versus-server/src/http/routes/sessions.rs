@@ -37,7 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = CustomSession,
     responses(
         (status = 201, description = "Created and allocated (`ready`)", body = SessionView),
-        (status = 400, description = "Unknown queue, a roster with fewer than two teams, an empty team, a player twice or unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Unknown queue, a roster with fewer than two teams, an empty team, or a player twice", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "A player on the roster does not exist (`player_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong server key", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No game server could take it (the session is cancelled)", body = Problem, content_type = "application/problem+json"),
     )
@@ -56,7 +57,7 @@ async fn create_session(
 #[utoipa::path(
     get, path = "/api/v1/sessions/{id}", tag = "sessions",
     security(("bearer" = []), ("server_key" = [])),
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses(
         (status = 200, description = "The session", body = SessionView),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
@@ -87,7 +88,7 @@ async fn get_session(
 #[utoipa::path(
     post, path = "/api/v1/sessions/{id}/heartbeat", tag = "sessions",
     security(("server_key" = [])),
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses(
         (status = 200, description = "Alive; the next heartbeat is due within `next_within_s`", body = HeartbeatAck),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
@@ -110,7 +111,7 @@ async fn heartbeat(
 #[utoipa::path(
     put, path = "/api/v1/sessions/{id}/state", tag = "sessions",
     security(("server_key" = [])),
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     request_body = StateChange,
     responses(
         (status = 200, description = "Moved", body = SessionView),
@@ -142,7 +143,7 @@ async fn set_state(
 #[utoipa::path(
     post, path = "/api/v1/sessions/{id}/result", tag = "sessions",
     security(("server_key" = [])),
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     request_body = ResultReport,
     responses(
         (status = 200, description = "Recorded (or already recorded, identically): each player's outcome and rating change", body = ResultApplied),
@@ -167,7 +168,7 @@ async fn report_result(
 #[utoipa::path(
     post, path = "/api/v1/sessions/{id}/backfill", tag = "sessions",
     security(("server_key" = [])),
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     request_body = BackfillSlots,
     responses(
         (status = 202, description = "Requested; the queue fills it when it can"),

@@ -70,6 +70,8 @@ pub enum SessionError {
     UnknownQueue { known: String },
     #[error("{0}")]
     BadRoster(String),
+    #[error("player {0} does not exist")]
+    UnknownPlayer(Uuid),
     #[error("{0}")]
     BadSlots(String),
     #[error("the queue cannot take this backfill: {0}")]
@@ -464,11 +466,14 @@ impl Sessions {
     async fn after_result(&self, record: &SessionRecord, applied: &ResultApplied) {
         metrics::counter!("game_results_applied_total", "queue" => record.queue.clone())
             .increment(1);
-        let ended = SessionRecord {
-            state: SessionState::Ended,
-            ..record.clone()
-        };
-        self.after_transition(&ended, "result reported").await;
+        // A game server that ended its session before reporting was already heard.
+        if record.state != SessionState::Ended {
+            let ended = SessionRecord {
+                state: SessionState::Ended,
+                ..record.clone()
+            };
+            self.after_transition(&ended, "result reported").await;
+        }
         for change in &applied.players {
             self.bus.publish(BusEvent::to(
                 Audience::Player(change.player_id),
@@ -597,7 +602,15 @@ impl Sessions {
                 "a session needs at least two teams, none empty".into(),
             ));
         }
+        // Unknown players first: a roster of made-up ids is a missing resource (404), whatever
+        // else is wrong with it.
         let mut seen = std::collections::HashSet::new();
+        for &player in custom.teams.iter().flat_map(|t| &t.players) {
+            if seen.insert(player) && self.store.player(player).await?.is_none() {
+                return Err(SessionError::UnknownPlayer(player));
+            }
+        }
+        seen.clear();
         if let Some(twice) = (custom.teams.iter())
             .flat_map(|t| &t.players)
             .find(|p| !seen.insert(**p))
@@ -624,6 +637,7 @@ impl Sessions {
         match created {
             Ok(()) => {}
             Err(StoreError::UnknownPlayer) => {
+                // Deleted since the check above.
                 return Err(SessionError::BadRoster(
                     "a player on the roster does not exist".into(),
                 ));
