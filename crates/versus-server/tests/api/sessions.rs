@@ -579,11 +579,46 @@ async fn a_restart_between_match_and_result_loses_nothing(backend: Backend) {
     let gs = GameServer { app: &app };
     assert_eq!(gs.set_state(&session, "active").await.status(), 200);
     let players: Vec<Uuid> = seated.iter().map(|s| s.player.id).collect();
-    drop(seated);
+    // A second match of theirs was still finding a game server when the server stopped.
+    let interrupted = Uuid::now_v7();
+    (app.state.store)
+        .create_session(versus_store::NewSession {
+            id: interrupted,
+            queue: "ranked-1v1".into(),
+            ranked: true,
+            region: Some("eu".into()),
+            teams: vec![vec![players[0]], vec![players[1]]],
+            reason: "matched".into(),
+            actor: versus_core::session::Actor::System,
+            at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let mut first = seated.into_iter().next().unwrap();
+    let heard = next_of(&mut first.ws, "game_state_update").await;
+    assert_eq!(heard["state"], "active");
     let app = app.restart().await;
     let gs = GameServer { app: &app };
     let beat: Value = gs.heartbeat(&session).await.json().await.unwrap();
     assert_eq!(beat["state"], "active", "{beat}");
+    let cancelled = app.state.store.session(interrupted).await.unwrap().unwrap();
+    assert_eq!(
+        cancelled.state,
+        versus_core::session::SessionState::Cancelled
+    );
+    // Told when they resume their event stream (ids from the old process replay everything).
+    let mut resumed = Ws::connect(&app, &first.player, Some(1_000_000)).await;
+    let told = next_of(&mut resumed, "game_state_update").await;
+    assert_eq!(
+        told["session_id"],
+        interrupted.to_string().as_str(),
+        "{told}"
+    );
+    assert_eq!(told["state"], "cancelled");
+    assert!(
+        told["reason"].as_str().unwrap().contains("restarted"),
+        "{told}"
+    );
     let teams = json!([{"players": [players[1]], "rank": 1}, {"players": [players[0]], "rank": 2}]);
     let applied = gs.result(&session, teams).await;
     assert_eq!(applied.status(), 200);
