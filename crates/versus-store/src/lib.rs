@@ -26,6 +26,7 @@ use uuid::Uuid;
 use versus_core::account::{DisplayName, Region, Username};
 use versus_core::session::{Actor, SessionState};
 
+mod admin;
 mod dialect;
 mod postgres;
 mod queries;
@@ -35,6 +36,7 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use admin::AdminAction;
 pub use postgres::PostgresStore;
 pub use record::stored_timestamp;
 pub use sessions::{
@@ -55,6 +57,8 @@ pub struct Player {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub banned: bool,
+    /// May use the admin API (`versus admin grant`).
+    pub admin: bool,
     /// `false` for a guest account (made by a device login) until [`Store::link_password`].
     pub has_password: bool,
 }
@@ -270,6 +274,32 @@ pub trait Store: Send + Sync + 'static {
         prefs: &MatchmakingPreferences,
         now: OffsetDateTime,
     ) -> StoreResult<()>;
+
+    /// Grants (`admin`) or revokes admin rights by username, recording `action` (its target set
+    /// to the player) in the same transaction; `None` when there is no such player.
+    async fn set_admin(
+        &self,
+        username: &Username,
+        admin: bool,
+        action: &AdminAction,
+    ) -> StoreResult<Option<Player>>;
+    /// Bans or unbans a player, recording `action` in the same transaction; a ban also revokes
+    /// every refresh token the player holds (under the lock rotation takes, so none is issued
+    /// past it). `None` when there is no such player.
+    async fn set_banned(
+        &self,
+        player_id: Uuid,
+        banned: bool,
+        action: &AdminAction,
+    ) -> StoreResult<Option<Player>>;
+    /// Records an admin action that changed nothing stored (an announcement).
+    async fn record_admin_action(&self, action: &AdminAction) -> StoreResult<()>;
+    /// Admin actions, newest first, strictly after `before`.
+    async fn admin_actions(
+        &self,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminAction>>;
 
     /// Stores a new session in `allocating` with its roster and first transition.
     /// [`StoreError::UnknownPlayer`] when a roster player does not exist,

@@ -28,6 +28,7 @@ use uuid::Uuid;
 use versus_core::account::Username;
 use versus_core::session::{Actor, SessionState};
 
+use crate::admin::{self, AdminAction};
 use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
 use crate::record::{
     PLAYER_COLUMNS, PlayerRow, TOKEN_COLUMNS, TokenRow, TokenState, classify,
@@ -386,6 +387,40 @@ impl<B: Backend> Store for B {
         .map_err(classify_player_write)?;
         Ok(())
     }
+    #[instrument(skip(self, action))]
+    async fn set_admin(
+        &self,
+        username: &Username,
+        admin: bool,
+        action: &AdminAction,
+    ) -> StoreResult<Option<Player>> {
+        admin::set_admin(self.pool(), username, admin, action).await
+    }
+
+    #[instrument(skip(self, action))]
+    async fn set_banned(
+        &self,
+        player_id: Uuid,
+        banned: bool,
+        action: &AdminAction,
+    ) -> StoreResult<Option<Player>> {
+        admin::set_banned(self.pool(), player_id, banned, action).await
+    }
+
+    #[instrument(skip_all, fields(action = %action.action))]
+    async fn record_admin_action(&self, action: &AdminAction) -> StoreResult<()> {
+        admin::record(self.pool(), action).await
+    }
+
+    #[instrument(skip(self))]
+    async fn admin_actions(
+        &self,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<AdminAction>> {
+        admin::actions(self.pool(), before, limit).await
+    }
+
     #[instrument(skip_all, fields(session.id = %session.id))]
     async fn create_session(&self, session: NewSession) -> StoreResult<()> {
         sessions::create(self.pool(), session).await
@@ -536,6 +571,7 @@ async fn insert_player(on: &mut impl Session, player: NewPlayer) -> StoreResult<
         created_at: created_at.get(),
         updated_at: created_at.get(),
         banned: false,
+        admin: false,
     })
 }
 

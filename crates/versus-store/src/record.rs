@@ -34,7 +34,7 @@ pub(crate) fn to_stored(t: OffsetDateTime) -> StoreResult<OffsetDateTime> {
 /// The columns of `players` that [`PlayerRow`] reads (by name). Whether there is a password is
 /// read, never the hash itself: only `credentials_by_username` reads that.
 pub(crate) const PLAYER_COLUMNS: &str = "id, username, display_name, email, region, banned, \
-     created_at, updated_at, password_hash IS NOT NULL AS has_password";
+     admin, created_at, updated_at, password_hash IS NOT NULL AS has_password";
 
 /// A player row as stored, before the domain types are re-parsed.
 #[derive(sqlx::FromRow)]
@@ -45,6 +45,7 @@ pub(crate) struct PlayerRow {
     email: Option<String>,
     region: Option<String>,
     banned: bool,
+    admin: bool,
     created_at: Timestamp,
     updated_at: Timestamp,
     has_password: bool,
@@ -71,6 +72,7 @@ impl PlayerRow {
             created_at: self.created_at.get(),
             updated_at: self.updated_at.get(),
             banned: self.banned,
+            admin: self.admin,
             has_password: self.has_password,
         })
     }

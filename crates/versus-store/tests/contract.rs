@@ -1318,6 +1318,9 @@ async fn concurrent_rotations_within_grace_answer_one_successor(b: &mut Backend)
 #[path = "contract/sessions.rs"]
 mod sessions;
 use sessions::*;
+#[path = "contract/admin.rs"]
+mod admin;
+use admin::*;
 
 // ---------------------------------------------------------------------------------------------
 // One test per backend and contract function.
@@ -1396,6 +1399,8 @@ contract! {
     rating_histories_chain_and_page_without_gaps,
     concurrent_results_sharing_a_player_both_count,
     backfilled_players_join_live_sessions_only,
+    admins_are_granted_and_revoked_by_username,
+    a_ban_revokes_every_refresh_token_with_its_record,
 }
 
 /// The in-memory SQLite store keeps its data across calls on its one connection.
