@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub mod admin;
 pub mod patterns;
 pub mod problem;
 pub mod queue;

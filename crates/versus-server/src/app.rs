@@ -19,6 +19,7 @@ use crate::http::game_server::ServerKey;
 use crate::http::ratelimit::RateLimits;
 use crate::http::serve::{self, ConnectionLimits};
 use crate::http::state::AppState;
+use crate::services::admin::Admin;
 use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::{EventBus, InProcessBus};
 use crate::services::hub::Hub;
@@ -94,6 +95,7 @@ impl App {
             .context("recovering game sessions")?;
         tokio::spawn(sessions.clone().run(formed_rx));
         tokio::spawn(sessions.clone().sweep());
+        let admin = Admin::new(store.clone(), bus.clone(), matchmaking.clone());
         let accounts = Accounts::new(
             store.clone(),
             Duration::from_secs(config.auth.access_token_ttl_secs),
@@ -106,6 +108,7 @@ impl App {
             matchmaking,
             server_key: Arc::new(ServerKey::new(&server_key)),
             sessions,
+            admin,
             tokens: Arc::new(TokenIssuer::new(secret.expose_secret(), &config.auth)),
             hasher: PasswordHasher::new(
                 &config.auth.argon2,

@@ -1,9 +1,12 @@
-//! The `versus` command line: `serve`, `migrate`, `sim`, `loadgen`, `version`.
+//! The `versus` command line: `serve`, `migrate`, `admin`, `sim`, `loadgen`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+use versus_core::account::Username;
+use versus_store::AdminAction;
 
 use crate::app::{App, open_store};
 use crate::config::{Config, Overrides};
@@ -60,8 +63,29 @@ pub enum Command {
     },
     /// Simulate players against a running server (loopback only) and print a summary.
     Loadgen(versus_loadgen::LoadgenArgs),
+    /// Grant or revoke admin rights (the admin API) on the configured store.
+    Admin {
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
     /// Print the version and exit.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Make the player with this username an admin.
+    Grant {
+        username: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Take admin rights away from the player with this username.
+    Revoke {
+        username: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -127,6 +151,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{summary}");
             }
             Ok(())
+        }
+        Command::Admin { action } => {
+            let (username, admin, config) = match &action {
+                AdminCommand::Grant { username, config } => (username, true, config),
+                AdminCommand::Revoke { username, config } => (username, false, config),
+            };
+            let config = load(config, None)?;
+            telemetry::init_logging(&config.log, &config.service_name);
+            let username =
+                Username::parse(username).map_err(|err| anyhow::anyhow!("USERNAME: {err}"))?;
+            let store = open_store(&config).await?;
+            let record = AdminAction {
+                id: uuid::Uuid::now_v7(),
+                admin_id: None,
+                action: if admin { "grant_admin" } else { "revoke_admin" }.to_owned(),
+                target: None,
+                details: serde_json::json!({ "by": "command line", "username": username.as_str() }),
+                at: time::OffsetDateTime::now_utc(),
+            };
+            let changed = store.set_admin(&username, admin, &record).await;
+            store.close().await;
+            match changed? {
+                Some(player) => {
+                    let now = if admin {
+                        "is now an admin"
+                    } else {
+                        "is no longer an admin"
+                    };
+                    println!("{} ({}) {now}", player.username, player.id);
+                    Ok(())
+                }
+                None => anyhow::bail!("no player is called {username:?}"),
+            }
         }
         Command::Version => {
             println!("versus {}", env!("CARGO_PKG_VERSION"));

@@ -106,8 +106,38 @@ async fn serve_stop_restart_keeps_data_and_logs_no_secrets() {
         "generated signing key kept in the data dir"
     );
 
+    // Admin rights are granted on the store, by username, while the server is down.
+    let admin = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("admin")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("VERSUS_LOG__LEVEL", "warn")
+            .output()
+            .unwrap()
+    };
+    let granted = admin(&["grant", "Operator_Test"]);
+    assert!(granted.status.success(), "{granted:?}");
+    assert!(String::from_utf8_lossy(&granted.stdout).contains("is now an admin"));
+    let missing = admin(&["grant", "nobody_here"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no player is called"));
+
     let server = start(&dir);
     let client = versus_client::Client::new(server.base.clone());
+    let announced = reqwest::Client::new()
+        .post(format!("{}/api/v1/admin/announcements", server.base))
+        .bearer_auth(&tokens.access_token)
+        .json(&serde_json::json!({ "message": "maintenance at noon" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        announced.status(),
+        202,
+        "the granted admin may use the admin API"
+    );
     // The old access token is still valid: the generated key survived the restart.
     let me = client
         .authenticated(&tokens.access_token)

@@ -80,3 +80,31 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
+
+/// A player with admin rights (`versus admin grant`), read from the store on every request so
+/// that a revocation takes effect at once; any other player is refused with 403.
+pub struct AdminPlayer {
+    pub id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AdminPlayer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let player = AuthPlayer::from_request_parts(parts, state).await?;
+        if !AdminPlayer::is_admin(state, player.id).await? {
+            return Err(ApiError::Forbidden("admins only"));
+        }
+        Ok(AdminPlayer { id: player.id })
+    }
+}
+
+impl AdminPlayer {
+    pub async fn is_admin(state: &AppState, player: Uuid) -> Result<bool, ApiError> {
+        let account = state.store.player(player).await?;
+        Ok(account.is_some_and(|account| account.admin))
+    }
+}

@@ -29,6 +29,7 @@ use crate::services::matchmaking::MAX_LATENCY_MS;
         (name = "matchmaking", description = "Queues, tickets, preferences and statistics"),
         (name = "sessions", description = "Game sessions: the game-server API (server key) and session reads"),
         (name = "realtime", description = "The player's WebSocket event channel"),
+        (name = "admin", description = "Admins only: bans, announcements, session moves, the record of admin actions"),
         (name = "ops", description = "Health and metrics"),
     )
 )]

@@ -9,6 +9,7 @@ use versus_store::Store;
 use crate::config::Config;
 use crate::http::game_server::ServerKey;
 use crate::http::ratelimit::RateLimits;
+use crate::services::admin::Admin;
 use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::EventBus;
 use crate::services::hub::Hub;
@@ -31,4 +32,5 @@ pub struct AppState {
     /// What game servers present; see [`crate::http::game_server`].
     pub server_key: Arc<ServerKey>,
     pub sessions: Arc<Sessions>,
+    pub admin: Arc<Admin>,
 }

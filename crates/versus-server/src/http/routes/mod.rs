@@ -1,6 +1,7 @@
 //! HTTP routes, one module per resource. Handlers parse input into domain types, call the store
 //! or core, and map results to wire types; they never call each other.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod players;

@@ -147,7 +147,7 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    fn parse(&self) -> ApiResult<(Option<versus_store::Cursor>, u32)> {
+    pub(crate) fn parse(&self) -> ApiResult<(Option<versus_store::Cursor>, u32)> {
         let limit = self.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
             return Err(ApiError::validation("limit", "must be 1 to 100"));

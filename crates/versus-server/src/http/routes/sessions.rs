@@ -13,7 +13,7 @@ use versus_protocol::sessions::{
     StateChange,
 };
 
-use crate::http::auth::AuthPlayer;
+use crate::http::auth::{AdminPlayer, AuthPlayer};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, parse_uuid};
 use crate::http::game_server::GameServer;
@@ -74,9 +74,11 @@ async fn get_session(
     let id = parse_uuid("id", &id)?;
     if !GameServer::presented(&state, &headers) {
         let player = AuthPlayer::from_headers(&state, &headers).await?;
-        if !state.sessions.roster_has(id, player.id).await? {
+        if !state.sessions.roster_has(id, player.id).await?
+            && !AdminPlayer::is_admin(&state, player.id).await?
+        {
             return Err(ApiError::Forbidden(
-                "only the session's players may read it",
+                "only the session's players, its game server and admins may read it",
             ));
         }
     }
