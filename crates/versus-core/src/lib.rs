@@ -6,6 +6,7 @@
 //! property-testable and benchmarkable on its own.
 
 pub mod account;
+pub mod leaderboard;
 pub mod matchmaking;
 pub mod rating;
 pub mod session;
