@@ -488,6 +488,7 @@ async fn main() -> ExitCode {
                 eprintln!("PostgreSQL unreachable (VERSUS_TEST_POSTGRES_URL)");
                 return ExitCode::FAILURE;
             };
+            println!("database {} (dropped at the end)", db.name);
             let outcome = match PostgresStore::connect(&db.url, args.pool).await {
                 Ok(store) => {
                     let store: Arc<dyn Store> = Arc::new(store);
