@@ -63,6 +63,28 @@ pub enum Command {
     },
     /// Simulate players against a running server (loopback only) and print a summary.
     Loadgen(versus_loadgen::LoadgenArgs),
+    /// Fill the configured store with demo data played through the real rules: players, and
+    /// matches as sessions whose results set ratings. Every demo account's password is
+    /// `versus-demo-password`.
+    Seed {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Accounts to create.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(2..=10_000_000))]
+        players: u32,
+        /// Matches to play among them.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
+        matches: u32,
+        /// Seeds every draw: the same seed makes the same data, and adds nothing a second time.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Add to a store that already has players.
+        #[arg(long)]
+        force: bool,
+        /// The queue the matches are played in (default: the first configured).
+        #[arg(long)]
+        queue: Option<String>,
+    },
     /// Grant or revoke admin rights (the admin API) on the configured store.
     Admin {
         #[command(subcommand)]
@@ -150,6 +172,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{summary}");
             }
+            Ok(())
+        }
+        Command::Seed {
+            config,
+            players,
+            matches,
+            seed,
+            force,
+            queue,
+        } => {
+            let config = load(&config, None)?;
+            telemetry::init_logging(&config.log, &config.service_name);
+            let store = open_store(&config).await?;
+            let options = crate::seed::SeedOptions {
+                players,
+                matches,
+                seed,
+                force,
+                queue,
+            };
+            let report = crate::seed::seed(&*store, &config, &options).await;
+            store.close().await;
+            let report = report?;
+            println!(
+                "{} players created, {} matches played, {} already there (password: {})",
+                report.players_created,
+                report.matches_played,
+                report.already_there,
+                crate::seed::DEMO_PASSWORD
+            );
             Ok(())
         }
         Command::Admin { action } => {

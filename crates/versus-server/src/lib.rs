@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod secrets;
+pub mod seed;
 pub mod services;
 pub mod telemetry;
 

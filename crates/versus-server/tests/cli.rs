@@ -264,6 +264,30 @@ fn version_and_migrate() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(dir.join("versus.db").exists());
+    let seed = |force: bool| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["seed", "--players", "10", "--matches", "3", "--data-dir"])
+            .arg(&dir)
+            .env("VERSUS_LOG__LEVEL", "warn");
+        if force {
+            command.arg("--force");
+        }
+        command.output().unwrap()
+    };
+    let seeded = seed(false);
+    assert!(seeded.status.success(), "{seeded:?}");
+    let said = String::from_utf8_lossy(&seeded.stdout);
+    assert!(
+        said.contains("10 players created, 3 matches played"),
+        "{said}"
+    );
+    assert!(
+        !seed(false).status.success(),
+        "a store with players is refused"
+    );
+    let again = seed(true);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 players created, 0 matches played"));
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
 

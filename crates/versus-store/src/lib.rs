@@ -218,6 +218,8 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<Player>;
     async fn player(&self, id: Uuid) -> StoreResult<Option<Player>>;
+    /// How many accounts exist (guests included).
+    async fn player_count(&self) -> StoreResult<u64>;
     /// Looks the username up case-insensitively.
     async fn credentials_by_username(
         &self,

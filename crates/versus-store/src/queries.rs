@@ -165,6 +165,16 @@ impl<B: Backend> Store for B {
         row.map(PlayerRow::into_player).transpose()
     }
 
+    #[instrument(skip(self))]
+    async fn player_count(&self) -> StoreResult<u64> {
+        let mut db = self.pool().acquire().await?;
+        let (count,): (i64,) = sql("SELECT COUNT(*) FROM players")
+            .fetch_optional(&mut db)
+            .await?
+            .unwrap_or((0,));
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     #[instrument(skip_all, fields(username = %username))]
     async fn credentials_by_username(
         &self,

@@ -192,8 +192,10 @@ async fn ping_works(b: &mut Backend) {
 }
 
 async fn create_and_read_player(b: &mut Backend) {
+    assert_eq!(b.store.player_count().await.unwrap(), 0);
     let new = new_player("Alice");
     let created = b.store.create_player(new.clone()).await.unwrap();
+    assert_eq!(b.store.player_count().await.unwrap(), 1);
     assert_eq!(created.id, new.id);
     assert_eq!(created.username, new.username);
     assert_eq!(created.display_name, new.display_name);

@@ -14,4 +14,5 @@ mod ops;
 mod players;
 mod realtime;
 mod sdk;
+mod seed;
 mod sessions;

@@ -864,7 +864,7 @@ impl Sessions {
 /// What the store's transaction asks of the core: the result checked against the roster as
 /// it is in the transaction, new ratings from the current ones, and the answer to give (again,
 /// on a duplicate).
-fn rated_result(
+pub(crate) fn rated_result(
     rater: &AnyRatingSystem,
     record: &SessionRecord,
     reported: &[ReportedTeam],

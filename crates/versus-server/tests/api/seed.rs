@@ -1,0 +1,105 @@
+//! `versus seed`: demo data through the real rules, deterministic and never doubled.
+
+use versus_server::seed::{SeedOptions, SeedReport, seed};
+
+use crate::on_both_backends;
+use crate::support::{Backend, spawn_app};
+
+on_both_backends!(demo_data_is_played_through_the_rules_once);
+
+async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let store = &*app.state.store;
+    let duel = SeedOptions {
+        players: 50,
+        matches: 20,
+        seed: 7,
+        force: false,
+        queue: Some("ranked-1v1".into()),
+    };
+    let report = seed(store, &app.config, &duel).await.unwrap();
+    assert_eq!(
+        report,
+        SeedReport {
+            players_created: 50,
+            matches_played: 20,
+            already_there: 0
+        }
+    );
+    let refused = seed(store, &app.config, &duel).await.unwrap_err();
+    assert!(refused.to_string().contains("--force"), "{refused}");
+    let again = seed(
+        store,
+        &app.config,
+        &SeedOptions {
+            force: true,
+            ..duel.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        again.players_created + again.matches_played,
+        0,
+        "the same seed adds nothing"
+    );
+    assert_eq!(again.already_there, 70);
+
+    // Teams too, on the same accounts (a different seed draws other names: new accounts).
+    let teams = SeedOptions {
+        players: 30,
+        matches: 6,
+        seed: 8,
+        force: true,
+        queue: Some("ranked-5v5".into()),
+    };
+    assert_eq!(
+        seed(store, &app.config, &teams)
+            .await
+            .unwrap()
+            .matches_played,
+        6
+    );
+
+    // Every game is in the ratings and the histories, which chain to them.
+    let mut games = 0;
+    let mut logged_in = false;
+    let players = store.player_count().await.unwrap();
+    assert_eq!(players, 80);
+    for session in store
+        .sessions_in_states(&[versus_core::session::SessionState::Ended])
+        .await
+        .unwrap()
+    {
+        for player in session.players() {
+            let rating = store
+                .player_rating(player, &session.queue)
+                .await
+                .unwrap()
+                .unwrap();
+            let history = store
+                .rating_history(player, &session.queue, None, 1000)
+                .await
+                .unwrap();
+            assert_eq!(history.len() as u64, rating.games);
+            assert_eq!(history[0].after, rating.rating);
+            games += 1;
+            if !logged_in {
+                let account = store.player(player).await.unwrap().unwrap();
+                assert!(account.region.is_some(), "demo players have a region");
+                app.client
+                    .login(
+                        account.username.as_str(),
+                        versus_server::seed::DEMO_PASSWORD,
+                    )
+                    .await
+                    .expect("demo accounts log in with the demo password");
+                logged_in = true;
+            }
+        }
+    }
+    assert_eq!(games, 20 * 2 + 6 * 10, "every seat of every match");
+    app.finish().await;
+}
