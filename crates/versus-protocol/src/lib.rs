@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub mod admin;
+pub mod leaderboards;
 pub mod patterns;
 pub mod problem;
 pub mod queue;

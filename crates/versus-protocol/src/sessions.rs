@@ -174,6 +174,8 @@ pub struct QueueRating {
     pub wins: u64,
     pub losses: u64,
     pub draws: u64,
+    /// The player's place on the queue's leaderboard; absent during placement games.
+    pub rank: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -23,8 +23,9 @@ use crate::services::admin::Admin;
 use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::{EventBus, InProcessBus};
 use crate::services::hub::Hub;
+use crate::services::leaderboards::Leaderboards;
 use crate::services::matchmaking::Matchmaking;
-use crate::services::sessions::{Sessions, allocator};
+use crate::services::sessions::{SessionDeps, Sessions, allocator};
 use crate::{http, secrets, telemetry};
 
 pub struct App {
@@ -76,11 +77,22 @@ impl App {
             store.clone(),
             formed_tx,
         );
-        let sessions = Sessions::new(
+        let leaderboards = Leaderboards::load(
             store.clone(),
-            bus.clone(),
-            matchmaking.clone(),
-            allocator::from_config(&config.sessions.allocator)?,
+            config.queues.iter().map(|q| q.name.as_str()),
+            config.leaderboards.placement_games,
+        )
+        .await
+        .context("loading the leaderboards")?;
+        let deps = SessionDeps {
+            store: store.clone(),
+            bus: bus.clone(),
+            matchmaking: matchmaking.clone(),
+            allocator: allocator::from_config(&config.sessions.allocator)?,
+            leaderboards: leaderboards.clone(),
+        };
+        let sessions = Sessions::new(
+            deps,
             config.queues.iter(),
             secrets::session_token_key(&config)?
                 .expose_secret()
@@ -109,6 +121,7 @@ impl App {
             server_key: Arc::new(ServerKey::new(&server_key)),
             sessions,
             admin,
+            leaderboards,
             tokens: Arc::new(TokenIssuer::new(secret.expose_secret(), &config.auth)),
             hasher: PasswordHasher::new(
                 &config.auth.argon2,

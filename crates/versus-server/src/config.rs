@@ -38,6 +38,7 @@ pub struct Config {
     pub matchmaking: MatchmakingConfig,
     pub realtime: RealtimeConfig,
     pub sessions: SessionsConfig,
+    pub leaderboards: LeaderboardsConfig,
     /// The queues players can join. Replaces the shipped defaults entirely when given.
     pub queues: Queues,
     /// How long shutdown waits for in-flight requests before giving up on them.
@@ -58,6 +59,7 @@ impl Default for Config {
             matchmaking: MatchmakingConfig::default(),
             realtime: RealtimeConfig::default(),
             sessions: SessionsConfig::default(),
+            leaderboards: LeaderboardsConfig::default(),
             queues: Queues::default(),
             shutdown_grace_secs: 20,
         }
@@ -214,6 +216,19 @@ impl Default for LimitsConfig {
 pub struct RateConfig {
     pub per_minute: u32,
     pub burst: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaderboardsConfig {
+    /// Rated games a player needs in a queue before they appear on its leaderboard.
+    pub placement_games: u64,
+}
+
+impl Default for LeaderboardsConfig {
+    fn default() -> Self {
+        Self { placement_games: 5 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -512,6 +527,9 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return invalid("database_max_connections", "must be at least 1");
+        }
+        if self.leaderboards.placement_games > 1000 {
+            return invalid("leaderboards.placement_games", "must be at most 1000");
         }
         if let Some(secret) = &self.auth.jwt_secret
             && secret.expose_secret().len() < 32

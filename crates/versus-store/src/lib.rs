@@ -40,8 +40,9 @@ pub use admin::AdminAction;
 pub use postgres::PostgresStore;
 pub use record::stored_timestamp;
 pub use sessions::{
-    Cursor, HistoryRecord, MatchRecord, NewSession, RateFn, RatedResult, RatingUpdate, Recorded,
-    ResultToRecord, RosterRating, SessionRecord, StoredRating, TransitionRecord, Transitioned,
+    BoardRow, Cursor, HistoryRecord, MatchRecord, NewSession, RateFn, RatedResult, RatingUpdate,
+    Recorded, ResultToRecord, RosterRating, SessionRecord, StoredRating, TransitionRecord,
+    Transitioned,
 };
 pub use sqlite::SqliteStore;
 
@@ -339,6 +340,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<StoredRating>>;
     /// Every queue the player has a rating in, by queue name.
     async fn player_ratings(&self, player_id: Uuid) -> StoreResult<Vec<StoredRating>>;
+    /// Every player of `queue` with at least `min_games` there: what a leaderboard is built from.
+    async fn leaderboard_rows(&self, queue: &str, min_games: u64) -> StoreResult<Vec<BoardRow>>;
+    /// The leaderboard rows of these players in `queue` (those rated there).
+    async fn leaderboard_rows_of(
+        &self,
+        queue: &str,
+        players: &[Uuid],
+    ) -> StoreResult<Vec<BoardRow>>;
     /// Records a session's one result and every rating change it makes, atomically; see
     /// [`Recorded`].
     async fn record_result(&self, result: ResultToRecord<'_>) -> StoreResult<Recorded>;

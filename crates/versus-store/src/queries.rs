@@ -35,8 +35,8 @@ use crate::record::{
     classify_player_write, decode_preferences, encode_preferences,
 };
 use crate::sessions::{
-    self, Cursor, HistoryRecord, MatchRecord, NewSession, Recorded, ResultToRecord, SessionRecord,
-    StoredRating, Transitioned,
+    self, BoardRow, Cursor, HistoryRecord, MatchRecord, NewSession, Recorded, ResultToRecord,
+    SessionRecord, StoredRating, Transitioned,
 };
 use crate::{
     Credentials, DeviceAccount, MatchmakingPreferences, NewPlayer, NewRefreshToken, Player,
@@ -482,6 +482,20 @@ impl<B: Backend> Store for B {
     #[instrument(skip(self))]
     async fn player_ratings(&self, player_id: Uuid) -> StoreResult<Vec<StoredRating>> {
         sessions::ratings(self.pool(), player_id).await
+    }
+
+    #[instrument(skip(self))]
+    async fn leaderboard_rows(&self, queue: &str, min_games: u64) -> StoreResult<Vec<BoardRow>> {
+        sessions::board(self.pool(), queue, min_games).await
+    }
+
+    #[instrument(skip(self, players))]
+    async fn leaderboard_rows_of(
+        &self,
+        queue: &str,
+        players: &[Uuid],
+    ) -> StoreResult<Vec<BoardRow>> {
+        sessions::board_rows(self.pool(), queue, players).await
     }
 
     #[instrument(skip_all, fields(session.id = %result.session_id))]

@@ -848,3 +848,79 @@ pub(crate) async fn match_history<D: Dialect>(
     }
     Ok(matches)
 }
+
+/// A player's place-deciding facts in one queue, for a leaderboard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoardRow {
+    pub player_id: Uuid,
+    pub display_name: String,
+    pub rating: StoredRating,
+    /// When the rating last changed: ties on a board go to whoever reached the score first.
+    pub reached_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct BoardRecord {
+    #[sqlx(flatten)]
+    rating: RatingRow,
+    display_name: String,
+    updated_at: Timestamp,
+}
+
+impl BoardRecord {
+    fn into_row(self) -> BoardRow {
+        BoardRow {
+            player_id: self.rating.player_id,
+            display_name: self.display_name,
+            rating: self.rating.into_stored(),
+            reached_at: self.updated_at.get(),
+        }
+    }
+}
+
+const BOARD_SELECT: &str = "SELECT r.player_id, r.queue, r.rating, r.deviation, r.volatility, \
+     r.display_rating, r.games, r.wins, r.losses, r.draws, r.updated_at, p.display_name \
+     FROM player_ratings r JOIN players p ON p.id = r.player_id";
+
+/// Every rated player of `queue` with at least `min_games` (what a board is rebuilt from).
+pub(crate) async fn board<D: Dialect>(
+    pool: &Pool<D>,
+    queue: &str,
+    min_games: u64,
+) -> StoreResult<Vec<BoardRow>> {
+    let mut db = pool.acquire().await?;
+    let rows: Vec<BoardRecord> = sql(AssertSqlSafe(format!(
+        "{BOARD_SELECT} WHERE r.queue = $1 AND r.games >= $2"
+    )))
+    .bind(queue)
+    .bind(i64::try_from(min_games).unwrap_or(i64::MAX))
+    .fetch_all(&mut db)
+    .await?;
+    Ok(rows.into_iter().map(BoardRecord::into_row).collect())
+}
+
+/// The board rows of `players` in `queue` (those rated there), in no particular order.
+pub(crate) async fn board_rows<D: Dialect>(
+    pool: &Pool<D>,
+    queue: &str,
+    players: &[Uuid],
+) -> StoreResult<Vec<BoardRow>> {
+    if players.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut db = pool.acquire().await?;
+    let mut rows = Vec::with_capacity(players.len());
+    for chunk in players.chunks(500) {
+        let mut select = sql(AssertSqlSafe(format!(
+            "{BOARD_SELECT} WHERE r.queue = $1 AND r.player_id IN ({})",
+            placeholders(2, chunk.len())
+        )))
+        .bind(queue);
+        for player in chunk {
+            select = select.bind(*player);
+        }
+        let found: Vec<BoardRecord> = select.fetch_all(&mut db).await?;
+        rows.extend(found.into_iter().map(BoardRecord::into_row));
+    }
+    Ok(rows)
+}

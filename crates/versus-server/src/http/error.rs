@@ -12,6 +12,7 @@ use versus_protocol::Problem;
 use versus_protocol::ws::WsError;
 
 use crate::services::auth::HashError;
+use crate::services::leaderboards::LeaderboardError;
 use crate::services::matchmaking::{JoinError, LeaveError};
 use crate::services::sessions::SessionError;
 
@@ -312,6 +313,23 @@ impl From<SessionError> for ApiError {
             }
             SessionError::NoServer(_) => Self::Unavailable("no game server could take the session"),
             SessionError::Store(err) => Self::from(err),
+        }
+    }
+}
+
+impl From<LeaderboardError> for ApiError {
+    fn from(err: LeaderboardError) -> Self {
+        match err {
+            LeaderboardError::UnknownQueue { .. } => Self::NotFoundCode {
+                code: "queue_not_found",
+                detail: err.to_string(),
+            },
+            LeaderboardError::BadCursor => Self::validation("cursor", &err),
+            LeaderboardError::NotRanked => Self::NotFoundCode {
+                code: "not_ranked",
+                detail: err.to_string(),
+            },
+            LeaderboardError::Store(err) => Self::from(err),
         }
     }
 }

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::queue::router())
         .merge(routes::sessions::router())
         .merge(routes::admin::router())
+        .merge(routes::leaderboards::router())
         .merge(routes::ws::router())
         .split_for_parts();
     let api = openapi::finish(routes_api, &state.config);

@@ -29,6 +29,7 @@ use crate::services::matchmaking::MAX_LATENCY_MS;
         (name = "matchmaking", description = "Queues, tickets, preferences and statistics"),
         (name = "sessions", description = "Game sessions: the game-server API (server key) and session reads"),
         (name = "realtime", description = "The player's WebSocket event channel"),
+        (name = "leaderboards", description = "Ranked players per queue: pages, around a player, one player's place"),
         (name = "admin", description = "Admins only: bans, announcements, session moves, the record of admin actions"),
         (name = "ops", description = "Health and metrics"),
     )
@@ -276,6 +277,7 @@ mod tests {
             .merge(crate::http::routes::players::router())
             .merge(crate::http::routes::ws::router())
             .merge(crate::http::routes::sessions::router())
+            .merge(crate::http::routes::leaderboards::router())
             .split_for_parts();
         let doc = finish(api, &config);
         let schema = |pointer: &str| {

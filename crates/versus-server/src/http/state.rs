@@ -13,6 +13,7 @@ use crate::services::admin::Admin;
 use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::EventBus;
 use crate::services::hub::Hub;
+use crate::services::leaderboards::Leaderboards;
 use crate::services::matchmaking::Matchmaking;
 use crate::services::sessions::Sessions;
 
@@ -33,4 +34,5 @@ pub struct AppState {
     pub server_key: Arc<ServerKey>,
     pub sessions: Arc<Sessions>,
     pub admin: Arc<Admin>,
+    pub leaderboards: Arc<Leaderboards>,
 }

@@ -11,5 +11,6 @@ pub mod admin;
 pub mod auth;
 pub mod events;
 pub mod hub;
+pub mod leaderboards;
 pub mod matchmaking;
 pub mod sessions;

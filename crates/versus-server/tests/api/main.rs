@@ -10,6 +10,7 @@ mod connections;
 mod credentials;
 mod guests;
 mod hostile;
+mod leaderboards;
 mod ops;
 mod players;
 mod realtime;

@@ -35,7 +35,7 @@ pub fn with_session_keys(config: &mut Config) {
     config.sessions.token_key = Some(SecretString::from(TOKEN_KEY));
 }
 
-async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+pub(crate) async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
     spawn_app_with(backend, |config| {
         with_session_keys(config);
         tweak(config);
@@ -44,8 +44,8 @@ async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Test
 }
 
 /// A game server: the REST calls it makes with the server key.
-struct GameServer<'a> {
-    app: &'a TestApp,
+pub(crate) struct GameServer<'a> {
+    pub(crate) app: &'a TestApp,
 }
 
 impl GameServer<'_> {
@@ -75,7 +75,7 @@ impl GameServer<'_> {
         self.call(reqwest::Method::PUT, &path, Some(body)).await
     }
 
-    async fn result(&self, session: &str, teams: Value) -> reqwest::Response {
+    pub(crate) async fn result(&self, session: &str, teams: Value) -> reqwest::Response {
         let path = format!("/api/v1/sessions/{session}/result");
         self.call(
             reqwest::Method::POST,
@@ -91,7 +91,7 @@ fn join(queue: &str) -> Value {
 }
 
 /// Reads events until one of `kind` arrives.
-async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+pub(crate) async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
         let event = ws.next_event().await;
         if event["type"] == kind {
@@ -100,16 +100,16 @@ async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     }
 }
 
-struct Seated {
-    player: Player,
-    ws: Ws,
+pub(crate) struct Seated {
+    pub(crate) player: Player,
+    pub(crate) ws: Ws,
     matched: Value,
     ready: Value,
 }
 
 /// `n` new players join `queue` over their sockets; returns them with their `match_found` and
 /// `session_ready`, and the session id they share.
-async fn play(app: &TestApp, queue: &str, n: usize) -> (Vec<Seated>, String) {
+pub(crate) async fn play(app: &TestApp, queue: &str, n: usize) -> (Vec<Seated>, String) {
     let mut waiting = Vec::new();
     for i in 0..n {
         let player = app.player(&unique(&format!("s{i}"))).await;

@@ -6,4 +6,4 @@ pub mod allocator;
 mod service;
 
 pub(crate) use service::rated_result;
-pub use service::{SessionError, Sessions, decode_cursor, encode_cursor, state_name};
+pub use service::{SessionDeps, SessionError, Sessions, decode_cursor, encode_cursor, state_name};

@@ -46,6 +46,7 @@ use versus_store::{
 use super::allocator::{AllocationError, AllocationRequest, Allocator};
 use crate::config::SessionsConfig;
 use crate::services::events::{Audience, BusEvent, EventBus};
+use crate::services::leaderboards::Leaderboards;
 use crate::services::matchmaking::{FormedSession, Matchmaking, OpenSlots};
 
 /// Why a session request could not be done. The edge maps each to a problem.
@@ -100,6 +101,7 @@ pub struct Sessions {
     bus: Arc<dyn EventBus>,
     matchmaking: Arc<Matchmaking>,
     allocator: Arc<dyn Allocator>,
+    leaderboards: Arc<Leaderboards>,
     /// Each queue's rating system, by name.
     raters: HashMap<String, AnyRatingSystem>,
     /// What backfill needs of each queue, by name.
@@ -109,16 +111,29 @@ pub struct Sessions {
     live: Mutex<HashMap<Uuid, Live>>,
 }
 
+/// The services a session touches.
+pub struct SessionDeps {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn EventBus>,
+    pub matchmaking: Arc<Matchmaking>,
+    pub allocator: Arc<dyn Allocator>,
+    pub leaderboards: Arc<Leaderboards>,
+}
+
 impl Sessions {
     pub fn new<'a>(
-        store: Arc<dyn Store>,
-        bus: Arc<dyn EventBus>,
-        matchmaking: Arc<Matchmaking>,
-        allocator: Arc<dyn Allocator>,
+        deps: SessionDeps,
         queues: impl IntoIterator<Item = &'a Queue>,
         token_key: Vec<u8>,
         config: SessionsConfig,
     ) -> Arc<Self> {
+        let SessionDeps {
+            store,
+            bus,
+            matchmaking,
+            allocator,
+            leaderboards,
+        } = deps;
         let queues: Vec<&Queue> = queues.into_iter().collect();
         let shapes = (queues.iter())
             .map(|q| {
@@ -144,6 +159,7 @@ impl Sessions {
             bus,
             matchmaking,
             allocator,
+            leaderboards,
             raters,
             shapes,
             token_key,
@@ -474,6 +490,11 @@ impl Sessions {
             };
             self.after_transition(&ended, "result reported").await;
         }
+        let players: Vec<Uuid> = applied.players.iter().map(|c| c.player_id).collect();
+        if let Err(err) = self.leaderboards.refresh(&record.queue, &players).await {
+            // The result stands; the board catches up at the player's next result or restart.
+            tracing::warn!(session_id = %record.id, error = %err, "leaderboard not refreshed");
+        }
         for change in &applied.players {
             self.bus.publish(BusEvent::to(
                 Audience::Player(change.player_id),
@@ -692,7 +713,12 @@ impl Sessions {
         let ratings = self.store.player_ratings(player).await?;
         Ok(PlayerRatings {
             player_id: player,
-            ratings: ratings.iter().map(queue_rating).collect(),
+            ratings: (ratings.iter())
+                .map(|stored| QueueRating {
+                    rank: self.leaderboards.rank(&stored.queue, player),
+                    ..queue_rating(stored)
+                })
+                .collect(),
         })
     }
 
@@ -960,6 +986,7 @@ fn queue_rating(stored: &StoredRating) -> QueueRating {
         wins: stored.wins,
         losses: stored.losses,
         draws: stored.draws,
+        rank: None,
     }
 }
 

@@ -1,0 +1,196 @@
+//! Leaderboards over HTTP: a board rebuilt from the store at start-up, paged both ways without
+//! repeats or gaps, around a player, one player's place, and a live result on the board at once.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use versus_server::seed::{SeedOptions, seed};
+
+use crate::on_both_backends;
+use versus_config::{QueueSpec, StepSpec};
+use versus_server::config::Queues;
+
+use crate::sessions::{GameServer, next_of, play, spawn};
+use crate::support::{Backend, Player, TestApp, expect_problem, unique};
+
+on_both_backends!(boards_rank_page_both_ways_and_follow_results);
+
+async fn get(app: &TestApp, reader: &Player, path: &str) -> reqwest::Response {
+    (app.http.get(app.url(path)))
+        .bearer_auth(reader.client.access_token().unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn json(app: &TestApp, reader: &Player, path: &str) -> Value {
+    let response = get(app, reader, path).await;
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.unwrap()
+}
+
+fn players(page: &Value) -> Vec<String> {
+    (page["entries"].as_array().unwrap().iter())
+        .map(|e| e["player_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn boards_rank_page_both_ways_and_follow_results(backend: Backend) {
+    let Some(app) = spawn(backend, |config| {
+        config.leaderboards.placement_games = 2;
+        // Anyone meets anyone, again and again: the live part replays one pairing.
+        let mut duel = QueueSpec::new("ranked-1v1", 2, 1);
+        duel.rating_widening = StepSpec::list(&[(0, 5000.0)]);
+        duel.recent_opponent_memory = 0;
+        config.queues = Queues::from_specs(&[duel]).unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    let options = SeedOptions {
+        players: 40,
+        matches: 120,
+        seed: 3,
+        force: false,
+        queue: Some("ranked-1v1".into()),
+    };
+    seed(&*app.state.store, &app.config, &options)
+        .await
+        .unwrap();
+    // Seeded behind the server's back: the board is rebuilt from the store at start-up.
+    let app = app.restart().await;
+    let reader = app.player(&unique("reader")).await;
+    let top = json(&app, &reader, "/api/v1/leaderboards/ranked-1v1?limit=10").await;
+    let total = top["total"].as_u64().unwrap();
+    assert!(
+        total > 20 && total <= 40,
+        "players past 2 placement games: {total}"
+    );
+    let ratings: Vec<f64> = (top["entries"].as_array().unwrap().iter())
+        .map(|e| e["rating"].as_f64().unwrap())
+        .collect();
+    assert!(ratings.windows(2).all(|w| w[0] >= w[1]), "{ratings:?}");
+    assert_eq!(top["entries"][0]["rank"], 1);
+    assert!(
+        (top["entries"].as_array().unwrap().iter()).all(|e| e["games"].as_u64().unwrap() >= 2),
+        "only players past their placement games"
+    );
+    assert!(top["prev"].is_null());
+
+    // Forward in pages of 7 to the end, then back from there: every player exactly once.
+    let mut forward = Vec::new();
+    let mut page = json(&app, &reader, "/api/v1/leaderboards/ranked-1v1?limit=7").await;
+    loop {
+        forward.extend(players(&page));
+        let Some(next) = page["next"].as_str() else {
+            break;
+        };
+        page = json(
+            &app,
+            &reader,
+            &format!("/api/v1/leaderboards/ranked-1v1?limit=7&cursor={next}"),
+        )
+        .await;
+    }
+    assert_eq!(forward.len() as u64, total);
+    assert_eq!(forward.iter().collect::<HashSet<_>>().len(), forward.len());
+    let mut backward = players(&page);
+    while let Some(prev) = page["prev"].as_str() {
+        page = json(
+            &app,
+            &reader,
+            &format!("/api/v1/leaderboards/ranked-1v1?limit=7&cursor={prev}"),
+        )
+        .await;
+        let mut earlier = players(&page);
+        earlier.extend(backward);
+        backward = earlier;
+    }
+    assert_eq!(backward, forward, "paging back retraces the board");
+
+    // Around the 15th player, and their own place.
+    let middle = forward[14].clone();
+    let around = json(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/ranked-1v1/around/{middle}?limit=3"),
+    )
+    .await;
+    assert_eq!(players(&around), forward[11..18]);
+    let place = json(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/ranked-1v1/players/{middle}"),
+    )
+    .await;
+    assert_eq!(place["entry"]["rank"], 15);
+    let percentile = place["percentile"].as_f64().unwrap();
+    assert!((percentile - 100.0 * (total - 15) as f64 / total as f64).abs() < 1e-9);
+    let ratings = json(&app, &reader, &format!("/api/v1/players/{middle}/ratings")).await;
+    assert_eq!(
+        ratings["ratings"][0]["rank"], 15,
+        "the rank is in the player's ratings"
+    );
+
+    // Not on the board, unknown board, bad cursor.
+    let unranked = get(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/ranked-1v1/players/{}", reader.id),
+    )
+    .await;
+    expect_problem(unranked, 404, "not_ranked").await;
+    expect_problem(
+        get(&app, &reader, "/api/v1/leaderboards/nope").await,
+        404,
+        "queue_not_found",
+    )
+    .await;
+    let bad = get(&app, &reader, "/api/v1/leaderboards/ranked-1v1?cursor=a12").await;
+    expect_problem(bad, 400, "validation_failed").await;
+
+    // Live results move the board as soon as they are applied (placement: two games each).
+    let (mut duel, session) = play(&app, "ranked-1v1", 2).await;
+    let gs = GameServer { app: &app };
+    let (a, b) = (duel[0].player.id, duel[1].player.id);
+    let report = json!([{"players": [a], "rank": 1}, {"players": [b], "rank": 2}]);
+    assert_eq!(gs.result(&session, report.clone()).await.status(), 200);
+    let still_placing = get(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/ranked-1v1/players/{a}"),
+    )
+    .await;
+    expect_problem(still_placing, 404, "not_ranked").await;
+    for seat in &mut duel {
+        seat.ws.send(json!({"type": "queue.join", "data": {"queue": "ranked-1v1", "latencies": {"eu": 30}}})).await;
+    }
+    let mut rematch = None;
+    for seat in &mut duel {
+        rematch = Some(
+            next_of(&mut seat.ws, "session_ready").await["session_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(gs.result(&rematch.unwrap(), report).await.status(), 200);
+    // On the board as soon as the second result is answered: no waiting.
+    let place = json(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/ranked-1v1/players/{a}"),
+    )
+    .await;
+    assert_eq!(place["entry"]["games"], 2);
+    assert_eq!(place["entry"]["wins"], 2);
+    assert_eq!(place["total"], total + 2, "both players passed placement");
+    let ratings = json(&app, &reader, &format!("/api/v1/players/{a}/ratings")).await;
+    assert_eq!(
+        place["entry"]["rating"],
+        ratings["ratings"][0]["display_rating"]
+    );
+    assert_eq!(place["entry"]["rank"], ratings["ratings"][0]["rank"]);
+    app.finish().await;
+}
