@@ -119,13 +119,22 @@ pub struct PlayerProfile {
     pub stats: Option<PlayerStats>,
 }
 
-/// A player's game counts over every queue.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A player's game counts over every queue, and their leaderboard ranks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PlayerStats {
     pub games: u64,
     pub wins: u64,
     pub losses: u64,
     pub draws: u64,
+    /// The player's rank on each queue's leaderboard they are on (past placement games).
+    #[serde(default)]
+    pub ranks: Vec<QueueRank>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueueRank {
+    pub queue: String,
+    pub rank: u64,
 }
 
 /// What anyone may see of a player: no email, no secrets.

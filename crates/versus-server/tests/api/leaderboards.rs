@@ -192,5 +192,10 @@ async fn boards_rank_page_both_ways_and_follow_results(backend: Backend) {
         ratings["ratings"][0]["display_rating"]
     );
     assert_eq!(place["entry"]["rank"], ratings["ratings"][0]["rank"]);
+    let me = json(&app, &duel[0].player, "/api/v1/players/me").await;
+    assert_eq!(
+        me["stats"]["ranks"],
+        json!([{"queue": "ranked-1v1", "rank": place["entry"]["rank"]}])
+    );
     app.finish().await;
 }

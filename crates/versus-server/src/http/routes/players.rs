@@ -11,7 +11,9 @@ use versus_core::account::{DisplayName, Region};
 use versus_protocol::sessions::{
     MatchHistoryEntry, Page, PlayerRatings, QueueRating, RatingHistoryEntry,
 };
-use versus_protocol::{PlayerProfile, PlayerStats, Problem, PublicPlayer, UpdatePlayerRequest};
+use versus_protocol::{
+    PlayerProfile, PlayerStats, Problem, PublicPlayer, QueueRank, UpdatePlayerRequest,
+};
 use versus_store::PlayerPatch;
 
 use crate::http::auth::AuthPlayer;
@@ -61,6 +63,14 @@ async fn get_me(
         wins: total(|r| r.wins),
         losses: total(|r| r.losses),
         draws: total(|r| r.draws),
+        ranks: (ratings.ratings.iter())
+            .filter_map(|r| {
+                Some(QueueRank {
+                    queue: r.queue.clone(),
+                    rank: r.rank?,
+                })
+            })
+            .collect(),
     });
     Ok(Json(profile))
 }
