@@ -9,6 +9,7 @@ mod connections;
 mod credentials;
 mod guests;
 mod hostile;
+mod loadgen;
 mod ops;
 mod players;
 mod realtime;
