@@ -3,7 +3,8 @@
 //! hands its `session_ready` to the fleet, waits for the session's `rating_update`, then queues
 //! again. Everything it sees goes to the shared recorder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,7 +13,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use uuid::Uuid;
 use versus_client::credentials::{RefreshingTokens, TokenSource as _};
-use versus_client::ws::{ReconnectPolicy, ReconnectingSocket, WsEvent};
+use versus_client::ws::{ReconnectPolicy, ReconnectingSocket, WsEvent, WsResult};
 use versus_client::{Client, ClientError};
 use versus_protocol::queue::{JoinQueueRequest, TicketState, TicketView};
 use versus_protocol::sessions::SessionStateName;
@@ -168,14 +169,14 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
     let mut player = Player {
         arena: &arena,
         client,
-        socket,
+        reader: Reader::new(socket),
         player_id,
         latencies: plan.latencies,
         online: true,
         tokens,
     };
     player.run().await;
-    player.socket.close().await;
+    player.reader.socket.close().await;
     player.set_online(false);
 }
 
@@ -229,10 +230,64 @@ async fn connect(arena: &Arena, socket: &mut ReconnectingSocket) -> Option<Uuid>
     }
 }
 
+/// A player's socket, read also while the player waits for a REST call — as a real client's
+/// socket does not stop for REST: pongs are answered and events kept, in order, for the next
+/// wait. (A player that stopped reading while its REST calls queued behind a slow server
+/// was dropped for missed pongs, and its events counted as late by the time it queued.)
+struct Reader {
+    socket: ReconnectingSocket,
+    /// What was read during REST calls, with the Unix ms it arrived.
+    pending: VecDeque<(WsResult<WsEvent>, i64)>,
+    /// The socket gave up during a REST call: not read again until that is handled.
+    gave_up: bool,
+}
+
+impl Reader {
+    fn new(socket: ReconnectingSocket) -> Self {
+        Self {
+            socket,
+            pending: VecDeque::new(),
+            gave_up: false,
+        }
+    }
+
+    /// Awaits `call`, reading the socket meanwhile.
+    async fn during<T>(&mut self, call: impl Future<Output = T>) -> T {
+        let mut call = std::pin::pin!(call);
+        loop {
+            if self.gave_up {
+                return call.await;
+            }
+            tokio::select! {
+                biased;
+                out = &mut call => return out,
+                next = self.socket.next() => {
+                    self.gave_up = next.is_err();
+                    self.pending.push_back((next, unix_ms_now()));
+                }
+            }
+        }
+    }
+
+    /// The next thing read (kept ones first), with the Unix ms it arrived; `None` at `until`.
+    async fn next_until(&mut self, until: Instant) -> Option<(WsResult<WsEvent>, i64)> {
+        if let Some(kept) = self.pending.pop_front() {
+            if kept.0.is_err() {
+                self.gave_up = false;
+            }
+            return Some(kept);
+        }
+        tokio::select! {
+            next = self.socket.next() => Some((next, unix_ms_now())),
+            () = tokio::time::sleep_until(until) => None,
+        }
+    }
+}
+
 struct Player<'a> {
     arena: &'a Arena,
     client: Client,
-    socket: ReconnectingSocket,
+    reader: Reader,
     player_id: Uuid,
     latencies: BTreeMap<String, u32>,
     /// Whether this player's socket counts in `connected_now`.
@@ -357,17 +412,27 @@ impl Player<'_> {
         };
         let key = Uuid::new_v4().to_string();
         for _ in 0..3 {
-            let result = {
-                let _slot = self.arena.rest_slots.acquire().await.ok()?;
-                self.client.join_queue(&request, Some(&key)).await
-            };
+            let (arena, client) = (self.arena, &self.client);
+            let result = self
+                .reader
+                .during(async {
+                    let _slot = arena.rest_slots.acquire().await.ok()?;
+                    Some(client.join_queue(&request, Some(&key)).await)
+                })
+                .await?;
             match result {
                 Ok(ticket) => return Some(ticket),
                 // A ticket left over from an earlier run of the same players: leave, retry.
                 Err(err) if err.code() == Some("already_queued") => {
                     self.arena.recorder.error(rest_error("join", &err));
-                    let _slot = self.arena.rest_slots.acquire().await.ok()?;
-                    if let Err(err) = self.client.leave_queue().await {
+                    let left = self
+                        .reader
+                        .during(async {
+                            let _slot = arena.rest_slots.acquire().await.ok()?;
+                            Some(client.leave_queue().await)
+                        })
+                        .await?;
+                    if let Err(err) = left {
                         self.arena.recorder.error(rest_error("leave", &err));
                         return None;
                     }
@@ -386,14 +451,18 @@ impl Player<'_> {
     }
 
     async fn refresh(&mut self) -> Option<()> {
-        let result = {
-            let _slot = self.arena.rest_slots.acquire().await.ok()?;
-            self.tokens.fresh_token().await
-        };
+        let (arena, tokens) = (self.arena, &self.tokens);
+        let result = self
+            .reader
+            .during(async {
+                let _slot = arena.rest_slots.acquire().await.ok()?;
+                Some(tokens.fresh_token().await)
+            })
+            .await?;
         match result {
             Ok(access_token) => {
                 self.client = self.arena.client.authenticated(&access_token);
-                self.socket.set_access_token(access_token);
+                self.reader.socket.set_access_token(access_token);
                 Some(())
             }
             Err(err) => {
@@ -414,14 +483,13 @@ impl Player<'_> {
 
     async fn wait_until(&mut self, awaiting: Awaiting, until: Instant) -> Wait {
         loop {
-            let next = tokio::select! {
-                next = self.socket.next() => next,
-                () = tokio::time::sleep_until(until) => return Wait::TimeUp,
+            let Some((next, received_ms)) = self.reader.next_until(until).await else {
+                return Wait::TimeUp;
             };
             let recorder = &self.arena.recorder;
             match next {
                 Ok(WsEvent::Event(envelope)) => {
-                    if let Some(wait) = self.on_envelope(&envelope, awaiting) {
+                    if let Some(wait) = self.on_envelope(&envelope, received_ms, awaiting) {
                         return wait;
                     }
                 }
@@ -446,10 +514,15 @@ impl Player<'_> {
         }
     }
 
-    fn on_envelope(&self, envelope: &Envelope, awaiting: Awaiting) -> Option<Wait> {
+    fn on_envelope(
+        &self,
+        envelope: &Envelope,
+        received_ms: i64,
+        awaiting: Awaiting,
+    ) -> Option<Wait> {
         let recorder = &self.arena.recorder;
         if envelope.event.is_stream_event() {
-            let delay = unix_ms_now().saturating_sub(envelope.ts).max(0);
+            let delay = received_ms.saturating_sub(envelope.ts).max(0);
             recorder.delivery_ms(delay as u64);
         }
         match &envelope.event {
@@ -551,9 +624,16 @@ impl Player<'_> {
     /// The run is over while searching: leave. A leave that loses the race to a match is owed
     /// that match's `match_found`; wait for it a little.
     async fn leave_at_the_end(&mut self, ticket_id: Uuid) {
-        let result = match self.arena.rest_slots.acquire().await {
-            Ok(_slot) => self.client.leave_queue().await,
-            Err(_) => return,
+        let (arena, client) = (self.arena, &self.client);
+        let left = self
+            .reader
+            .during(async {
+                let _slot = arena.rest_slots.acquire().await.ok()?;
+                Some(client.leave_queue().await)
+            })
+            .await;
+        let Some(result) = left else {
+            return;
         };
         match result {
             Ok(_) => {}
