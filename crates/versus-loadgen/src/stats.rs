@@ -219,6 +219,8 @@ impl Recorder {
             heartbeat_failures: load(&fleet.heartbeat_failures),
             results_posted: applied,
             results_applied_per_s: span.map_or(0.0, |span| applied as f64 / span),
+            results_applied_peak_10s_per_s: peak_rate(&results.applied_per_second, 10),
+            results_applied_each_s: results.applied_per_second.clone(),
             result_conflicts: load(&fleet.result_conflicts),
             results_not_live: load(&fleet.results_not_live),
             results_failed: load(&fleet.results_failed),
@@ -297,6 +299,15 @@ struct ResultLedger {
     rating_updates: HashSet<(Uuid, Uuid)>,
     first_post: Option<Instant>,
     last_applied: Option<Instant>,
+    /// Results answered 200 in each second since the first POST.
+    applied_per_second: Vec<u32>,
+}
+
+/// The most results applied in any `window` consecutive seconds, per second.
+fn peak_rate(per_second: &[u32], window: usize) -> f64 {
+    let window = window.min(per_second.len()).max(1);
+    let sums = per_second.windows(window).map(|w| w.iter().sum::<u32>());
+    sums.max().map_or(0.0, |sum| f64::from(sum) / window as f64)
 }
 
 struct Posted {
@@ -342,7 +353,15 @@ impl FleetRecorder {
     pub fn posted(&self, session: Uuid, outcome: PostOutcome) {
         let mut results = self.results.lock().expect("poisoned");
         if outcome == PostOutcome::Applied {
-            results.last_applied = Some(Instant::now());
+            let now = Instant::now();
+            results.last_applied = Some(now);
+            let second = results
+                .first_post
+                .map_or(0, |first| (now - first).as_secs() as usize);
+            if results.applied_per_second.len() <= second {
+                results.applied_per_second.resize(second + 1, 0);
+            }
+            results.applied_per_second[second] += 1;
         }
         if let Some(posted) = results.posted.get_mut(&session) {
             posted.outcome = outcome;
@@ -519,6 +538,10 @@ pub struct GameServerSummary {
     pub results_posted: u64,
     /// `results_posted` over the time from the first result POST to the last 200.
     pub results_applied_per_s: f64,
+    /// The best 10 consecutive seconds, per second: the rate sustained at the peak.
+    pub results_applied_peak_10s_per_s: f64,
+    /// Results answered 200 in each second since the first POST.
+    pub results_applied_each_s: Vec<u32>,
     /// 409 `result_conflict` (another result stored for the session).
     pub result_conflicts: u64,
     /// 409 `session_not_live` (the session had ended: abandoned or cancelled).
@@ -634,9 +657,10 @@ impl fmt::Display for GameServerSummary {
         )?;
         writeln!(
             f,
-            "  results             {} posted (200) at {:.1}/s, {} conflicts, {} not live, {} failed ({} unanswered), {} retries",
+            "  results             {} posted (200) at {:.1}/s (best 10 s: {:.1}/s), {} conflicts, {} not live, {} failed ({} unanswered), {} retries",
             self.results_posted,
             self.results_applied_per_s,
+            self.results_applied_peak_10s_per_s,
             self.result_conflicts,
             self.results_not_live,
             self.results_failed,
@@ -822,5 +846,14 @@ mod tests {
                 .game_servers
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_peak_rate_is_the_best_window() {
+        assert_eq!(peak_rate(&[], 10), 0.0);
+        assert_eq!(peak_rate(&[4, 2], 10), 3.0);
+        let mut seconds = vec![1; 30];
+        seconds[12..22].fill(7);
+        assert_eq!(peak_rate(&seconds, 10), 7.0);
     }
 }
