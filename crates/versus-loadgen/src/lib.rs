@@ -178,6 +178,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
         elapsed_s: started.elapsed().as_secs_f64(),
         nofile_limit,
         play_time_s: server_key.map(|_| args.play_time),
+        deadline: Some(arena.deadline),
     };
     Ok(recorder.summary(header, games))
 }

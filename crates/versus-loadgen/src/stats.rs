@@ -135,7 +135,7 @@ impl Recorder {
     pub fn summary(&self, header: SummaryHeader, games: Option<GamesCheck>) -> Summary {
         let game_servers = header
             .play_time_s
-            .map(|play_time_s| self.fleet_summary(play_time_s, games));
+            .map(|play_time_s| self.fleet_summary(play_time_s, header.deadline, games));
         let mut ledger = self.matches.lock().expect("poisoned");
         let ledger = &mut *ledger;
         for (match_id, roster) in &ledger.rosters {
@@ -190,7 +190,12 @@ impl Recorder {
         games
     }
 
-    fn fleet_summary(&self, play_time_s: f64, games: Option<GamesCheck>) -> GameServerSummary {
+    fn fleet_summary(
+        &self,
+        play_time_s: f64,
+        deadline: Option<Instant>,
+        games: Option<GamesCheck>,
+    ) -> GameServerSummary {
         let fleet = &self.fleet;
         let our_players = self.matches.lock().expect("poisoned").our_players.clone();
         let results = fleet.results.lock().expect("poisoned");
@@ -207,6 +212,13 @@ impl Recorder {
         }
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let applied = load(&fleet.results_posted);
+        // Seconds of the timeline while players still queued: after the deadline only the games
+        // formed by then are played out, without the rest of the loop's writes beside them.
+        let queueing = match (results.first_post, deadline) {
+            (Some(first), Some(deadline)) => deadline.saturating_duration_since(first).as_secs(),
+            _ => u64::MAX,
+        };
+        let queueing = (queueing as usize).min(results.applied_per_second.len());
         let span = match (results.first_post, results.last_applied) {
             (Some(first), Some(last)) if last > first => Some((last - first).as_secs_f64()),
             _ => None,
@@ -219,7 +231,7 @@ impl Recorder {
             heartbeat_failures: load(&fleet.heartbeat_failures),
             results_posted: applied,
             results_applied_per_s: span.map_or(0.0, |span| applied as f64 / span),
-            results_applied_peak_10s_per_s: peak_rate(&results.applied_per_second, 10),
+            results_applied_peak_10s_per_s: peak_rate(&results.applied_per_second[..queueing], 10),
             results_applied_each_s: results.applied_per_second.clone(),
             result_conflicts: load(&fleet.result_conflicts),
             results_not_live: load(&fleet.results_not_live),
@@ -440,6 +452,8 @@ pub(crate) struct SummaryHeader {
     pub nofile_limit: Option<u64>,
     /// With the game-server role, the mean game length.
     pub play_time_s: Option<f64>,
+    /// When players stopped queueing.
+    pub deadline: Option<Instant>,
 }
 
 /// Distribution of one measurement, in milliseconds.
@@ -538,7 +552,9 @@ pub struct GameServerSummary {
     pub results_posted: u64,
     /// `results_posted` over the time from the first result POST to the last 200.
     pub results_applied_per_s: f64,
-    /// The best 10 consecutive seconds, per second: the rate sustained at the peak.
+    /// The best 10 consecutive seconds before the run's deadline, per second: the rate the
+    /// whole loop sustained at its peak (after the deadline the games formed by then are played
+    /// out with nothing else writing, which is faster).
     pub results_applied_peak_10s_per_s: f64,
     /// Results answered 200 in each second since the first POST.
     pub results_applied_each_s: Vec<u32>,
@@ -657,7 +673,7 @@ impl fmt::Display for GameServerSummary {
         )?;
         writeln!(
             f,
-            "  results             {} posted (200) at {:.1}/s (best 10 s: {:.1}/s), {} conflicts, {} not live, {} failed ({} unanswered), {} retries",
+            "  results             {} posted (200) at {:.1}/s (best 10 s of the load: {:.1}/s), {} conflicts, {} not live, {} failed ({} unanswered), {} retries",
             self.results_posted,
             self.results_applied_per_s,
             self.results_applied_peak_10s_per_s,
@@ -716,6 +732,7 @@ mod tests {
             elapsed_s: 1.0,
             nofile_limit: Some(1024),
             play_time_s: None,
+            deadline: None,
         }
     }
 
