@@ -17,6 +17,9 @@ use uuid::Uuid;
 use versus_protocol::queue::{
     JoinQueueRequest, MatchmakingPreferences, MatchmakingStatistics, TicketView,
 };
+use versus_protocol::sessions::{
+    HeartbeatAck, PlayerRatings, ResultApplied, ResultReport, SessionView, StateChange,
+};
 use versus_protocol::{
     DetailedHealth, DeviceLoginRequest, Health, LinkRequest, LoginRequest, PlayerProfile, Problem,
     PublicPlayer, RefreshRequest, RegisterRequest, RegisterResponse, TokenResponse,
@@ -326,6 +329,48 @@ impl Client {
     pub async fn matchmaking_statistics(&self) -> ClientResult<MatchmakingStatistics> {
         self.call::<(), _>(Method::GET, "/api/v1/matchmaking/statistics", None)
             .await
+    }
+
+    /// `GET /api/v1/players/{id}/ratings`: the player's rating, games and record per queue.
+    pub async fn player_ratings(&self, player: Uuid) -> ClientResult<PlayerRatings> {
+        let path = format!("/api/v1/players/{player}/ratings");
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// `GET /api/v1/sessions/{id}`, as one of its players or as a game server.
+    pub async fn session(&self, session: Uuid) -> ClientResult<SessionView> {
+        let path = format!("/api/v1/sessions/{session}");
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    // The game-server API: a client made with `authenticated(server_key)`, the key sent as
+    // `Authorization: Bearer <server key>`.
+
+    /// `POST /api/v1/sessions/{id}/heartbeat` (game server): the session's game server is alive.
+    pub async fn session_heartbeat(&self, session: Uuid) -> ClientResult<HeartbeatAck> {
+        let path = format!("/api/v1/sessions/{session}/heartbeat");
+        self.call::<(), _>(Method::POST, &path, None).await
+    }
+
+    /// `PUT /api/v1/sessions/{id}/state` (game server): `active`, `ended` or `cancelled`.
+    pub async fn set_session_state(
+        &self,
+        session: Uuid,
+        change: &StateChange,
+    ) -> ClientResult<SessionView> {
+        let path = format!("/api/v1/sessions/{session}/state");
+        self.call(Method::PUT, &path, Some(change)).await
+    }
+
+    /// `POST /api/v1/sessions/{id}/result` (game server): the one result. Posting the same
+    /// result again answers the same; a different one is a 409 `result_conflict`.
+    pub async fn report_result(
+        &self,
+        session: Uuid,
+        report: &ResultReport,
+    ) -> ClientResult<ResultApplied> {
+        let path = format!("/api/v1/sessions/{session}/result");
+        self.call(Method::POST, &path, Some(report)).await
     }
 }
 

@@ -16,7 +16,16 @@ passwords cheaply:
   versus serve --bind 127.0.0.1:18080 --data-dir /tmp/lg-data
 For thousands of players raise the open-file limit of both processes (ulimit -n; the load
 generator raises its own soft limit to the hard one). Only loopback targets are accepted.
-scripts/loadgen-10k runs the 10,000-player benchmark end to end.";
+For the game-server role (--server-key) start the server with the same keys, and give its
+static game server room for every game at once (the default capacity is 1000 sessions), e.g.
+with --config lg.toml holding:
+  [sessions.allocator]
+  kind = \"static\"
+  endpoints = [{ address = \"127.0.0.1:7777\", capacity = 100000 }]
+then, with VERSUS_SESSIONS__SERVER_KEY and VERSUS_SESSIONS__TOKEN_KEY exported to both:
+  versus loadgen --url http://127.0.0.1:18080 --players 1000 --requeue --play-time 5
+scripts/loadgen-10k runs the 10,000-player benchmark end to end (GAME_SERVERS=1 adds the
+game-server role).";
 
 /// Simulated players against a Versus server on this machine.
 ///
@@ -56,7 +65,8 @@ pub struct LoadgenArgs {
     pub requeue: bool,
     /// With --requeue: seconds a player "plays" its match before queueing again (each pause is
     /// drawn between half and one and a half times this), connected and reading meanwhile.
-    /// 0 requeues at once, which makes the queue churn as fast as the server can match.
+    /// 0 requeues at once, which makes the queue churn as fast as the server can match. With the
+    /// game-server role the game lasts --play-time and this pause follows its result.
     #[arg(long, default_value_t = 0.0)]
     pub requeue_delay: f64,
     /// The same latencies for every player, e.g. `eu=30,na=110`. Without it each player gets
@@ -75,9 +85,24 @@ pub struct LoadgenArgs {
     /// REST calls in flight at once, over the shared connection pool.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub rest_concurrency: u32,
-    /// Seconds to wait after the duration for `match_found` of matches formed at the end.
+    /// Seconds to wait after the duration for `match_found` of matches formed at the end (and,
+    /// with the game-server role, for the results of games still being played).
     #[arg(long, default_value_t = 10)]
     pub drain: u64,
+    /// The server key game servers send (`sessions.server_key`). Given, the load generator also
+    /// plays the game servers: players hand their `session_ready` to an in-process fleet, which
+    /// heartbeats each session, sets it active, "plays" for --play-time and posts a result; at
+    /// the end every player's stored games are compared with the results posted for them.
+    #[arg(long, env = "VERSUS_SESSIONS__SERVER_KEY", hide_env_values = true)]
+    pub server_key: Option<String>,
+    /// With the game-server role: seconds a game lasts, each drawn between half and one and a
+    /// half times this.
+    #[arg(long, default_value_t = 5.0)]
+    pub play_time: f64,
+    /// With the game-server role: the session token key (`sessions.token_key`), to verify each
+    /// player's session token offline as a real game server would (failures are counted).
+    #[arg(long, env = "VERSUS_SESSIONS__TOKEN_KEY", hide_env_values = true)]
+    pub token_key: Option<String>,
 }
 
 impl Default for LoadgenArgs {
@@ -97,6 +122,9 @@ impl Default for LoadgenArgs {
             name_prefix: "lg".into(),
             rest_concurrency: 128,
             drain: 10,
+            server_key: None,
+            play_time: 5.0,
+            token_key: None,
         }
     }
 }

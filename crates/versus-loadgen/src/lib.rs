@@ -1,33 +1,37 @@
 //! The Versus load generator: N simulated players against a server on this machine, each
 //! signing up, holding a WebSocket open, queueing and waiting for `match_found`, measured
-//! from the outside through the SDK (`versus-client`).
+//! from the outside through the SDK (`versus-client`). With a server key it also plays the
+//! game servers ([`fleet`]): every session is heartbeaten, played and given a result, and at
+//! the end each player's stored games are compared with the results posted for them.
 //!
 //! It is bounded on every axis: a player count, a duration (plus a short drain for matches formed
 //! at the end, plus a hard stop), REST calls in flight, and targets: [`args::loopback_url`]
 //! refuses any host that is not this machine. `versus loadgen` parses [`LoadgenArgs`] and
 //! calls [`run`]; the crate's own `versus-loadgen` binary does the same.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use versus_client::Client;
 
 pub mod args;
+mod fleet;
 mod player;
 mod stats;
 
 pub use args::LoadgenArgs;
-pub use stats::{Percentiles, Summary};
+pub use stats::{GameServerSummary, GamesCheck, Percentiles, Summary};
 
-use player::{Arena, PlayerPlan};
+use fleet::Fleet;
+use player::{Arena, FleetLink, PlayerPlan};
 use stats::{Recorder, SummaryHeader};
 
 /// Past the duration and the drain, players still running are cut off after this long.
@@ -41,6 +45,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
         args.requeue_delay.is_finite() && (0.0..=3600.0).contains(&args.requeue_delay),
         "--requeue-delay must be between 0 and 3600 seconds"
     );
+    anyhow::ensure!(
+        args.play_time.is_finite() && (0.0..=3600.0).contains(&args.play_time),
+        "--play-time must be between 0 and 3600 seconds"
+    );
+    let server_key = args.server_key.as_deref().filter(|key| !key.is_empty());
     let nofile_limit = raise_open_file_limit();
     let wanted_files = u64::from(args.players) + u64::from(args.rest_concurrency) + 64;
     if nofile_limit.is_some_and(|limit| limit < wanted_files) {
@@ -62,17 +71,44 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
         .await
         .with_context(|| format!("the server at {base_url} does not answer /health"))?;
 
+    let recorder = Arc::new(Recorder::new());
+    // The game-server role: its own task and connection pool, the players' link to it.
+    let longest_game = Duration::from_secs_f64(args.play_time * 1.5);
+    let mut fleet = None;
+    let mut link = None;
+    if let Some(server_key) = server_key {
+        let servers = Fleet::new(
+            &base_url,
+            server_key,
+            args.rest_concurrency as usize,
+            Duration::from_secs_f64(args.play_time),
+            args.token_key.as_deref().filter(|key| !key.is_empty()),
+            Arc::clone(&recorder),
+        )?;
+        servers.check_key().await?;
+        let (arrivals, arrived) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(Arc::new(servers).run(arrived, stopped));
+        fleet = Some((task, stop));
+        link = Some(FleetLink {
+            arrivals,
+            longest_game,
+        });
+    }
+
     let started = Instant::now();
     let duration = Duration::from_secs(args.duration);
     let arena = Arc::new(Arena {
         client,
-        recorder: Recorder::new(),
+        recorder: Arc::clone(&recorder),
         rest_slots: Semaphore::new(args.rest_concurrency as usize),
         queue: args.queue.clone(),
         requeue: args.requeue,
         requeue_delay: Duration::from_secs_f64(args.requeue_delay),
         deadline: started + duration,
         drain: Duration::from_secs(args.drain),
+        fleet: link,
+        accounts: Mutex::new(Vec::new()),
     });
 
     let progress = progress_bar(&args);
@@ -83,7 +119,10 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
         players.spawn(player::play(Arc::clone(&arena), plan));
     }
 
-    let hard_stop = started + duration + arena.drain + HARD_STOP_GRACE;
+    let mut hard_stop = started + duration + arena.drain + HARD_STOP_GRACE;
+    if fleet.is_some() {
+        hard_stop += longest_game;
+    }
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -104,15 +143,44 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
         }
     }
     update_progress(&progress, &arena, &args, started);
+
+    // Every player is done: the fleet finishes the games still running, then every player's
+    // games are read back.
+    let mut games = None;
+    if let Some((mut task, stop)) = fleet {
+        let _ = stop.send(());
+        let finish_by = hard_stop.max(Instant::now() + HARD_STOP_GRACE);
+        if tokio::time::timeout_at(finish_by, &mut task).await.is_err() {
+            let running = recorder.fleet.games_running.load(Ordering::Relaxed);
+            for _ in 0..running {
+                recorder.error("fleet: game still running at the hard stop");
+            }
+            task.abort();
+        }
+        progress.set_message("reading every player's games back");
+        let accounts = std::mem::take(&mut *arena.accounts.lock().expect("poisoned"));
+        games = Some(
+            fleet::check_games(
+                accounts,
+                &args.queue,
+                &recorder,
+                args.rest_concurrency as usize,
+            )
+            .await,
+        );
+    }
     progress.finish_and_clear();
 
-    Ok(arena.recorder.summary(SummaryHeader {
+    let header = SummaryHeader {
         url: base_url,
         queue: args.queue,
         players: args.players,
         elapsed_s: started.elapsed().as_secs_f64(),
         nofile_limit,
-    }))
+        play_time_s: server_key.map(|_| args.play_time),
+        deadline: Some(arena.deadline),
+    };
+    Ok(recorder.summary(header, games))
 }
 
 /// One plan per player: a stable name, generated (or given) latencies, a start time on the
@@ -169,8 +237,16 @@ fn update_progress(bar: &ProgressBar, arena: &Arena, args: &LoadgenArgs, started
     let recorder = &arena.recorder;
     let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     bar.set_position(started.elapsed().as_secs().min(args.duration));
+    let games = match arena.fleet {
+        Some(_) => format!(
+            " · games {} · results {}",
+            load(&recorder.fleet.games_running),
+            load(&recorder.fleet.results_posted)
+        ),
+        None => String::new(),
+    };
     bar.set_message(format!(
-        "connected {}/{} · searching {} · tickets {} · events {} · errors {}",
+        "connected {}/{} · searching {} · tickets {}{games} · events {} · errors {}",
         load(&recorder.connected_now),
         args.players,
         load(&recorder.searching_now),

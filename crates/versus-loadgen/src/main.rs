@@ -26,7 +26,13 @@ async fn main() -> ExitCode {
     match versus_loadgen::run(args).await {
         Ok(summary) => {
             println!("{}", summary.render(json));
-            ExitCode::SUCCESS
+            match summary.loop_failure() {
+                None => ExitCode::SUCCESS,
+                Some(failure) => {
+                    eprintln!("versus-loadgen: RESULTS CHECK FAILED: {failure}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(err) => {
             eprintln!("versus-loadgen: {err:#}");

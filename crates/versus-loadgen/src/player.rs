@@ -1,26 +1,35 @@
 //! One simulated player: sign up (or log in), connect the WebSocket, queue, wait for
-//! `match_found`, then queue again or quit. Everything it sees goes to the shared recorder.
+//! `match_found`, then queue again or quit. With the game-server role it also plays its match:
+//! hands its `session_ready` to the fleet, waits for the session's `rating_update`, then queues
+//! again. Everything it sees goes to the shared recorder.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use uuid::Uuid;
 use versus_client::credentials::{RefreshingTokens, TokenSource as _};
-use versus_client::ws::{ReconnectPolicy, ReconnectingSocket, WsEvent};
+use versus_client::ws::{ReconnectPolicy, ReconnectingSocket, WsEvent, WsResult};
 use versus_client::{Client, ClientError};
 use versus_protocol::queue::{JoinQueueRequest, TicketState, TicketView};
-use versus_protocol::ws::{Envelope, ServerEvent};
+use versus_protocol::sessions::SessionStateName;
+use versus_protocol::ws::{Envelope, ServerEvent, SessionReady};
 
+use crate::fleet::{Account, Arrival};
 use crate::stats::Recorder;
+
+/// How long a player waits for `session_ready` after `match_found`, and for `rating_update`
+/// beyond the longest game.
+const SESSION_GRACE: Duration = Duration::from_secs(30);
 
 /// What every player shares.
 pub(crate) struct Arena {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorder: Arc<Recorder>,
     pub rest_slots: Semaphore,
     pub queue: String,
     pub requeue: bool,
@@ -30,6 +39,17 @@ pub(crate) struct Arena {
     pub deadline: Instant,
     /// How long after the deadline a player still waits for an owed `match_found`.
     pub drain: Duration,
+    /// The game-server role, when on.
+    pub fleet: Option<FleetLink>,
+    /// Our players, read back at the end (with the game-server role).
+    pub accounts: Mutex<Vec<Account>>,
+}
+
+/// How players reach the in-process game servers.
+pub(crate) struct FleetLink {
+    pub arrivals: mpsc::UnboundedSender<Arrival>,
+    /// The longest a game can last.
+    pub longest_game: Duration,
 }
 
 pub(crate) struct PlayerPlan {
@@ -39,14 +59,48 @@ pub(crate) struct PlayerPlan {
     pub start_at: Instant,
 }
 
-/// How a wait for `match_found` ended.
+/// What a player reads its event stream for.
+#[derive(Debug, Clone, Copy)]
+enum Awaiting {
+    /// The `match_found` of this ticket (`joined_at`: for time to match).
+    Match {
+        ticket: Uuid,
+        joined_at: Option<Instant>,
+    },
+    /// This session's `session_ready`.
+    Ready(Uuid),
+    /// This session's `rating_update`.
+    Rating(Uuid),
+    /// Nothing: only the clock or a lost socket ends the wait.
+    Nothing,
+}
+
+/// How a wait ended.
 enum Wait {
-    Matched,
+    /// Our ticket's `match_found`: its session (the match's id) and teams.
+    Matched {
+        session: Uuid,
+        teams: Vec<Vec<Uuid>>,
+    },
+    Ready(SessionReady),
+    Rated,
+    /// The awaited session ended without a result: `abandoned`, or `cancelled` (before a
+    /// game server took it, its tickets are back in the queue).
+    SessionEnded(SessionStateName),
     /// The ticket ended without a match (expired, cancelled by the server).
     TicketEnded,
-    /// The duration ran out while searching.
+    /// The clock ran out (the run's, or the wait's).
     TimeUp,
     /// The WebSocket failed for good.
+    SocketLost,
+}
+
+/// How playing a matched session ended.
+enum Played {
+    /// Rated, abandoned or given up on: the player is free.
+    Over,
+    /// Cancelled before a game server took it: the ticket is searching again.
+    Requeued,
     SocketLost,
 }
 
@@ -69,7 +123,7 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
     if Instant::now() >= arena.deadline {
         return;
     }
-    let Some((client, refresh_token)) = sign_in(&arena, &plan).await else {
+    let Some((client, refresh_token, existed)) = sign_in(&arena, &plan).await else {
         return;
     };
     let token = client
@@ -91,29 +145,49 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
         Some(id) => id,
         None => return,
     };
+    if arena.fleet.is_some() {
+        // The end-of-run check compares games played in this run; a reused name has some.
+        let games_at_start = match existed {
+            false => 0,
+            true => match crate::fleet::stored_games(&client, player_id, &arena.queue).await {
+                Ok(games) => games,
+                Err(err) => {
+                    arena.recorder.error(rest_error("ratings at start", &err));
+                    socket.close().await;
+                    return;
+                }
+            },
+        };
+        arena.accounts.lock().expect("poisoned").push(Account {
+            player_id,
+            games_at_start,
+            client: client.clone(),
+            tokens: tokens.clone(),
+        });
+    }
     arena.recorder.connected(player_id, true);
     let mut player = Player {
         arena: &arena,
         client,
-        socket,
+        reader: Reader::new(socket),
         player_id,
         latencies: plan.latencies,
         online: true,
         tokens,
     };
     player.run().await;
-    player.socket.close().await;
+    player.reader.socket.close().await;
     player.set_online(false);
 }
 
-/// The player's authenticated client and refresh token.
-async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<(Client, String)> {
+/// The player's authenticated client and refresh token, and whether the account existed.
+async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<(Client, String, bool)> {
     let _slot = arena.rest_slots.acquire().await.ok()?;
-    let tokens = match arena.client.register(&plan.username, &plan.password).await {
-        Ok(registered) => registered.tokens,
+    let (tokens, existed) = match arena.client.register(&plan.username, &plan.password).await {
+        Ok(registered) => (registered.tokens, false),
         Err(err) if err.code() == Some("username_taken") => {
             match arena.client.login(&plan.username, &plan.password).await {
-                Ok(tokens) => tokens,
+                Ok(tokens) => (tokens, true),
                 Err(err) => {
                     arena.recorder.error(rest_error("login", &err));
                     return None;
@@ -128,6 +202,7 @@ async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<(Client, String)> {
     Some((
         arena.client.authenticated(tokens.access_token),
         tokens.refresh_token,
+        existed,
     ))
 }
 
@@ -155,10 +230,64 @@ async fn connect(arena: &Arena, socket: &mut ReconnectingSocket) -> Option<Uuid>
     }
 }
 
+/// A player's socket, read also while the player waits for a REST call — as a real client's
+/// socket does not stop for REST: pongs are answered and events kept, in order, for the next
+/// wait. (A player that stopped reading while its REST calls queued behind a slow server
+/// was dropped for missed pongs, and its events counted as late by the time it queued.)
+struct Reader {
+    socket: ReconnectingSocket,
+    /// What was read during REST calls, with the Unix ms it arrived.
+    pending: VecDeque<(WsResult<WsEvent>, i64)>,
+    /// The socket gave up during a REST call: not read again until that is handled.
+    gave_up: bool,
+}
+
+impl Reader {
+    fn new(socket: ReconnectingSocket) -> Self {
+        Self {
+            socket,
+            pending: VecDeque::new(),
+            gave_up: false,
+        }
+    }
+
+    /// Awaits `call`, reading the socket meanwhile.
+    async fn during<T>(&mut self, call: impl Future<Output = T>) -> T {
+        let mut call = std::pin::pin!(call);
+        loop {
+            if self.gave_up {
+                return call.await;
+            }
+            tokio::select! {
+                biased;
+                out = &mut call => return out,
+                next = self.socket.next() => {
+                    self.gave_up = next.is_err();
+                    self.pending.push_back((next, unix_ms_now()));
+                }
+            }
+        }
+    }
+
+    /// The next thing read (kept ones first), with the Unix ms it arrived; `None` at `until`.
+    async fn next_until(&mut self, until: Instant) -> Option<(WsResult<WsEvent>, i64)> {
+        if let Some(kept) = self.pending.pop_front() {
+            if kept.0.is_err() {
+                self.gave_up = false;
+            }
+            return Some(kept);
+        }
+        tokio::select! {
+            next = self.socket.next() => Some((next, unix_ms_now())),
+            () = tokio::time::sleep_until(until) => None,
+        }
+    }
+}
+
 struct Player<'a> {
     arena: &'a Arena,
     client: Client,
-    socket: ReconnectingSocket,
+    reader: Reader,
     player_id: Uuid,
     latencies: BTreeMap<String, u32>,
     /// Whether this player's socket counts in `connected_now`.
@@ -179,7 +308,7 @@ impl Player<'_> {
     }
 
     async fn run(&mut self) {
-        loop {
+        'tickets: loop {
             if Instant::now() >= self.arena.deadline {
                 return;
             }
@@ -187,29 +316,81 @@ impl Player<'_> {
             let Some(ticket) = self.join().await else {
                 return;
             };
-            let recorder = &self.arena.recorder;
-            recorder.tickets_joined.fetch_add(1, Ordering::Relaxed);
-            recorder.searching_now.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.wait_for_match(ticket.ticket_id, joined_at).await;
-            recorder.searching_now.fetch_sub(1, Ordering::Relaxed);
-            match outcome {
-                Wait::Matched if self.arena.requeue => {
-                    if !self.play_the_match().await {
+            self.arena
+                .recorder
+                .tickets_joined
+                .fetch_add(1, Ordering::Relaxed);
+            // Waits on this ticket, again if its match is cancelled and it is requeued.
+            loop {
+                let recorder = &self.arena.recorder;
+                recorder.searching_now.fetch_add(1, Ordering::Relaxed);
+                let outcome = self.wait_for_match(ticket.ticket_id, joined_at).await;
+                recorder.searching_now.fetch_sub(1, Ordering::Relaxed);
+                match outcome {
+                    Wait::Matched { session, teams } => match self.play(session, teams).await {
+                        Played::Over => break,
+                        Played::Requeued => continue,
+                        Played::SocketLost => return,
+                    },
+                    Wait::TimeUp => {
+                        self.leave_at_the_end(ticket.ticket_id).await;
                         return;
                     }
+                    Wait::TicketEnded => continue 'tickets,
+                    // SocketLost, or a wait that cannot end here.
+                    _ => return,
                 }
-                Wait::TicketEnded => continue,
-                Wait::Matched | Wait::SocketLost => return,
-                Wait::TimeUp => {
-                    self.leave_at_the_end(ticket.ticket_id).await;
-                    return;
-                }
+            }
+            if !self.arena.requeue || !self.pause().await {
+                return;
             }
         }
     }
 
+    /// A matched session: with the game-server role, played to its result; without, nothing
+    /// to do.
+    async fn play(&mut self, session: Uuid, teams: Vec<Vec<Uuid>>) -> Played {
+        let Some(fleet) = &self.arena.fleet else {
+            return Played::Over;
+        };
+        let longest_game = fleet.longest_game;
+        let ready_by = Instant::now() + SESSION_GRACE;
+        let ready = match self.wait_until(Awaiting::Ready(session), ready_by).await {
+            Wait::Ready(ready) => ready,
+            Wait::SessionEnded(SessionStateName::Cancelled) => return Played::Requeued,
+            Wait::SocketLost => return Played::SocketLost,
+            Wait::TimeUp => {
+                self.arena.recorder.error("session: no session_ready");
+                return Played::Over;
+            }
+            _ => return Played::Over,
+        };
+        let arrival = Arrival {
+            session_id: session,
+            player_id: self.player_id,
+            token: ready.token,
+            endpoint: ready.endpoint,
+            teams: Some(teams),
+        };
+        if fleet.arrivals.send(arrival).is_err() {
+            self.arena.recorder.error("session: the fleet is gone");
+            return Played::Over;
+        }
+        let rated_by = Instant::now() + longest_game + SESSION_GRACE;
+        match self.wait_until(Awaiting::Rating(session), rated_by).await {
+            Wait::SocketLost => Played::SocketLost,
+            Wait::TimeUp => {
+                let fleet = &self.arena.recorder.fleet;
+                fleet.rating_update_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.arena.recorder.error("session: no rating_update");
+                Played::Over
+            }
+            _ => Played::Over,
+        }
+    }
+
     /// Stays connected, reading, for the requeue delay. False when the socket was lost.
-    async fn play_the_match(&mut self) -> bool {
+    async fn pause(&mut self) -> bool {
         if self.arena.requeue_delay.is_zero() {
             return true;
         }
@@ -218,9 +399,8 @@ impl Player<'_> {
             .requeue_delay
             .mul_f64(0.5 + rand::random::<f64>());
         let until = (Instant::now() + pause).min(self.arena.deadline);
-        // No ticket: nothing read here ends the wait but the clock or a lost socket.
         !matches!(
-            self.wait_until(Uuid::nil(), None, until).await,
+            self.wait_until(Awaiting::Nothing, until).await,
             Wait::SocketLost
         )
     }
@@ -232,17 +412,27 @@ impl Player<'_> {
         };
         let key = Uuid::new_v4().to_string();
         for _ in 0..3 {
-            let result = {
-                let _slot = self.arena.rest_slots.acquire().await.ok()?;
-                self.client.join_queue(&request, Some(&key)).await
-            };
+            let (arena, client) = (self.arena, &self.client);
+            let result = self
+                .reader
+                .during(async {
+                    let _slot = arena.rest_slots.acquire().await.ok()?;
+                    Some(client.join_queue(&request, Some(&key)).await)
+                })
+                .await?;
             match result {
                 Ok(ticket) => return Some(ticket),
                 // A ticket left over from an earlier run of the same players: leave, retry.
                 Err(err) if err.code() == Some("already_queued") => {
                     self.arena.recorder.error(rest_error("join", &err));
-                    let _slot = self.arena.rest_slots.acquire().await.ok()?;
-                    if let Err(err) = self.client.leave_queue().await {
+                    let left = self
+                        .reader
+                        .during(async {
+                            let _slot = arena.rest_slots.acquire().await.ok()?;
+                            Some(client.leave_queue().await)
+                        })
+                        .await?;
+                    if let Err(err) = left {
                         self.arena.recorder.error(rest_error("leave", &err));
                         return None;
                     }
@@ -261,14 +451,18 @@ impl Player<'_> {
     }
 
     async fn refresh(&mut self) -> Option<()> {
-        let result = {
-            let _slot = self.arena.rest_slots.acquire().await.ok()?;
-            self.tokens.fresh_token().await
-        };
+        let (arena, tokens) = (self.arena, &self.tokens);
+        let result = self
+            .reader
+            .during(async {
+                let _slot = arena.rest_slots.acquire().await.ok()?;
+                Some(tokens.fresh_token().await)
+            })
+            .await?;
         match result {
             Ok(access_token) => {
                 self.client = self.arena.client.authenticated(&access_token);
-                self.socket.set_access_token(access_token);
+                self.reader.socket.set_access_token(access_token);
                 Some(())
             }
             Err(err) => {
@@ -278,27 +472,24 @@ impl Player<'_> {
         }
     }
 
-    /// Reads the event stream until our ticket's `match_found` (or `until`).
-    async fn wait_for_match(&mut self, ticket_id: Uuid, joined_at: Instant) -> Wait {
-        self.wait_until(ticket_id, Some(joined_at), self.arena.deadline)
-            .await
+    /// Reads the event stream until our ticket's `match_found` (or the run's end).
+    async fn wait_for_match(&mut self, ticket: Uuid, joined_at: Instant) -> Wait {
+        let awaiting = Awaiting::Match {
+            ticket,
+            joined_at: Some(joined_at),
+        };
+        self.wait_until(awaiting, self.arena.deadline).await
     }
 
-    async fn wait_until(
-        &mut self,
-        ticket_id: Uuid,
-        joined_at: Option<Instant>,
-        until: Instant,
-    ) -> Wait {
+    async fn wait_until(&mut self, awaiting: Awaiting, until: Instant) -> Wait {
         loop {
-            let next = tokio::select! {
-                next = self.socket.next() => next,
-                () = tokio::time::sleep_until(until) => return Wait::TimeUp,
+            let Some((next, received_ms)) = self.reader.next_until(until).await else {
+                return Wait::TimeUp;
             };
             let recorder = &self.arena.recorder;
             match next {
                 Ok(WsEvent::Event(envelope)) => {
-                    if let Some(wait) = self.on_envelope(&envelope, ticket_id, joined_at) {
+                    if let Some(wait) = self.on_envelope(&envelope, received_ms, awaiting) {
                         return wait;
                     }
                 }
@@ -326,12 +517,12 @@ impl Player<'_> {
     fn on_envelope(
         &self,
         envelope: &Envelope,
-        ticket_id: Uuid,
-        joined_at: Option<Instant>,
+        received_ms: i64,
+        awaiting: Awaiting,
     ) -> Option<Wait> {
         let recorder = &self.arena.recorder;
         if envelope.event.is_stream_event() {
-            let delay = unix_ms_now().saturating_sub(envelope.ts).max(0);
+            let delay = received_ms.saturating_sub(envelope.ts).max(0);
             recorder.delivery_ms(delay as u64);
         }
         match &envelope.event {
@@ -342,23 +533,35 @@ impl Player<'_> {
                     .flat_map(|team| team.players.iter().map(|p| p.player_id))
                     .collect();
                 recorder.match_found(found.match_id, self.player_id, roster);
-                if found.ticket_id != ticket_id {
+                let Awaiting::Match { ticket, joined_at } = awaiting else {
+                    return None;
+                };
+                if found.ticket_id != ticket {
                     return None;
                 }
                 if let Some(joined_at) = joined_at {
                     recorder.time_to_match_ms(joined_at.elapsed().as_millis() as u64);
                 }
-                Some(Wait::Matched)
+                let teams = (found.teams.iter())
+                    .map(|team| team.players.iter().map(|p| p.player_id).collect())
+                    .collect();
+                Some(Wait::Matched {
+                    session: found.match_id,
+                    teams,
+                })
             }
-            ServerEvent::QueueUpdate(update) if update.ticket_id == ticket_id => {
+            ServerEvent::QueueUpdate(update) => {
+                if let (TicketState::Matched, Some(match_id)) = (update.state, update.match_id) {
+                    recorder.matched(match_id, self.player_id);
+                }
+                let Awaiting::Match { ticket, .. } = awaiting else {
+                    return None;
+                };
+                if update.ticket_id != ticket {
+                    return None;
+                }
                 match update.state {
-                    TicketState::Searching => None,
-                    TicketState::Matched => {
-                        if let Some(match_id) = update.match_id {
-                            recorder.matched(match_id, self.player_id);
-                        }
-                        None
-                    }
+                    TicketState::Searching | TicketState::Matched => None,
                     TicketState::Expired => {
                         recorder.error("ticket: expired");
                         Some(Wait::TicketEnded)
@@ -367,6 +570,47 @@ impl Player<'_> {
                         recorder.error("ticket: cancelled by the server");
                         Some(Wait::TicketEnded)
                     }
+                }
+            }
+            ServerEvent::SessionReady(ready) => match awaiting {
+                Awaiting::Ready(session) if ready.session_id == session => {
+                    Some(Wait::Ready(ready.clone()))
+                }
+                _ => {
+                    if self.arena.fleet.is_some() {
+                        recorder.error("session: session_ready not awaited");
+                    }
+                    None
+                }
+            },
+            ServerEvent::GameStateUpdate(update) => {
+                let fleet = &recorder.fleet;
+                let ended = match update.state {
+                    SessionStateName::Abandoned => &fleet.abandoned_seen,
+                    SessionStateName::Cancelled => &fleet.cancelled_seen,
+                    _ => return None,
+                };
+                ended.lock().expect("poisoned").insert(update.session_id);
+                match awaiting {
+                    Awaiting::Ready(session) | Awaiting::Rating(session)
+                        if update.session_id == session =>
+                    {
+                        Some(Wait::SessionEnded(update.state))
+                    }
+                    _ => None,
+                }
+            }
+            ServerEvent::RatingUpdate(change) => {
+                if self.arena.fleet.is_some()
+                    && !recorder
+                        .fleet
+                        .rating_update(change.session_id, self.player_id)
+                {
+                    recorder.error("session: rating_update for a result we did not post");
+                }
+                match awaiting {
+                    Awaiting::Rating(session) if change.session_id == session => Some(Wait::Rated),
+                    _ => None,
                 }
             }
             ServerEvent::Error(error) => {
@@ -380,9 +624,16 @@ impl Player<'_> {
     /// The run is over while searching: leave. A leave that loses the race to a match is owed
     /// that match's `match_found`; wait for it a little.
     async fn leave_at_the_end(&mut self, ticket_id: Uuid) {
-        let result = match self.arena.rest_slots.acquire().await {
-            Ok(_slot) => self.client.leave_queue().await,
-            Err(_) => return,
+        let (arena, client) = (self.arena, &self.client);
+        let left = self
+            .reader
+            .during(async {
+                let _slot = arena.rest_slots.acquire().await.ok()?;
+                Some(client.leave_queue().await)
+            })
+            .await;
+        let Some(result) = left else {
+            return;
         };
         match result {
             Ok(_) => {}
@@ -391,7 +642,14 @@ impl Player<'_> {
                     self.arena.recorder.matched(match_id, self.player_id);
                 }
                 let until = Instant::now() + self.arena.drain;
-                self.wait_until(ticket_id, None, until).await;
+                let awaiting = Awaiting::Match {
+                    ticket: ticket_id,
+                    joined_at: None,
+                };
+                // Matched after all: with the game-server role the game is played to its end.
+                if let Wait::Matched { session, teams } = self.wait_until(awaiting, until).await {
+                    self.play(session, teams).await;
+                }
             }
             Err(err) => self.arena.recorder.error(rest_error("leave", &err)),
         }

@@ -167,10 +167,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Loadgen(args) => {
             let json = args.json;
             let summary = versus_loadgen::run(args).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
-            } else {
-                println!("{summary}");
+            println!("{}", summary.render(json));
+            if let Some(failure) = summary.loop_failure() {
+                anyhow::bail!("RESULTS CHECK FAILED: {failure}");
             }
             Ok(())
         }

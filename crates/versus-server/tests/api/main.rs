@@ -11,6 +11,7 @@ mod credentials;
 mod guests;
 mod hostile;
 mod leaderboards;
+mod loadgen;
 mod ops;
 mod players;
 mod realtime;
