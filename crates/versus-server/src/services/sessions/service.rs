@@ -339,6 +339,7 @@ impl Sessions {
             Transitioned::Unknown => return Err(SessionError::Unknown),
         };
         self.after_transition(&record, reason).await;
+        self.release(&record).await;
         Ok(record)
     }
 
@@ -360,10 +361,6 @@ impl Sessions {
         }
         if state.is_final() {
             self.live.lock().expect("sessions lock").remove(&record.id);
-            self.allocator.release(record.id).await;
-            self.matchmaking
-                .withdraw_backfill(&record.queue, record.id)
-                .await;
         }
         self.bus.publish(BusEvent::to(
             Audience::Players(record.teams.iter().flatten().copied().collect()),
@@ -373,6 +370,17 @@ impl Sessions {
                 reason: reason.to_owned(),
             }),
         ));
+    }
+
+    /// What a session's end gives back: its game-server slot and any open backfill request.
+    /// Done after the players are told: the queue's mailbox may be busy with joins.
+    async fn release(&self, record: &SessionRecord) {
+        if record.state.is_final() {
+            self.allocator.release(record.id).await;
+            self.matchmaking
+                .withdraw_backfill(&record.queue, record.id)
+                .await;
+        }
     }
 
     /// A game server says it is alive.
@@ -482,18 +490,13 @@ impl Sessions {
     async fn after_result(&self, record: &SessionRecord, applied: &ResultApplied) {
         metrics::counter!("game_results_applied_total", "queue" => record.queue.clone())
             .increment(1);
+        let ended = SessionRecord {
+            state: SessionState::Ended,
+            ..record.clone()
+        };
         // A game server that ended its session before reporting was already heard.
         if record.state != SessionState::Ended {
-            let ended = SessionRecord {
-                state: SessionState::Ended,
-                ..record.clone()
-            };
             self.after_transition(&ended, "result reported").await;
-        }
-        let players: Vec<Uuid> = applied.players.iter().map(|c| c.player_id).collect();
-        if let Err(err) = self.leaderboards.refresh(&record.queue, &players).await {
-            // The result stands; the board catches up at the player's next result or restart.
-            tracing::warn!(session_id = %record.id, error = %err, "leaderboard not refreshed");
         }
         for change in &applied.players {
             self.bus.publish(BusEvent::to(
@@ -501,6 +504,13 @@ impl Sessions {
                 ServerEvent::RatingUpdate(change.clone()),
             ));
         }
+        // Before the 200: the board shows the result by the time the game server hears back.
+        let players: Vec<Uuid> = applied.players.iter().map(|c| c.player_id).collect();
+        if let Err(err) = self.leaderboards.refresh(&record.queue, &players).await {
+            // The result stands; the board catches up at the player's next result or restart.
+            tracing::warn!(session_id = %record.id, error = %err, "leaderboard not refreshed");
+        }
+        self.release(&ended).await;
     }
 
     /// Players left a running session: the queue fills the open slots first, and the new
