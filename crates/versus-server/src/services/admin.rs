@@ -34,6 +34,16 @@ fn action(
     }
 }
 
+/// A ban or unban of `player` by `admin`, with its reason.
+fn on_player(admin: Uuid, what: &str, player: Uuid, reason: Option<String>) -> AdminAction {
+    action(
+        admin,
+        what,
+        Some(player.to_string()),
+        serde_json::json!({ "reason": reason }),
+    )
+}
+
 impl Admin {
     pub fn new(
         store: Arc<dyn Store>,
@@ -56,12 +66,7 @@ impl Admin {
         player: Uuid,
         reason: Option<String>,
     ) -> Result<Option<Player>, StoreError> {
-        let record = action(
-            admin,
-            "ban",
-            Some(player.to_string()),
-            serde_json::json!({ "reason": reason }),
-        );
+        let record = on_player(admin, "ban", player, reason);
         let Some(banned) = self.store.set_banned(player, true, &record).await? else {
             return Ok(None);
         };
@@ -82,12 +87,7 @@ impl Admin {
         player: Uuid,
         reason: Option<String>,
     ) -> Result<Option<Player>, StoreError> {
-        let record = action(
-            admin,
-            "unban",
-            Some(player.to_string()),
-            serde_json::json!({ "reason": reason }),
-        );
+        let record = on_player(admin, "unban", player, reason);
         self.store.set_banned(player, false, &record).await
     }
 

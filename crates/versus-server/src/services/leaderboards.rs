@@ -159,19 +159,7 @@ impl Leaderboards {
             };
             (ranked, index.len() as u64)
         };
-        let next = (ranked.last())
-            .filter(|last| last.rank < total)
-            .map(|last| PageCursor::After(last.standing).encode());
-        let prev = (ranked.first())
-            .filter(|first| first.rank > 1)
-            .map(|first| PageCursor::Before(first.standing).encode());
-        Ok(LeaderboardPage {
-            queue: queue.to_owned(),
-            total,
-            entries: self.entries(queue, &ranked).await?,
-            next,
-            prev,
-        })
+        self.window(queue, &ranked, total).await
     }
 
     /// The player and up to `limit` neighbours on each side.
@@ -187,19 +175,7 @@ impl Leaderboards {
                 .ok_or(LeaderboardError::NotRanked)?;
             (ranked, index.len() as u64)
         };
-        let next = (ranked.last())
-            .filter(|last| last.rank < total)
-            .map(|last| PageCursor::After(last.standing).encode());
-        let prev = (ranked.first())
-            .filter(|first| first.rank > 1)
-            .map(|first| PageCursor::Before(first.standing).encode());
-        Ok(LeaderboardPage {
-            queue: queue.to_owned(),
-            total,
-            entries: self.entries(queue, &ranked).await?,
-            next,
-            prev,
-        })
+        self.window(queue, &ranked, total).await
     }
 
     /// One player's rank and percentile.
@@ -222,6 +198,28 @@ impl Leaderboards {
             total,
             entry,
             percentile,
+        })
+    }
+
+    /// A slice of a board of `total` as a page, with cursors to either side when there is more.
+    async fn window(
+        &self,
+        queue: &str,
+        ranked: &[Ranked],
+        total: u64,
+    ) -> Result<LeaderboardPage, LeaderboardError> {
+        let next = (ranked.last())
+            .filter(|last| last.rank < total)
+            .map(|last| PageCursor::After(last.standing).encode());
+        let prev = (ranked.first())
+            .filter(|first| first.rank > 1)
+            .map(|first| PageCursor::Before(first.standing).encode());
+        Ok(LeaderboardPage {
+            queue: queue.to_owned(),
+            total,
+            entries: self.entries(queue, ranked).await?,
+            next,
+            prev,
         })
     }
 

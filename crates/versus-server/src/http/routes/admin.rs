@@ -16,7 +16,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, parse_uuid};
 use crate::http::routes::players::PageQuery;
 use crate::http::state::AppState;
-use crate::services::sessions::encode_cursor;
+use crate::services::sessions;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -149,14 +149,10 @@ async fn actions(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<Json<Page<AdminActionView>>> {
     let (cursor, limit) = page.parse()?;
-    let mut rows = state.admin.actions(cursor, limit + 1).await?;
-    let next = (rows.len() > limit as usize).then(|| {
-        rows.truncate(limit as usize);
-        let last = rows.last().expect("a full page has a last row");
-        encode_cursor(&versus_store::Cursor {
-            at: last.at,
-            id: last.id,
-        })
+    let rows = state.admin.actions(cursor, limit + 1).await?;
+    let (rows, next) = sessions::page(rows, limit, |row| versus_store::Cursor {
+        at: row.at,
+        id: row.id,
     });
     let items = (rows.into_iter())
         .map(|row| AdminActionView {

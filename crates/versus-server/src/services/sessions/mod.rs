@@ -6,4 +6,6 @@ pub mod allocator;
 mod service;
 
 pub(crate) use service::rated_result;
-pub use service::{SessionDeps, SessionError, Sessions, decode_cursor, encode_cursor, state_name};
+pub use service::{
+    SessionDeps, SessionError, Sessions, decode_cursor, encode_cursor, page, state_name,
+};

@@ -1001,7 +1001,7 @@ fn queue_rating(stored: &StoredRating) -> QueueRating {
 }
 
 /// Splits `limit + 1` rows into a page and the cursor of the next one.
-fn page<T>(
+pub fn page<T>(
     mut rows: Vec<T>,
     limit: u32,
     cursor: impl Fn(&T) -> Cursor,
