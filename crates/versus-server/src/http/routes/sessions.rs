@@ -53,7 +53,7 @@ async fn create_session(
 }
 
 /// A session: its state and history, its teams, its game server, its result. Readable by its
-/// game server (server key) and by the players on its roster.
+/// game server (server key), by the players on its roster, and by admins.
 #[utoipa::path(
     get, path = "/api/v1/sessions/{id}", tag = "sessions",
     security(("bearer" = []), ("server_key" = [])),
@@ -62,7 +62,7 @@ async fn create_session(
         (status = 200, description = "The session", body = SessionView),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not a player of this session", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither a player of this session nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
     )
 )]
