@@ -9,4 +9,5 @@ pub mod account;
 pub mod leaderboard;
 pub mod matchmaking;
 pub mod rating;
+pub mod season;
 pub mod session;

@@ -190,6 +190,8 @@ pub struct PlayerRatings {
 pub struct RatingHistoryEntry {
     #[serde(flatten)]
     pub change: RatingChange,
+    /// The queue's season it counted for.
+    pub season: u32,
     #[schema(value_type = String, format = DateTime)]
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,

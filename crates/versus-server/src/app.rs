@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use versus_store::{PostgresStore, SqliteStore, Store};
 
 use crate::config::Config;
+use crate::config::SeasonConfig;
 use crate::http::game_server::ServerKey;
 use crate::http::ratelimit::RateLimits;
 use crate::http::serve::{self, ConnectionLimits};
@@ -23,10 +24,11 @@ use crate::services::admin::Admin;
 use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
 use crate::services::events::{EventBus, InProcessBus};
 use crate::services::hub::Hub;
-use crate::services::leaderboards::Leaderboards;
+use crate::services::leaderboards::{BoardSpec, Leaderboards};
 use crate::services::matchmaking::Matchmaking;
 use crate::services::sessions::{SessionDeps, Sessions, allocator};
 use crate::{http, secrets, telemetry};
+use versus_core::season::{Schedule, SoftReset};
 
 pub struct App {
     listener: TcpListener,
@@ -77,13 +79,25 @@ impl App {
             store.clone(),
             formed_tx,
         );
-        let leaderboards = Leaderboards::load(
-            store.clone(),
-            config.queues.iter().map(|q| q.name.as_str()),
-            config.leaderboards.placement_games,
-        )
-        .await
-        .context("loading the leaderboards")?;
+        let boards = (config.queues.iter())
+            .map(|q| {
+                let season = config.leaderboards.seasons.get(&q.name);
+                Ok(BoardSpec {
+                    queue: q.name.clone(),
+                    rater: q.config.rating.build()?,
+                    schedule: season.map_or(Schedule::Endless, SeasonConfig::schedule),
+                    reset: season.map_or(
+                        SoftReset::new(0.5, 0.5).expect("in range"),
+                        SeasonConfig::reset,
+                    ),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let leaderboards =
+            Leaderboards::load(store.clone(), boards, config.leaderboards.placement_games)
+                .await
+                .context("loading the leaderboards")?;
+        tokio::spawn(leaderboards.clone().run_schedule());
         let deps = SessionDeps {
             store: store.clone(),
             bus: bus.clone(),

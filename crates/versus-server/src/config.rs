@@ -2,9 +2,13 @@
 //! then command-line flags. Validated once at start-up; a bad value stops start-up with a message
 //! naming the key. Sub-configs are handed down explicitly; there are no globals.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use time::OffsetDateTime;
+use versus_core::season::{Schedule, SoftReset};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -218,23 +222,107 @@ pub struct RateConfig {
     pub burst: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LeaderboardsConfig {
-    /// Rated games a player needs in a queue before they appear on its leaderboard.
+    /// Rated games a player needs in a queue's season before they appear on its leaderboard.
     pub placement_games: u64,
+    /// Season schedules by queue name. A queue without one has one season until an admin
+    /// rolls it over.
+    pub seasons: BTreeMap<String, SeasonConfig>,
 }
 
 impl Default for LeaderboardsConfig {
     fn default() -> Self {
-        Self { placement_games: 5 }
+        Self {
+            placement_games: 5,
+            seasons: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[leaderboards.seasons.<queue>]`: when the queue's seasons end and how ratings carry over.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeasonConfig {
+    /// The schedule's first boundary (RFC 3339). Seasons end at `start + k·length`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub start: Option<OffsetDateTime>,
+    /// Season length in days (or `length_secs`); with neither, `end` ends one season.
+    pub length_days: Option<u32>,
+    pub length_secs: Option<u64>,
+    /// A fixed end for the season that includes it (RFC 3339), instead of a length.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub end: Option<OffsetDateTime>,
+    /// Share of the way back to the initial rating each rating moves at a rollover (0–1).
+    #[serde(default = "SeasonConfig::default_pull")]
+    pub reset_pull: f64,
+    /// Share of the way back to the initial deviation each deviation widens (0–1).
+    #[serde(default = "SeasonConfig::default_widen")]
+    pub reset_widen: f64,
+}
+
+impl SeasonConfig {
+    fn default_pull() -> f64 {
+        0.5
+    }
+
+    fn default_widen() -> f64 {
+        0.5
+    }
+
+    /// The calendar this describes (checked by [`Config::validate`]).
+    pub fn schedule(&self) -> Schedule {
+        let length = (self.length_secs)
+            .map(|s| i64::try_from(s).unwrap_or(i64::MAX))
+            .or(self.length_days.map(|d| i64::from(d) * 86_400));
+        match (length, self.end) {
+            (Some(length), _) => Schedule::Every {
+                start: self.start.map_or(0, OffsetDateTime::unix_timestamp),
+                length,
+            },
+            (None, Some(end)) => Schedule::Until {
+                end: end.unix_timestamp(),
+            },
+            (None, None) => Schedule::Endless,
+        }
+    }
+
+    pub fn reset(&self) -> SoftReset {
+        SoftReset {
+            pull: self.reset_pull,
+            widen: self.reset_widen,
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.length_days.is_some() && self.length_secs.is_some() {
+            return Err("give `length_days` or `length_secs`, not both".into());
+        }
+        let has_length = self.length_days.is_some() || self.length_secs.is_some();
+        if has_length && self.end.is_some() {
+            return Err("give a length or an `end`, not both".into());
+        }
+        if has_length && self.start.is_none() {
+            return Err("a length needs a `start` (RFC 3339)".into());
+        }
+        if self.length_days == Some(0) || self.length_secs == Some(0) {
+            return Err("a season lasts at least a second".into());
+        }
+        if let Err(share) = SoftReset::new(self.reset_pull, self.reset_widen) {
+            return Err(format!("`reset_{share}` must be between 0 and 1"));
+        }
+        Ok(())
     }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MatchmakingConfig {
-    /// Milliseconds between matchmaker ticks, per queue.
+    /// Milliseconds between matchmaker ticks, per queue. 250 by default: a tick's matches are
+    /// stored and started together, so a longer tick means bigger write bursts that results
+    /// queue behind (`BENCHMARKS.md`, result → `rating_update`), while the simulator shows the
+    /// same match quality at 250 ms as at 1 s and a lower time to match.
     pub tick_ms: u64,
     /// A searching ticket whose owner has no live WebSocket is cancelled after this long.
     pub disconnect_grace_secs: u64,
@@ -248,7 +336,7 @@ pub struct MatchmakingConfig {
 impl Default for MatchmakingConfig {
     fn default() -> Self {
         Self {
-            tick_ms: 1000,
+            tick_ms: 250,
             disconnect_grace_secs: 30,
             queue_update_interval_secs: 5,
             idempotency_ttl_secs: 600,
@@ -530,6 +618,17 @@ impl Config {
         }
         if self.leaderboards.placement_games > 1000 {
             return invalid("leaderboards.placement_games", "must be at most 1000");
+        }
+        for (queue, season) in &self.leaderboards.seasons {
+            if !self.queues.iter().any(|q| &q.name == queue) {
+                return invalid(
+                    "leaderboards.seasons",
+                    format!("{queue:?} is not a configured queue"),
+                );
+            }
+            if let Err(reason) = season.check() {
+                return invalid("leaderboards.seasons", format!("{queue}: {reason}"));
+            }
         }
         if let Some(secret) = &self.auth.jwt_secret
             && secret.expose_secret().len() < 32

@@ -194,6 +194,7 @@ async fn play(
             reason: "demo data".into(),
             actor: Actor::System,
             at: now,
+            placed: versus_store::Placement::Allocating,
         })
         .await;
     match created {

@@ -335,6 +335,7 @@ async fn run(args: Args, store: Arc<dyn Store>) -> Result<(), String> {
                     reason: "matched".into(),
                     actor: Actor::System,
                     at,
+                    placed: versus_store::Placement::Allocating,
                 }))
                 .await
                 .map_err(|e| format!("create_session: {e}"))?;

@@ -29,7 +29,7 @@ pub struct AdminAction {
     pub at: OffsetDateTime,
 }
 
-async fn insert_action(on: &mut impl Session, action: &AdminAction) -> StoreResult<()> {
+pub(crate) async fn insert_action(on: &mut impl Session, action: &AdminAction) -> StoreResult<()> {
     sql(
         "INSERT INTO admin_actions (id, admin_id, action, target, details, at) \
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -45,6 +45,10 @@ pub(crate) trait Dialect: Database<Arguments: IntoArguments<Self>> {
     /// transaction ends, so a concurrent read-then-write of the same rows waits for this one.
     const ROW_LOCK: &'static str;
 
+    /// Appended to a `SELECT` to share-lock its rows: other share locks pass, [`Self::ROW_LOCK`]
+    /// waits (and is waited for).
+    const SHARE_LOCK: &'static str;
+
     // Plumbing, the same text in every impl: [`sqlx_plumbing!`].
 
     /// The identity: generic code cannot name the `Executor` impl of `&mut Self::Connection`.

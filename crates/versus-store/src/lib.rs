@@ -31,6 +31,7 @@ mod dialect;
 mod postgres;
 mod queries;
 mod record;
+mod seasons;
 mod sessions;
 mod sqlite;
 #[cfg(feature = "testing")]
@@ -39,10 +40,11 @@ pub mod testing;
 pub use admin::AdminAction;
 pub use postgres::PostgresStore;
 pub use record::stored_timestamp;
+pub use seasons::{ResetFn, Rolled, SeasonRecord, SeasonRollover, SeasonStanding};
 pub use sessions::{
-    BoardRow, Cursor, HistoryRecord, MatchRecord, NewSession, RateFn, RatedResult, RatingUpdate,
-    Recorded, ResultToRecord, RosterRating, SessionRecord, StoredRating, TransitionRecord,
-    Transitioned,
+    BoardRow, Cursor, HistoryRecord, MatchRecord, NewSession, Placement, RateFn, RatedResult,
+    RatingUpdate, Recorded, ResultToRecord, RosterRating, SessionMove, SessionRecord, StoredRating,
+    TransitionRecord, Transitioned,
 };
 pub use sqlite::SqliteStore;
 
@@ -179,6 +181,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// What writes for the caller has stopped (the server is shutting down).
+    #[error("the store is closed")]
+    Closed,
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -304,16 +309,60 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<AdminAction>>;
 
-    /// Stores a new session in `allocating` with its roster and first transition.
+    /// The queue's current season; season 1 (`started_at`, ending at `ends_at`) when it has
+    /// none yet.
+    async fn open_season(
+        &self,
+        queue: &str,
+        started_at: OffsetDateTime,
+        ends_at: Option<OffsetDateTime>,
+    ) -> StoreResult<SeasonRecord>;
+    /// Moves the scheduled end of the queue's current season `season`.
+    async fn reschedule_season(
+        &self,
+        queue: &str,
+        season: u32,
+        ends_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()>;
+    /// Every season of the queue, oldest first.
+    async fn seasons(&self, queue: &str) -> StoreResult<Vec<SeasonRecord>>;
+    /// Ends a season and starts the next in one transaction; see [`SeasonRollover`].
+    async fn roll_season(&self, roll: SeasonRollover<'_>) -> StoreResult<Rolled>;
+    /// The ranked players of an ended season, as it ended.
+    async fn season_standings(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardRow>>;
+    /// The final standings of `players` in an ended season (those who played it).
+    async fn season_standings_of(
+        &self,
+        queue: &str,
+        season: u32,
+        players: &[Uuid],
+    ) -> StoreResult<Vec<BoardRow>>;
+    /// A player's final standing in each ended season of `queue` they played, newest first.
+    async fn player_seasons(
+        &self,
+        player_id: Uuid,
+        queue: &str,
+    ) -> StoreResult<Vec<SeasonStanding>>;
+
+    /// Stores new sessions with their rosters and first transitions (the second too when the
+    /// session comes already [`Placement`]-ed), all in one transaction: all or none.
     /// [`StoreError::UnknownPlayer`] when a roster player does not exist,
-    /// [`StoreError::DuplicateId`] when the id is taken.
-    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    /// [`StoreError::DuplicateId`] when an id is taken.
+    async fn create_sessions(&self, sessions: &[NewSession]) -> StoreResult<()>;
+    /// [`Store::create_sessions`] for one.
+    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+        self.create_sessions(std::slice::from_ref(&session)).await
+    }
     async fn session(&self, id: Uuid) -> StoreResult<Option<SessionRecord>>;
     /// Every session in one of `states`, oldest first (start-up recovery).
     async fn sessions_in_states(&self, states: &[SessionState]) -> StoreResult<Vec<SessionRecord>>;
-    /// Moves the session to `to` when its lifecycle allows it from its current state (decided
-    /// under a lock, so two concurrent moves are serialised), storing the transition; `endpoint`,
-    /// when given, becomes its game server.
+    /// Moves each session as asked when its lifecycle allows it from its state at that point
+    /// (decided under a lock, so concurrent moves are serialised; a later move of the same
+    /// session in the batch sees the earlier one), storing each transition, all in one
+    /// transaction. One outcome per move, in order.
+    async fn transition_sessions(&self, moves: &[SessionMove]) -> StoreResult<Vec<Transitioned>>;
+    /// [`Store::transition_sessions`] for one move; `endpoint`, when given, becomes the
+    /// session's game server.
     async fn transition_session(
         &self,
         id: Uuid,
@@ -322,7 +371,18 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
         endpoint: Option<&str>,
         at: OffsetDateTime,
-    ) -> StoreResult<Transitioned>;
+    ) -> StoreResult<Transitioned> {
+        let moves = [SessionMove {
+            id,
+            to,
+            actor,
+            reason: reason.to_owned(),
+            endpoint: endpoint.map(str::to_owned),
+            at,
+        }];
+        let mut outcomes = self.transition_sessions(&moves).await?;
+        Ok(outcomes.pop().unwrap_or(Transitioned::Unknown))
+    }
     /// Adds backfilled players (id, team) to a live session's roster, after its current players;
     /// players already on it are skipped. Returns the session as it now is (unchanged when it is
     /// no longer live), `None` when unknown.
@@ -351,11 +411,13 @@ pub trait Store: Send + Sync + 'static {
     /// Records a session's one result and every rating change it makes, atomically; see
     /// [`Recorded`].
     async fn record_result(&self, result: ResultToRecord<'_>) -> StoreResult<Recorded>;
-    /// The player's rating history in `queue`, newest first, strictly after `before`.
+    /// The player's rating history in `queue` (in one season, or all), newest first, strictly
+    /// after `before`.
     async fn rating_history(
         &self,
         player_id: Uuid,
         queue: &str,
+        season: Option<u32>,
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<HistoryRecord>>;

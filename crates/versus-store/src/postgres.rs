@@ -68,6 +68,7 @@ impl Dialect for Postgres {
     const BACKEND: &'static str = "postgres";
     const BEGIN_WRITE: &'static str = "BEGIN";
     const ROW_LOCK: &'static str = "FOR NO KEY UPDATE";
+    const SHARE_LOCK: &'static str = "FOR SHARE";
     sqlx_plumbing!();
 }
 

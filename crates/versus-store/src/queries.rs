@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use tracing::instrument;
 use uuid::Uuid;
 use versus_core::account::Username;
-use versus_core::session::{Actor, SessionState};
+use versus_core::session::SessionState;
 
 use crate::admin::{self, AdminAction};
 use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
@@ -34,9 +34,10 @@ use crate::record::{
     PLAYER_COLUMNS, PlayerRow, TOKEN_COLUMNS, TokenRow, TokenState, classify,
     classify_player_write, decode_preferences, encode_preferences,
 };
+use crate::seasons::{self, Rolled, SeasonRecord, SeasonRollover, SeasonStanding};
 use crate::sessions::{
     self, BoardRow, Cursor, HistoryRecord, MatchRecord, NewSession, Recorded, ResultToRecord,
-    SessionRecord, StoredRating, Transitioned,
+    SessionMove, SessionRecord, StoredRating, Transitioned,
 };
 use crate::{
     Credentials, DeviceAccount, MatchmakingPreferences, NewPlayer, NewRefreshToken, Player,
@@ -431,9 +432,63 @@ impl<B: Backend> Store for B {
         admin::actions(self.pool(), before, limit).await
     }
 
-    #[instrument(skip_all, fields(session.id = %session.id))]
-    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
-        sessions::create(self.pool(), session).await
+    #[instrument(skip(self))]
+    async fn open_season(
+        &self,
+        queue: &str,
+        started_at: OffsetDateTime,
+        ends_at: Option<OffsetDateTime>,
+    ) -> StoreResult<SeasonRecord> {
+        seasons::open(self.pool(), queue, started_at, ends_at).await
+    }
+
+    #[instrument(skip(self))]
+    async fn reschedule_season(
+        &self,
+        queue: &str,
+        season: u32,
+        ends_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        seasons::reschedule(self.pool(), queue, season, ends_at).await
+    }
+
+    #[instrument(skip(self))]
+    async fn seasons(&self, queue: &str) -> StoreResult<Vec<SeasonRecord>> {
+        seasons::list(self.pool(), queue).await
+    }
+
+    #[instrument(skip_all, fields(queue = roll.queue, season = roll.current))]
+    async fn roll_season(&self, roll: SeasonRollover<'_>) -> StoreResult<Rolled> {
+        seasons::roll(self.pool(), roll).await
+    }
+
+    #[instrument(skip(self))]
+    async fn season_standings(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardRow>> {
+        seasons::standings(self.pool(), queue, season).await
+    }
+
+    #[instrument(skip(self, players))]
+    async fn season_standings_of(
+        &self,
+        queue: &str,
+        season: u32,
+        players: &[Uuid],
+    ) -> StoreResult<Vec<BoardRow>> {
+        seasons::standings_of(self.pool(), queue, season, players).await
+    }
+
+    #[instrument(skip(self))]
+    async fn player_seasons(
+        &self,
+        player_id: Uuid,
+        queue: &str,
+    ) -> StoreResult<Vec<SeasonStanding>> {
+        seasons::player_standings(self.pool(), player_id, queue).await
+    }
+
+    #[instrument(skip_all, fields(sessions = sessions.len()))]
+    async fn create_sessions(&self, sessions: &[NewSession]) -> StoreResult<()> {
+        sessions::create(self.pool(), sessions).await
     }
 
     #[instrument(skip(self))]
@@ -447,17 +502,9 @@ impl<B: Backend> Store for B {
         sessions::in_states(self.pool(), states).await
     }
 
-    #[instrument(skip(self, reason, endpoint))]
-    async fn transition_session(
-        &self,
-        id: Uuid,
-        to: SessionState,
-        actor: Actor,
-        reason: &str,
-        endpoint: Option<&str>,
-        at: OffsetDateTime,
-    ) -> StoreResult<Transitioned> {
-        sessions::transition(self.pool(), id, to, actor, reason, endpoint, at).await
+    #[instrument(skip_all, fields(moves = moves.len()))]
+    async fn transition_sessions(&self, moves: &[SessionMove]) -> StoreResult<Vec<Transitioned>> {
+        sessions::transition(self.pool(), moves).await
     }
 
     #[instrument(skip(self, players))]
@@ -508,10 +555,11 @@ impl<B: Backend> Store for B {
         &self,
         player_id: Uuid,
         queue: &str,
+        season: Option<u32>,
         before: Option<Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<HistoryRecord>> {
-        sessions::rating_history(self.pool(), player_id, queue, before, limit).await
+        sessions::rating_history(self.pool(), player_id, queue, season, before, limit).await
     }
 
     #[instrument(skip(self))]

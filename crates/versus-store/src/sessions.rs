@@ -17,7 +17,7 @@ use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
 use crate::record::classify_player_write;
 use crate::{StoreError, StoreResult};
 
-/// A session to store, in `allocating`, with its first transition.
+/// A session to store: in `allocating` with its first transition, or already placed.
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub id: Uuid,
@@ -30,6 +30,44 @@ pub struct NewSession {
     pub reason: String,
     pub actor: Actor,
     pub at: OffsetDateTime,
+    pub placed: Placement,
+}
+
+/// Where a new session stands once stored. An allocator that answers at once, in memory, is
+/// asked before the write, and its answer is stored with the session as its second transition
+/// (same time, same transaction): one write instead of two for every match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// `allocating`: the game server is asked after the session is stored.
+    Allocating,
+    /// `ready` on `endpoint`.
+    Ready { endpoint: String, reason: String },
+    /// `cancelled`: no game server could take it.
+    Cancelled { reason: String },
+}
+
+impl Placement {
+    fn state(&self) -> SessionState {
+        match self {
+            Placement::Allocating => SessionState::Allocating,
+            Placement::Ready { .. } => SessionState::Ready,
+            Placement::Cancelled { .. } => SessionState::Cancelled,
+        }
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        match self {
+            Placement::Ready { endpoint, .. } => Some(endpoint),
+            _ => None,
+        }
+    }
+
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Placement::Allocating => None,
+            Placement::Ready { reason, .. } | Placement::Cancelled { reason } => Some(reason),
+        }
+    }
 }
 
 /// A session as stored.
@@ -64,7 +102,19 @@ pub struct TransitionRecord {
     pub at: OffsetDateTime,
 }
 
-/// What [`crate::Store::transition_session`] did.
+/// One move of a session's lifecycle, asked of [`crate::Store::transition_sessions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionMove {
+    pub id: Uuid,
+    pub to: SessionState,
+    pub actor: Actor,
+    pub reason: String,
+    /// Becomes its game server, when given.
+    pub endpoint: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+/// What [`crate::Store::transition_sessions`] did with one move.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transitioned {
     /// Stored; the session as it now is.
@@ -166,6 +216,8 @@ pub struct HistoryRecord {
     pub after: PlayerRating,
     pub after_display: f64,
     pub at: OffsetDateTime,
+    /// The queue's season it counted for.
+    pub season: u32,
 }
 
 /// One match of a player's history: a session with a recorded result.
@@ -183,8 +235,16 @@ pub struct MatchRecord {
     pub ended_at: OffsetDateTime,
 }
 
+/// `($1, …, $columns), ($columns+1, …), …` for `rows` rows of a multi-row `INSERT`.
+pub(crate) fn row_placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", placeholders(row * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `$from, $from+1, …` for `n` values.
-fn placeholders(from: usize, n: usize) -> String {
+pub(crate) fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -207,66 +267,98 @@ fn count(raw: i64) -> u64 {
     u64::try_from(raw).unwrap_or(0)
 }
 
-pub(crate) async fn create<D: Dialect>(pool: &Pool<D>, new: NewSession) -> StoreResult<()> {
-    let at = Timestamp::new(new.at)?;
+/// Rows per multi-row `INSERT`: every statement stays under SQLite's parameter limit.
+const ROWS_PER_INSERT: usize = 100;
+
+/// Stores every session in one transaction (all or none), each table's rows in a few
+/// multi-row statements: a tick's matches cost one commit, not one each.
+pub(crate) async fn create<D: Dialect>(pool: &Pool<D>, new: &[NewSession]) -> StoreResult<()> {
+    let times = (new.iter())
+        .map(|s| Timestamp::new(s.at))
+        .collect::<StoreResult<Vec<_>>>()?;
     let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
-    sql(
-        "INSERT INTO game_sessions (id, queue, ranked, region, endpoint, state, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, NULL, $5, $6, $6)",
-    )
-    .bind(new.id)
-    .bind(new.queue.as_str())
-    .bind(new.ranked)
-    .bind(new.region.as_deref())
-    .bind(SessionState::Allocating.as_str())
-    .bind(at)
-    .execute(&mut tx)
-    .await
-    .map_err(crate::record::classify)?;
-    let roster: Vec<(Uuid, usize, usize)> = (new.teams.iter().enumerate())
-        .flat_map(|(t, team)| team.iter().enumerate().map(move |(s, p)| (*p, t, s)))
+    let sessions: Vec<(&NewSession, Timestamp)> = new.iter().zip(times).collect();
+    for chunk in sessions.chunks(ROWS_PER_INSERT) {
+        let values = row_placeholders(chunk.len(), 8);
+        let mut insert = sql(AssertSqlSafe(format!(
+            "INSERT INTO game_sessions (id, queue, ranked, region, endpoint, state, created_at, \
+             updated_at) VALUES {values}"
+        )));
+        for (session, at) in chunk {
+            insert = insert
+                .bind(session.id)
+                .bind(session.queue.as_str())
+                .bind(session.ranked)
+                .bind(session.region.as_deref())
+                .bind(session.placed.endpoint())
+                .bind(session.placed.state().as_str())
+                .bind(*at)
+                .bind(*at);
+        }
+        insert
+            .execute(&mut tx)
+            .await
+            .map_err(crate::record::classify)?;
+    }
+    let roster: Vec<(Uuid, Timestamp, Uuid, usize, usize)> = (sessions.iter())
+        .flat_map(|&(session, at)| {
+            (session.teams.iter().enumerate()).flat_map(move |(t, team)| {
+                (team.iter().enumerate()).map(move |(s, p)| (session.id, at, *p, t, s))
+            })
+        })
         .collect();
-    insert_players(&mut tx, new.id, &roster, at).await?;
-    insert_transition(
-        &mut tx,
-        new.id,
-        None,
-        SessionState::Allocating,
-        new.actor,
-        &new.reason,
-        at,
-    )
-    .await?;
+    for chunk in roster.chunks(ROWS_PER_INSERT) {
+        insert_roster_rows(&mut tx, chunk).await?;
+    }
+    // A new session's transitions are numbered from 1: no `MAX(seq)` to look up.
+    let transitions: Vec<TransitionRow<'_>> = (sessions.iter())
+        .flat_map(|&(session, at)| {
+            let row = |seq, from, to, reason| TransitionRow {
+                session: session.id,
+                seq,
+                from,
+                to,
+                actor: session.actor,
+                reason,
+                at,
+            };
+            let first = row(1, None, SessionState::Allocating, session.reason.as_str());
+            let placed = (session.placed.reason()).map(|reason| {
+                row(
+                    2,
+                    Some(SessionState::Allocating),
+                    session.placed.state(),
+                    reason,
+                )
+            });
+            std::iter::once(first).chain(placed)
+        })
+        .collect();
+    insert_transitions(&mut tx, &transitions).await?;
     tx.commit().await?;
     Ok(())
 }
 
-async fn insert_players(
+/// `(session, joined at, player, team, slot)` rows of `session_players`, at most
+/// [`ROWS_PER_INSERT`].
+async fn insert_roster_rows(
     tx: &mut impl Session,
-    session: Uuid,
-    roster: &[(Uuid, usize, usize)],
-    at: Timestamp,
+    rows: &[(Uuid, Timestamp, Uuid, usize, usize)],
 ) -> StoreResult<()> {
-    // Chunks keep every statement under SQLite's parameter limit.
-    for chunk in roster.chunks(100) {
-        let values = (0..chunk.len())
-            .map(|i| format!("($1, $2, ${}, ${}, ${})", 3 + 3 * i, 4 + 3 * i, 5 + 3 * i))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut insert = sql(AssertSqlSafe(format!(
-            "INSERT INTO session_players (session_id, joined_at, player_id, team, slot) \
-             VALUES {values}"
-        )))
-        .bind(session)
-        .bind(at);
-        for &(player, team, slot) in chunk {
-            insert = insert
-                .bind(player)
-                .bind(i32::try_from(team).unwrap_or(i32::MAX))
-                .bind(i32::try_from(slot).unwrap_or(i32::MAX));
-        }
-        insert.execute(tx).await.map_err(classify_player_write)?;
+    let values = row_placeholders(rows.len(), 5);
+    let mut insert = sql(AssertSqlSafe(format!(
+        "INSERT INTO session_players (session_id, joined_at, player_id, team, slot) \
+         VALUES {values}"
+    )));
+    for &(session, at, player, team, slot) in rows {
+        insert = insert
+            .bind(session)
+            .bind(at)
+            .bind(player)
+            .bind(i32::try_from(team).unwrap_or(i32::MAX))
+            .bind(i32::try_from(slot).unwrap_or(i32::MAX));
     }
+    insert.execute(tx).await.map_err(classify_player_write)?;
     Ok(())
 }
 
@@ -326,15 +418,7 @@ pub(crate) async fn read(on: &mut impl Session, id: Uuid) -> StoreResult<Option<
     .fetch_all(on)
     .await?;
     let transitions = (transitions.into_iter())
-        .map(|(from, to, actor, reason, at)| {
-            Ok(TransitionRecord {
-                from: from.as_deref().map(parse_state).transpose()?,
-                to: parse_state(&to)?,
-                actor: Actor::parse(&actor).ok_or_else(|| corrupt("actor", &actor))?,
-                reason,
-                at: at.get(),
-            })
-        })
+        .map(|(from, to, actor, reason, at)| transition_record(from, &to, &actor, reason, at))
         .collect::<StoreResult<_>>()?;
     Ok(Some(SessionRecord {
         id: row.id,
@@ -392,43 +476,214 @@ pub(crate) async fn in_states<D: Dialect>(
     Ok(records)
 }
 
+/// Every move in one transaction, in order (a later move of the same session sees the
+/// earlier one): the sessions are locked in id order, each move is checked against the
+/// lifecycle as the session then is, and the allowed ones are written with a few statements
+/// for the whole batch. Moves that arrive together (a tick's games starting) cost one commit.
 pub(crate) async fn transition<D: Dialect>(
     pool: &Pool<D>,
-    id: Uuid,
+    moves: &[SessionMove],
+) -> StoreResult<Vec<Transitioned>> {
+    let Some(last) = moves.iter().map(|m| m.at).max() else {
+        return Ok(Vec::new());
+    };
+    let updated_at = Timestamp::new(last)?;
+    let mut ids: Vec<Uuid> = moves.iter().map(|m| m.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
+    for chunk in ids.chunks(IN_LIST) {
+        let mut lock = select_for_update(&format!(
+            "SELECT id FROM game_sessions WHERE id IN ({}) ORDER BY id",
+            placeholders(1, chunk.len())
+        ));
+        for id in chunk {
+            lock = lock.bind(*id);
+        }
+        lock.execute(&mut tx).await?;
+    }
+    let mut records = read_many(&mut tx, &ids).await?;
+    let mut outcomes = Vec::with_capacity(moves.len());
+    let mut rows = Vec::new();
+    for m in moves {
+        let Some(record) = records.get_mut(&m.id) else {
+            outcomes.push(Transitioned::Unknown);
+            continue;
+        };
+        let from = record.state;
+        if !from.can_become(m.to) {
+            outcomes.push(Transitioned::Illegal { current: from });
+            continue;
+        }
+        record.state = m.to;
+        if let Some(endpoint) = &m.endpoint {
+            record.endpoint = Some(endpoint.clone());
+        }
+        let at = Timestamp::new(m.at)?;
+        record.transitions.push(TransitionRecord {
+            from: Some(from),
+            to: m.to,
+            actor: m.actor,
+            reason: m.reason.clone(),
+            // As stored (microseconds), so the answer equals a later read.
+            at: at.get(),
+        });
+        let seq = i32::try_from(record.transitions.len()).unwrap_or(i32::MAX);
+        rows.push(TransitionRow {
+            session: m.id,
+            seq,
+            from: Some(from),
+            to: m.to,
+            actor: m.actor,
+            reason: &m.reason,
+            at,
+        });
+        outcomes.push(Transitioned::Done(record.clone()));
+    }
+    // One UPDATE per distinct (state, endpoint) the moved sessions end in: usually one.
+    let mut groups: std::collections::BTreeMap<(&str, Option<&str>), Vec<Uuid>> =
+        std::collections::BTreeMap::new();
+    let moved: std::collections::BTreeSet<Uuid> = rows.iter().map(|row| row.session).collect();
+    for id in &moved {
+        let record = &records[id];
+        (groups.entry((record.state.as_str(), record.endpoint.as_deref())))
+            .or_default()
+            .push(*id);
+    }
+    for ((state, endpoint), ids) in groups {
+        for chunk in ids.chunks(IN_LIST) {
+            let mut update = sql(AssertSqlSafe(format!(
+                "UPDATE game_sessions SET state = $1, updated_at = $2, \
+                 endpoint = COALESCE($3, endpoint) WHERE id IN ({})",
+                placeholders(4, chunk.len())
+            )))
+            .bind(state)
+            .bind(updated_at)
+            .bind(endpoint);
+            for id in chunk {
+                update = update.bind(*id);
+            }
+            update.execute(&mut tx).await?;
+        }
+    }
+    insert_transitions(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// A `session_transitions` row to insert.
+struct TransitionRow<'a> {
+    session: Uuid,
+    seq: i32,
+    from: Option<SessionState>,
     to: SessionState,
     actor: Actor,
-    reason: &str,
-    endpoint: Option<&str>,
-    at: OffsetDateTime,
-) -> StoreResult<Transitioned> {
-    let at = Timestamp::new(at)?;
-    let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
-    let current: Option<(String,)> =
-        select_for_update("SELECT state FROM game_sessions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut tx)
-            .await?;
-    let Some((current,)) = current else {
-        return Ok(Transitioned::Unknown);
-    };
-    let current = parse_state(&current)?;
-    if !current.can_become(to) {
-        return Ok(Transitioned::Illegal { current });
+    reason: &'a str,
+    at: Timestamp,
+}
+
+async fn insert_transitions(tx: &mut impl Session, rows: &[TransitionRow<'_>]) -> StoreResult<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = sql(AssertSqlSafe(format!(
+            "INSERT INTO session_transitions (session_id, seq, from_state, to_state, actor, \
+             reason, at) VALUES {}",
+            row_placeholders(chunk.len(), 7)
+        )));
+        for row in chunk {
+            insert = insert
+                .bind(row.session)
+                .bind(row.seq)
+                .bind(row.from.map(SessionState::as_str))
+                .bind(row.to.as_str())
+                .bind(row.actor.as_str())
+                .bind(row.reason)
+                .bind(row.at);
+        }
+        insert.execute(tx).await?;
     }
-    sql(
-        "UPDATE game_sessions SET state = $1, updated_at = $2, endpoint = COALESCE($3, endpoint) \
-         WHERE id = $4",
-    )
-    .bind(to.as_str())
-    .bind(at)
-    .bind(endpoint)
-    .bind(id)
-    .execute(&mut tx)
-    .await?;
-    insert_transition(&mut tx, id, Some(current), to, actor, reason, at).await?;
-    let record = read(&mut tx, id).await?.ok_or(StoreError::UnknownPlayer)?;
-    tx.commit().await?;
-    Ok(Transitioned::Done(record))
+    Ok(())
+}
+
+/// Ids per `IN (…)` list: under SQLite's parameter limit with room for the other binds.
+const IN_LIST: usize = 500;
+
+/// The sessions with these ids (those that exist), read with three statements per
+/// [`IN_LIST`] ids, whatever their number.
+async fn read_many(
+    on: &mut impl Session,
+    ids: &[Uuid],
+) -> StoreResult<std::collections::HashMap<Uuid, SessionRecord>> {
+    let mut records = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_LIST) {
+        let list = placeholders(1, chunk.len());
+        let mut sessions = sql(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM game_sessions WHERE id IN ({list})"
+        )));
+        let mut players = sql(AssertSqlSafe(format!(
+            "SELECT session_id, player_id, team FROM session_players \
+             WHERE session_id IN ({list}) ORDER BY session_id, team, slot"
+        )));
+        let mut transitions = sql(AssertSqlSafe(format!(
+            "SELECT session_id, from_state, to_state, actor, reason, at FROM session_transitions \
+             WHERE session_id IN ({list}) ORDER BY session_id, seq"
+        )));
+        for id in chunk {
+            sessions = sessions.bind(*id);
+            players = players.bind(*id);
+            transitions = transitions.bind(*id);
+        }
+        for row in sessions.fetch_all::<SessionRow>(on).await? {
+            let record = SessionRecord {
+                id: row.id,
+                queue: row.queue,
+                ranked: row.ranked,
+                region: row.region,
+                endpoint: row.endpoint,
+                state: parse_state(&row.state)?,
+                teams: Vec::new(),
+                created_at: row.created_at.get(),
+                transitions: Vec::new(),
+                result: row.result.map(|Json(v)| v),
+            };
+            records.insert(record.id, record);
+        }
+        let players: Vec<(Uuid, Uuid, i32)> = players.fetch_all(on).await?;
+        for (session, player, team) in players {
+            if let Some(record) = records.get_mut(&session) {
+                let team = index(team)?;
+                if record.teams.len() <= team {
+                    record.teams.resize_with(team + 1, Vec::new);
+                }
+                record.teams[team].push(player);
+            }
+        }
+        let transitions: Vec<(Uuid, Option<String>, String, String, String, Timestamp)> =
+            transitions.fetch_all(on).await?;
+        for (session, from, to, actor, reason, at) in transitions {
+            if let Some(record) = records.get_mut(&session) {
+                record
+                    .transitions
+                    .push(transition_record(from, &to, &actor, reason, at)?);
+            }
+        }
+    }
+    Ok(records)
+}
+
+fn transition_record(
+    from: Option<String>,
+    to: &str,
+    actor: &str,
+    reason: String,
+    at: Timestamp,
+) -> StoreResult<TransitionRecord> {
+    Ok(TransitionRecord {
+        from: from.as_deref().map(parse_state).transpose()?,
+        to: parse_state(to)?,
+        actor: Actor::parse(actor).ok_or_else(|| corrupt("actor", actor))?,
+        reason,
+        at: at.get(),
+    })
 }
 
 pub(crate) async fn add_players<D: Dialect>(
@@ -466,15 +721,20 @@ pub(crate) async fn add_players<D: Dialect>(
         roster.push((player, team, next_slot[team]));
         next_slot[team] += 1;
     }
-    insert_players(&mut tx, id, &roster, at).await?;
+    let rows: Vec<_> = (roster.iter())
+        .map(|&(player, team, slot)| (id, at, player, team, slot))
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        insert_roster_rows(&mut tx, chunk).await?;
+    }
     let record = read(&mut tx, id).await?;
     tx.commit().await?;
     Ok(record)
 }
 
 #[derive(sqlx::FromRow)]
-struct RatingRow {
-    player_id: Uuid,
+pub(crate) struct RatingRow {
+    pub(crate) player_id: Uuid,
     queue: String,
     rating: f64,
     deviation: f64,
@@ -486,11 +746,11 @@ struct RatingRow {
     draws: i64,
 }
 
-const RATING_COLUMNS: &str = "player_id, queue, rating, deviation, volatility, display_rating, \
+pub(crate) const RATING_COLUMNS: &str = "player_id, queue, rating, deviation, volatility, display_rating, \
                               games, wins, losses, draws";
 
 impl RatingRow {
-    fn into_stored(self) -> StoredRating {
+    pub(crate) fn into_stored(self) -> StoredRating {
         StoredRating {
             queue: self.queue,
             rating: PlayerRating {
@@ -570,6 +830,9 @@ pub(crate) async fn record_result<D: Dialect>(
     if !(state.is_live() || state == SessionState::Ended) {
         return Ok(Recorded::NotLive(state));
     }
+    // Before any rating is read: a rollover in progress finishes first (its reset is what this
+    // result then rates from), and none starts until this commits.
+    let season = crate::seasons::of_result(&mut tx, &queue).await?;
     let teams = roster(&mut tx, id).await?;
     let mut players: Vec<Uuid> = teams.iter().flatten().copied().collect();
     if players.is_empty() {
@@ -610,7 +873,7 @@ pub(crate) async fn record_result<D: Dialect>(
         Ok(rated) => rated,
         Err(why) => return Ok(Recorded::Rejected(why)),
     };
-    write_ratings(&mut tx, &queue, id, &rated.updates, at).await?;
+    write_ratings(&mut tx, &queue, id, season, &rated.updates, at).await?;
     sql(
         "UPDATE game_sessions SET state = $1, updated_at = $2, result = $3, result_hash = $4, \
          result_answer = $5, result_at = $2 WHERE id = $6",
@@ -645,6 +908,7 @@ async fn write_ratings(
     tx: &mut impl Session,
     queue: &str,
     session: Uuid,
+    season: u32,
     updates: &[RatingUpdate],
     at: Timestamp,
 ) -> StoreResult<()> {
@@ -696,20 +960,21 @@ async fn write_ratings(
         const HISTORY_ROW: usize = 10;
         let values = (0..chunk.len())
             .map(|i| {
-                let p = 4 + HISTORY_ROW * i;
+                let p = 5 + HISTORY_ROW * i;
                 let cols: Vec<String> = (p..p + HISTORY_ROW).map(|n| format!("${n}")).collect();
-                format!("({}, $3, $1, $2)", cols.join(", "))
+                format!("({}, $3, $1, $2, $4)", cols.join(", "))
             })
             .collect::<Vec<_>>()
             .join(", ");
         let mut history = sql(AssertSqlSafe(format!(
             "INSERT INTO rating_history (player_id, outcome, before_rating, before_deviation, \
              before_volatility, before_display, after_rating, after_deviation, after_volatility, \
-             after_display, session_id, queue, at) VALUES {values}"
+             after_display, session_id, queue, at, season) VALUES {values}"
         )))
         .bind(queue)
         .bind(at)
-        .bind(session);
+        .bind(session)
+        .bind(i32::try_from(season).unwrap_or(i32::MAX));
         for u in chunk {
             history = history
                 .bind(u.player_id)
@@ -742,29 +1007,37 @@ struct HistoryRow {
     after_volatility: f64,
     after_display: f64,
     at: Timestamp,
+    season: i32,
 }
 
 pub(crate) async fn rating_history<D: Dialect>(
     pool: &Pool<D>,
     player: Uuid,
     queue: &str,
+    season: Option<u32>,
     before: Option<Cursor>,
     limit: u32,
 ) -> StoreResult<Vec<HistoryRecord>> {
+    let in_season = if season.is_some() {
+        "AND season = $3"
+    } else {
+        "AND $3 IS NULL"
+    };
     let after_cursor = if before.is_some() {
-        "AND (at, session_id) < ($3, $4)"
+        "AND (at, session_id) < ($4, $5)"
     } else {
         ""
     };
     let mut db = pool.acquire().await?;
     let mut select = sql(AssertSqlSafe(format!(
         "SELECT queue, session_id, outcome, before_rating, before_deviation, before_volatility, \
-         before_display, after_rating, after_deviation, after_volatility, after_display, at \
-         FROM rating_history WHERE player_id = $1 AND queue = $2 {after_cursor} \
-         ORDER BY at DESC, session_id DESC LIMIT {limit}"
+         before_display, after_rating, after_deviation, after_volatility, after_display, at, \
+         season FROM rating_history WHERE player_id = $1 AND queue = $2 {in_season} \
+         {after_cursor} ORDER BY at DESC, session_id DESC LIMIT {limit}"
     )))
     .bind(player)
-    .bind(queue);
+    .bind(queue)
+    .bind(season.map(|n| i32::try_from(n).unwrap_or(i32::MAX)));
     if let Some(cursor) = before {
         select = select.bind(Timestamp::new(cursor.at)?).bind(cursor.id);
     }
@@ -790,6 +1063,7 @@ pub(crate) async fn rating_history<D: Dialect>(
                 after: rating(row.after_rating, row.after_deviation, row.after_volatility),
                 after_display: row.after_display,
                 at: row.at.get(),
+                season: u32::try_from(row.season).unwrap_or(0),
             })
         })
         .collect()
@@ -860,7 +1134,7 @@ pub struct BoardRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct BoardRecord {
+pub(crate) struct BoardRecord {
     #[sqlx(flatten)]
     rating: RatingRow,
     display_name: String,
@@ -868,7 +1142,7 @@ struct BoardRecord {
 }
 
 impl BoardRecord {
-    fn into_row(self) -> BoardRow {
+    pub(crate) fn into_row(self) -> BoardRow {
         BoardRow {
             player_id: self.rating.player_id,
             display_name: self.display_name,

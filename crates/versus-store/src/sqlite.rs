@@ -115,6 +115,7 @@ impl Dialect for Sqlite {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     /// SQLite has no row locks; `BEGIN IMMEDIATE` already holds the database's one write lock.
     const ROW_LOCK: &'static str = "";
+    const SHARE_LOCK: &'static str = "";
     sqlx_plumbing!();
 }
 

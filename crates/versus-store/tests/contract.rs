@@ -1323,6 +1323,9 @@ use sessions::*;
 #[path = "contract/admin.rs"]
 mod admin;
 use admin::*;
+#[path = "contract/seasons.rs"]
+mod seasons;
+use seasons::*;
 
 // ---------------------------------------------------------------------------------------------
 // One test per backend and contract function.
@@ -1403,6 +1406,10 @@ contract! {
     backfilled_players_join_live_sessions_only,
     admins_are_granted_and_revoked_by_username,
     a_ban_revokes_every_refresh_token_with_its_record,
+    a_tick_of_sessions_is_stored_at_once,
+    session_moves_are_written_together_in_order,
+    seasons_roll_over_keeping_the_old_standings,
+    an_admin_rollover_is_recorded,
 }
 
 /// The in-memory SQLite store keeps its data across calls on its one connection.

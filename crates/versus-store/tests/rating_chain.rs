@@ -86,6 +86,7 @@ async fn play(system: AnyRatingSystem, games: Vec<Game>) {
             reason: "matched".into(),
             actor: Actor::System,
             at: OffsetDateTime::now_utc(),
+            placed: versus_store::Placement::Allocating,
         };
         store.create_session(session).await.unwrap();
         store
@@ -159,7 +160,10 @@ async fn play(system: AnyRatingSystem, games: Vec<Game>) {
         }
     }
     for (i, &player) in players.iter().enumerate() {
-        let history = store.rating_history(player, "q", None, 1000).await.unwrap();
+        let history = store
+            .rating_history(player, "q", None, None, 1000)
+            .await
+            .unwrap();
         assert_eq!(history.len() as u64, games_of[i]);
         let stored = store.player_rating(player, "q").await.unwrap();
         let Some(stored) = stored else {

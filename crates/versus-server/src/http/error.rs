@@ -329,6 +329,10 @@ impl From<LeaderboardError> for ApiError {
                 code: "not_ranked",
                 detail: err.to_string(),
             },
+            LeaderboardError::NoSuchSeason { .. } => Self::NotFoundCode {
+                code: "season_not_found",
+                detail: err.to_string(),
+            },
             LeaderboardError::Store(err) => Self::from(err),
         }
     }

@@ -18,7 +18,7 @@ pub struct Admin {
 }
 
 /// An action by `admin` now, on `target`.
-fn action(
+pub(crate) fn action(
     admin: Uuid,
     what: &str,
     target: Option<String>,

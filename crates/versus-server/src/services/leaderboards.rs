@@ -1,18 +1,29 @@
-//! Leaderboards: one [`RankIndex`] per queue, rebuilt from the store at start-up and moved after
-//! every applied result, so a rank is a lookup in memory (microseconds at a million players;
-//! `BENCHMARKS.md`) and a result shows on the board as soon as its transaction commits.
+//! Leaderboards and seasons: one [`RankIndex`] per queue for its current season, rebuilt from
+//! the store at start-up and moved after every applied result, so a rank is a lookup in memory
+//! (microseconds at a million players; `BENCHMARKS.md`) and a result shows on the board as soon
+//! as its transaction commits. A past season's board is frozen in the store
+//! (`season_standings`) and built into an index of its own when first read.
 //!
 //! The store stays the truth: the index holds only (score, when reached, player); names and
-//! counts of a page are read from the store with one query. Seasons are not here yet (issue
-//! 14): a board is the queue's current ratings.
+//! counts of a page are read from the store with one query.
+//!
+//! Seasons end on the queue's schedule ([`Leaderboards::run_schedule`]) or early by an admin
+//! ([`Leaderboards::rollover`]); the store ends one and starts the next in one transaction
+//! (final standings frozen, ratings softly reset, counts zeroed), and the live index is rebuilt.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use time::OffsetDateTime;
 use uuid::Uuid;
 use versus_core::leaderboard::{RankIndex, Ranked, Standing};
-use versus_protocol::leaderboards::{LeaderboardEntry, LeaderboardPage, LeaderboardStanding};
-use versus_store::{BoardRow, Store, StoreError};
+use versus_core::rating::{AnyRatingSystem, RatingSystem as _};
+use versus_core::season::{Schedule, SoftReset};
+use versus_protocol::leaderboards::{
+    LeaderboardEntry, LeaderboardPage, LeaderboardStanding, PlayerSeason, SeasonInfo, SeasonList,
+};
+use versus_store::{BoardRow, Rolled, SeasonRecord, SeasonRollover, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderboardError {
@@ -22,6 +33,8 @@ pub enum LeaderboardError {
     BadCursor,
     #[error("the player is not on this board (unrated here, or still in placement games)")]
     NotRanked,
+    #[error("no such season; the current one is {current}")]
+    NoSuchSeason { current: u32 },
     #[error("leaderboard storage failed")]
     Store(#[from] StoreError),
 }
@@ -75,10 +88,41 @@ impl PageCursor {
 /// The shape of a cursor, for the OpenAPI document.
 pub const CURSOR_PATTERN: &str = r"^[ab][0-9a-f]{16}\.-?[0-9]{1,20}\.[0-9a-f]{32}$";
 
+/// What a queue's board is built from.
+pub struct BoardSpec {
+    pub queue: String,
+    pub rater: AnyRatingSystem,
+    pub schedule: Schedule,
+    pub reset: SoftReset,
+}
+
 pub struct Leaderboards {
     store: Arc<dyn Store>,
-    boards: HashMap<String, RwLock<RankIndex>>,
+    boards: HashMap<String, Board>,
     placement_games: u64,
+}
+
+struct Board {
+    rater: AnyRatingSystem,
+    schedule: Schedule,
+    reset: SoftReset,
+    live: RwLock<Live>,
+    /// Held by whatever moves the live index (a refresh, a rollover's rebuild), so a rebuild
+    /// cannot lose a refresh made while it read the store.
+    moving: tokio::sync::Mutex<()>,
+    /// The past season read last: its record and frozen board.
+    past: tokio::sync::Mutex<Option<(SeasonRecord, Arc<RankIndex>)>>,
+}
+
+struct Live {
+    season: SeasonRecord,
+    index: RankIndex,
+}
+
+/// Which board of a queue a request reads.
+enum Which {
+    Live,
+    Past(SeasonRecord, Arc<RankIndex>),
 }
 
 fn standing(row: &BoardRow) -> Standing {
@@ -89,19 +133,51 @@ fn standing(row: &BoardRow) -> Standing {
     }
 }
 
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 impl Leaderboards {
-    /// Builds every queue's board from the store.
-    pub async fn load<'a>(
+    /// Opens every queue's current season (season 1 on a new store, its end as the schedule
+    /// now says) and builds its board from the store.
+    pub async fn load(
         store: Arc<dyn Store>,
-        queues: impl IntoIterator<Item = &'a str>,
+        specs: Vec<BoardSpec>,
         placement_games: u64,
     ) -> Result<Arc<Self>, StoreError> {
+        let now = OffsetDateTime::now_utc();
         let mut boards = HashMap::new();
-        for queue in queues {
+        for spec in specs {
+            let queue = spec.queue.as_str();
+            let ends_at = spec.schedule.end_of(now.unix_timestamp()).map(at);
+            let mut season = store.open_season(queue, now, ends_at).await?;
+            let scheduled = (spec.schedule)
+                .end_of(season.started_at.unix_timestamp())
+                .map(at);
+            if season.ends_at != scheduled {
+                tracing::info!(queue, season = season.number, ends_at = ?scheduled, "season end moved to the configured schedule");
+                store
+                    .reschedule_season(queue, season.number, scheduled)
+                    .await?;
+                season.ends_at = scheduled;
+            }
             let rows = store.leaderboard_rows(queue, placement_games).await?;
             let index = RankIndex::from_standings(rows.iter().map(standing));
-            tracing::info!(queue, players = index.len(), "leaderboard loaded");
-            boards.insert(queue.to_owned(), RwLock::new(index));
+            tracing::info!(
+                queue,
+                season = season.number,
+                players = index.len(),
+                "leaderboard loaded"
+            );
+            let board = Board {
+                rater: spec.rater,
+                schedule: spec.schedule,
+                reset: spec.reset,
+                live: RwLock::new(Live { season, index }),
+                moving: tokio::sync::Mutex::new(()),
+                past: tokio::sync::Mutex::new(None),
+            };
+            boards.insert(spec.queue, board);
         }
         Ok(Arc::new(Self {
             store,
@@ -110,7 +186,7 @@ impl Leaderboards {
         }))
     }
 
-    fn board(&self, queue: &str) -> Result<&RwLock<RankIndex>, LeaderboardError> {
+    fn board(&self, queue: &str) -> Result<&Board, LeaderboardError> {
         self.boards
             .get(queue)
             .ok_or_else(|| LeaderboardError::UnknownQueue {
@@ -120,81 +196,289 @@ impl Leaderboards {
 
     /// After a result commits: its players' places from what the store now holds.
     pub async fn refresh(&self, queue: &str, players: &[Uuid]) -> Result<(), LeaderboardError> {
-        let rows = self.store.leaderboard_rows_of(queue, players).await?;
         let board = self.board(queue)?;
-        let mut index = board.write().expect("leaderboard lock");
+        let _moving = board.moving.lock().await;
+        let rows = self.store.leaderboard_rows_of(queue, players).await?;
+        let mut live = board.live.write().expect("leaderboard lock");
         for row in &rows {
             if row.rating.games >= self.placement_games {
-                index.upsert(standing(row));
+                live.index.upsert(standing(row));
             }
         }
         Ok(())
     }
 
-    /// The player's rank in `queue`, if they are on the board.
+    /// The player's rank in `queue`'s current season, if they are on the board.
     pub fn rank(&self, queue: &str, player: Uuid) -> Option<u64> {
         let board = self.boards.get(queue)?;
-        board
+        let live = board.live.read().expect("leaderboard lock");
+        live.index.rank(player.as_u128())
+    }
+
+    /// The queue's current season.
+    pub fn current_season(&self, queue: &str) -> Result<SeasonRecord, LeaderboardError> {
+        Ok(self
+            .board(queue)?
+            .live
             .read()
             .expect("leaderboard lock")
-            .rank(player.as_u128())
+            .season
+            .clone())
+    }
+
+    /// Ends the queue's current season now and starts the next (an admin's early rollover,
+    /// recorded as `admin`'s action). Answers the new season.
+    pub async fn rollover(
+        &self,
+        queue: &str,
+        admin: Option<Uuid>,
+    ) -> Result<SeasonRecord, LeaderboardError> {
+        let current = self.current_season(queue)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.roll(queue, current.number, now, admin).await
+    }
+
+    /// Ends season `ending` at `ended_at` (Unix seconds) unless it already ended; the new
+    /// season starts where the schedule says.
+    async fn roll(
+        &self,
+        queue: &str,
+        ending: u32,
+        ended_at: i64,
+        admin: Option<Uuid>,
+    ) -> Result<SeasonRecord, LeaderboardError> {
+        let board = self.board(queue)?;
+        let _moving = board.moving.lock().await;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let starts = board.schedule.next_start(ended_at, now);
+        let initial = board.rater.initial_rating();
+        let reset = |stored: &versus_store::StoredRating| {
+            let rating = board.reset.apply(stored.rating, initial);
+            (rating, board.rater.display_rating(&rating))
+        };
+        let admin_action = admin.map(|admin| {
+            crate::services::admin::action(
+                admin,
+                "season_rollover",
+                Some(queue.to_owned()),
+                serde_json::json!({ "ended_season": ending }),
+            )
+        });
+        let rolled = self
+            .store
+            .roll_season(SeasonRollover {
+                queue,
+                current: ending,
+                at: at(starts),
+                next_starts_at: at(starts),
+                next_ends_at: board.schedule.end_of(starts).map(at),
+                placement_games: self.placement_games,
+                reset: &reset,
+                admin_action,
+            })
+            .await?;
+        let season = match rolled {
+            Rolled::Done(season) => {
+                metrics::counter!("leaderboard_season_rollovers_total", "queue" => queue.to_owned()).increment(1);
+                tracing::info!(queue, ended = ending, season = season.number, admin = ?admin, "season rolled over");
+                season
+            }
+            // Another node (or the schedule) was first: take what it started.
+            Rolled::NotCurrent(Some(season)) => season,
+            Rolled::NotCurrent(None) => {
+                return Err(
+                    StoreError::Corrupt(format!("queue {queue} has no current season")).into(),
+                );
+            }
+        };
+        let rows = self
+            .store
+            .leaderboard_rows(queue, self.placement_games)
+            .await?;
+        let index = RankIndex::from_standings(rows.iter().map(standing));
+        *board.live.write().expect("leaderboard lock") = Live {
+            season: season.clone(),
+            index,
+        };
+        Ok(season)
+    }
+
+    /// Rolls every queue's season over when its scheduled end has come, checking once a second.
+    pub async fn run_schedule(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = OffsetDateTime::now_utc();
+            for (queue, board) in &self.boards {
+                let due = {
+                    let live = board.live.read().expect("leaderboard lock");
+                    (live.season.ends_at)
+                        .filter(|end| *end <= now)
+                        .map(|end| (live.season.number, end.unix_timestamp()))
+                };
+                if let Some((number, end)) = due
+                    && let Err(err) = self.roll(queue, number, end, None).await
+                {
+                    tracing::error!(queue, season = number, error = %err, "scheduled season rollover failed; retrying");
+                }
+            }
+        }
+    }
+
+    /// `season` of `queue` on the wire.
+    pub fn season_info(
+        &self,
+        queue: &str,
+        season: &SeasonRecord,
+    ) -> Result<SeasonInfo, LeaderboardError> {
+        Ok(info(season, &self.current_season(queue)?))
+    }
+
+    /// The queue's seasons, oldest first.
+    pub async fn seasons(&self, queue: &str) -> Result<SeasonList, LeaderboardError> {
+        let current = self.current_season(queue)?;
+        let seasons = self.store.seasons(queue).await?;
+        Ok(SeasonList {
+            queue: queue.to_owned(),
+            seasons: seasons.iter().map(|s| info(s, &current)).collect(),
+        })
+    }
+
+    /// A player's final standing in every past season of the queue they played.
+    pub async fn player_seasons(
+        &self,
+        queue: &str,
+        player: Uuid,
+    ) -> Result<Vec<PlayerSeason>, LeaderboardError> {
+        self.board(queue)?;
+        Ok(
+            (self.store.player_seasons(player, queue).await?.into_iter())
+                .map(|s| PlayerSeason {
+                    season: s.season,
+                    rank: s.rank,
+                    rating: s.row.rating.display_rating,
+                    games: s.row.rating.games,
+                    wins: s.row.rating.wins,
+                    losses: s.row.rating.losses,
+                    draws: s.row.rating.draws,
+                })
+                .collect(),
+        )
+    }
+
+    /// The board of `season` (`None`: the current one).
+    async fn which(&self, queue: &str, season: Option<u32>) -> Result<Which, LeaderboardError> {
+        let board = self.board(queue)?;
+        let current = board.live.read().expect("leaderboard lock").season.number;
+        let wanted = season.unwrap_or(current);
+        if wanted == current {
+            return Ok(Which::Live);
+        }
+        if wanted == 0 || wanted > current {
+            return Err(LeaderboardError::NoSuchSeason { current });
+        }
+        let mut past = board.past.lock().await;
+        if let Some((record, index)) = past.as_ref()
+            && record.number == wanted
+        {
+            return Ok(Which::Past(record.clone(), index.clone()));
+        }
+        let record = (self.store.seasons(queue).await?.into_iter())
+            .find(|s| s.number == wanted)
+            .ok_or(LeaderboardError::NoSuchSeason { current })?;
+        let rows = self.store.season_standings(queue, wanted).await?;
+        let index = Arc::new(RankIndex::from_standings(rows.iter().map(standing)));
+        tracing::info!(
+            queue,
+            season = wanted,
+            players = index.len(),
+            "past season's board loaded"
+        );
+        *past = Some((record.clone(), index.clone()));
+        Ok(Which::Past(record, index))
+    }
+
+    /// Reads a board: `read` gets its index, the answer comes with the season it is of.
+    async fn read<T>(
+        &self,
+        queue: &str,
+        season: Option<u32>,
+        read: impl FnOnce(&RankIndex) -> T,
+    ) -> Result<(T, Which, SeasonInfo), LeaderboardError> {
+        let which = self.which(queue, season).await?;
+        let board = self.board(queue)?;
+        let live = board.live.read().expect("leaderboard lock");
+        let (out, info) = match &which {
+            Which::Live => (read(&live.index), info(&live.season, &live.season)),
+            Which::Past(record, index) => (read(index), info(record, &live.season)),
+        };
+        Ok((out, which, info))
     }
 
     /// A page: from the top, or after / before a cursor.
     pub async fn page(
         &self,
         queue: &str,
+        season: Option<u32>,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<LeaderboardPage, LeaderboardError> {
         let cursor = cursor
             .map(|raw| PageCursor::decode(raw).ok_or(LeaderboardError::BadCursor))
             .transpose()?;
-        let (ranked, total) = {
-            let index = self.board(queue)?.read().expect("leaderboard lock");
-            let ranked = match cursor {
-                None => index.after(None, limit),
-                Some(PageCursor::After(s)) => index.after(Some(&s), limit),
-                Some(PageCursor::Before(s)) => index.preceding(&s, limit),
-            };
-            (ranked, index.len() as u64)
-        };
-        self.window(queue, &ranked, total).await
+        let ((ranked, total), which, season) = self
+            .read(queue, season, |index| {
+                let ranked = match cursor {
+                    None => index.after(None, limit),
+                    Some(PageCursor::After(s)) => index.after(Some(&s), limit),
+                    Some(PageCursor::Before(s)) => index.preceding(&s, limit),
+                };
+                (ranked, index.len() as u64)
+            })
+            .await?;
+        self.window(queue, &which, season, &ranked, total).await
     }
 
     /// The player and up to `limit` neighbours on each side.
     pub async fn around(
         &self,
         queue: &str,
+        season: Option<u32>,
         player: Uuid,
         limit: usize,
     ) -> Result<LeaderboardPage, LeaderboardError> {
-        let (ranked, total) = {
-            let index = self.board(queue)?.read().expect("leaderboard lock");
-            let ranked = (index.around(player.as_u128(), limit, limit))
-                .ok_or(LeaderboardError::NotRanked)?;
-            (ranked, index.len() as u64)
-        };
-        self.window(queue, &ranked, total).await
+        let ((ranked, total), which, season) = self
+            .read(queue, season, |index| {
+                (
+                    index.around(player.as_u128(), limit, limit),
+                    index.len() as u64,
+                )
+            })
+            .await?;
+        let ranked = ranked.ok_or(LeaderboardError::NotRanked)?;
+        self.window(queue, &which, season, &ranked, total).await
     }
 
     /// One player's rank and percentile.
     pub async fn standing(
         &self,
         queue: &str,
+        season: Option<u32>,
         player: Uuid,
     ) -> Result<LeaderboardStanding, LeaderboardError> {
-        let (ranked, total) = {
-            let index = self.board(queue)?.read().expect("leaderboard lock");
-            let ranked =
-                (index.around(player.as_u128(), 0, 0)).ok_or(LeaderboardError::NotRanked)?;
-            (ranked, index.len() as u64)
-        };
-        let entry =
-            (self.entries(queue, &ranked).await?.pop()).ok_or(LeaderboardError::NotRanked)?;
+        let ((ranked, total), which, season) = self
+            .read(queue, season, |index| {
+                (index.around(player.as_u128(), 0, 0), index.len() as u64)
+            })
+            .await?;
+        let ranked = ranked.ok_or(LeaderboardError::NotRanked)?;
+        let entry = (self.entries(queue, &which, &ranked).await?.pop())
+            .ok_or(LeaderboardError::NotRanked)?;
         let percentile = 100.0 * (total - entry.rank) as f64 / total as f64;
         Ok(LeaderboardStanding {
             queue: queue.to_owned(),
+            season,
             total,
             entry,
             percentile,
@@ -205,6 +489,8 @@ impl Leaderboards {
     async fn window(
         &self,
         queue: &str,
+        which: &Which,
+        season: SeasonInfo,
         ranked: &[Ranked],
         total: u64,
     ) -> Result<LeaderboardPage, LeaderboardError> {
@@ -216,8 +502,9 @@ impl Leaderboards {
             .map(|first| PageCursor::Before(first.standing).encode());
         Ok(LeaderboardPage {
             queue: queue.to_owned(),
+            season,
             total,
-            entries: self.entries(queue, ranked).await?,
+            entries: self.entries(queue, which, ranked).await?,
             next,
             prev,
         })
@@ -227,16 +514,23 @@ impl Leaderboards {
     async fn entries(
         &self,
         queue: &str,
+        which: &Which,
         ranked: &[Ranked],
     ) -> Result<Vec<LeaderboardEntry>, LeaderboardError> {
         let ids: Vec<Uuid> = ranked
             .iter()
             .map(|r| Uuid::from_u128(r.standing.player))
             .collect();
-        let rows: HashMap<Uuid, BoardRow> = (self.store.leaderboard_rows_of(queue, &ids).await?)
-            .into_iter()
-            .map(|row| (row.player_id, row))
-            .collect();
+        let rows = match which {
+            Which::Live => self.store.leaderboard_rows_of(queue, &ids).await?,
+            Which::Past(record, _) => {
+                (self.store)
+                    .season_standings_of(queue, record.number, &ids)
+                    .await?
+            }
+        };
+        let rows: HashMap<Uuid, BoardRow> =
+            rows.into_iter().map(|row| (row.player_id, row)).collect();
         Ok(ranked
             .iter()
             .filter_map(|r| {
@@ -253,6 +547,17 @@ impl Leaderboards {
                 })
             })
             .collect())
+    }
+}
+
+/// A season on the wire; `current` is the queue's current season (whose end is the next reset).
+fn info(season: &SeasonRecord, current: &SeasonRecord) -> SeasonInfo {
+    SeasonInfo {
+        number: season.number,
+        started_at: season.started_at,
+        ends_at: season.ended_at.or(season.ends_at),
+        current: season.number == current.number,
+        next_reset: current.ends_at,
     }
 }
 

@@ -18,7 +18,7 @@ on_both_backends!(
 );
 
 /// Registers a player and makes them an admin on the store, as `versus admin grant` does.
-async fn admin(app: &TestApp) -> Player {
+pub(crate) async fn admin(app: &TestApp) -> Player {
     let player = app.player(&unique("admin")).await;
     let profile = app.state.store.player(player.id).await.unwrap().unwrap();
     let record = AdminAction {
@@ -86,6 +86,11 @@ async fn admin_routes_answer_admins_only(backend: Backend) {
             format!("/api/v1/admin/sessions/{session}/state"),
             Some(json!({"state": "cancelled"})),
         ),
+        (
+            Method::POST,
+            "/api/v1/admin/leaderboards/ranked-1v1/rollover".to_owned(),
+            None,
+        ),
     ];
     for (method, path, body) in &routes {
         let anonymous = call(&app, None, method.clone(), path, body.clone()).await;
@@ -132,8 +137,9 @@ async fn admin_routes_answer_admins_only(backend: Backend) {
     .unwrap();
     let items = record["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
-    assert_eq!(items[0]["action"], "announce");
-    assert_eq!(items[1]["action"], "unban");
+    assert_eq!(items[0]["action"], "season_rollover");
+    assert_eq!(items[0]["target"], "ranked-1v1");
+    assert_eq!(items[1]["action"], "announce");
     assert_eq!(items[0]["admin_id"], root.id.to_string().as_str());
     let older: Value = call(
         &app,
@@ -152,7 +158,7 @@ async fn admin_routes_answer_admins_only(backend: Backend) {
     let kinds: Vec<&str> = (older["items"].as_array().unwrap().iter())
         .map(|a| a["action"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["ban", "grant_admin"]);
+    assert_eq!(kinds, ["unban", "ban", "grant_admin"]);
     app.finish().await;
 }
 

@@ -13,7 +13,11 @@ use versus_server::config::Queues;
 use crate::sessions::{GameServer, next_of, play, spawn};
 use crate::support::{Backend, Player, TestApp, expect_problem, unique};
 
-on_both_backends!(boards_rank_page_both_ways_and_follow_results);
+on_both_backends!(
+    boards_rank_page_both_ways_and_follow_results,
+    an_admin_rollover_keeps_the_old_board_readable,
+    seasons_end_on_their_schedule,
+);
 
 async fn get(app: &TestApp, reader: &Player, path: &str) -> reqwest::Response {
     (app.http.get(app.url(path)))
@@ -197,5 +201,165 @@ async fn boards_rank_page_both_ways_and_follow_results(backend: Backend) {
         me["stats"]["ranks"],
         json!([{"queue": "ranked-1v1", "rank": place["entry"]["rank"]}])
     );
+    app.finish().await;
+}
+
+async fn an_admin_rollover_keeps_the_old_board_readable(backend: Backend) {
+    let Some(app) = spawn(backend, |config| {
+        config.leaderboards.placement_games = 1;
+        let mut duel = QueueSpec::new("ranked-1v1", 2, 1);
+        duel.rating_widening = StepSpec::list(&[(0, 5000.0)]);
+        duel.recent_opponent_memory = 0;
+        config.queues = Queues::from_specs(&[duel]).unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    let options = SeedOptions {
+        players: 20,
+        matches: 40,
+        seed: 9,
+        force: true,
+        queue: Some("ranked-1v1".into()),
+    };
+    seed(&*app.state.store, &app.config, &options)
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    let root = crate::admin::admin(&app).await;
+    let reader = app.player(&unique("reader")).await;
+    let board = json(&app, &reader, "/api/v1/leaderboards/ranked-1v1?limit=100").await;
+    let season = board["season"]["number"].as_u64().unwrap();
+    assert_eq!(board["season"]["current"], true);
+    assert!(
+        board["season"]["next_reset"].is_null(),
+        "no schedule: {board}"
+    );
+    let standings = players(&board);
+    assert!(!standings.is_empty());
+    let top = standings[0].clone();
+
+    // An admin ends the season now: the board starts empty, the old one stays as it was.
+    let rolled = (app.http)
+        .post(app.url("/api/v1/admin/leaderboards/ranked-1v1/rollover"))
+        .bearer_auth(root.client.access_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rolled.status(), 200);
+    let rolled: Value = rolled.json().await.unwrap();
+    assert_eq!(rolled["number"].as_u64().unwrap(), season + 1);
+    assert_eq!(rolled["current"], true);
+    let fresh = json(&app, &reader, "/api/v1/leaderboards/ranked-1v1").await;
+    assert_eq!(fresh["total"], 0, "everyone plays placement again: {fresh}");
+    let old = json(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/ranked-1v1?limit=100&season={season}"),
+    )
+    .await;
+    assert_eq!(players(&old), standings, "frozen as it ended");
+    assert_eq!(old["season"]["current"], false);
+    assert_eq!(old["entries"], board["entries"]);
+    let place = json(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/ranked-1v1/players/{top}?season={season}"),
+    )
+    .await;
+    assert_eq!(place["entry"]["rank"], 1);
+    let around = json(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/ranked-1v1/around/{top}?limit=2&season={season}"),
+    )
+    .await;
+    assert_eq!(players(&around), standings[..3.min(standings.len())]);
+    let mine = json(
+        &app,
+        &reader,
+        &format!("/api/v1/players/{top}/seasons/ranked-1v1"),
+    )
+    .await;
+    assert_eq!(mine["seasons"][0]["season"].as_u64().unwrap(), season);
+    assert_eq!(mine["seasons"][0]["rank"], 1);
+    let kept = json(
+        &app,
+        &reader,
+        &format!("/api/v1/players/{top}/ratings/ranked-1v1/history?season={season}"),
+    )
+    .await;
+    assert!(!kept["items"].as_array().unwrap().is_empty());
+    assert!(
+        (kept["items"].as_array().unwrap().iter()).all(|h| h["season"].as_u64() == Some(season))
+    );
+    let now = json(&app, &reader, &format!("/api/v1/players/{top}/ratings")).await;
+    assert_eq!(now["ratings"][0]["games"], 0, "counts restart");
+    expect_problem(
+        get(&app, &reader, "/api/v1/leaderboards/ranked-1v1?season=99").await,
+        404,
+        "season_not_found",
+    )
+    .await;
+
+    app.finish().await;
+}
+
+async fn seasons_end_on_their_schedule(backend: Backend) {
+    use versus_server::config::SeasonConfig;
+    let start = time::OffsetDateTime::now_utc();
+    let Some(app) = spawn(backend, |config| {
+        // One-second seasons on a calendar that starts now.
+        let season = SeasonConfig {
+            start: Some(start),
+            length_days: None,
+            length_secs: Some(1),
+            end: None,
+            reset_pull: 0.5,
+            reset_widen: 0.5,
+        };
+        config
+            .leaderboards
+            .seasons
+            .insert("ranked-1v1".into(), season);
+    })
+    .await
+    else {
+        return;
+    };
+    let reader = app.player(&unique("reader")).await;
+    let board = json(&app, &reader, "/api/v1/leaderboards/ranked-1v1").await;
+    assert!(board["season"]["next_reset"].is_string(), "{board}");
+    assert_eq!(board["season"]["ends_at"], board["season"]["next_reset"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let seasons = loop {
+        let list = json(&app, &reader, "/api/v1/leaderboards/ranked-1v1/seasons").await;
+        let seasons = list["seasons"].as_array().unwrap().clone();
+        if seasons.len() >= 3 {
+            break seasons;
+        }
+        assert!(std::time::Instant::now() < deadline, "no rollover: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    for pair in seasons.windows(2) {
+        assert_eq!(pair[0]["current"], false);
+        // Each ends where the next starts, on a whole second of the calendar.
+        assert_eq!(pair[0]["ends_at"], pair[1]["started_at"]);
+        let boundary = parse(&pair[1]["started_at"]);
+        assert_eq!(
+            boundary.nanosecond(),
+            0,
+            "the calendar is in whole seconds: {pair:?}"
+        );
+    }
+    assert_eq!(seasons.last().unwrap()["current"], true);
     app.finish().await;
 }

@@ -80,7 +80,7 @@ async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
                 .unwrap()
                 .unwrap();
             let history = store
-                .rating_history(player, &session.queue, None, 1000)
+                .rating_history(player, &session.queue, None, None, 1000)
                 .await
                 .unwrap();
             assert_eq!(history.len() as u64, rating.games);

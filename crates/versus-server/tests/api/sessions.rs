@@ -591,6 +591,7 @@ async fn a_restart_between_match_and_result_loses_nothing(backend: Backend) {
             reason: "matched".into(),
             actor: versus_core::session::Actor::System,
             at: time::OffsetDateTime::now_utc(),
+            placed: versus_store::Placement::Allocating,
         })
         .await
         .unwrap();

@@ -14,7 +14,7 @@ use super::*;
 
 const START: f64 = 1000.0;
 
-async fn players(b: &Backend, n: usize) -> Vec<Uuid> {
+pub(crate) async fn players(b: &Backend, n: usize) -> Vec<Uuid> {
     let mut ids = Vec::new();
     for _ in 0..n {
         let name = format!("p{}", &Uuid::new_v4().simple().to_string()[..12]);
@@ -35,6 +35,7 @@ async fn new_session(b: &Backend, teams: Vec<Vec<Uuid>>, ranked: bool) -> Uuid {
             reason: "matched".into(),
             actor: Actor::System,
             at: T0,
+            placed: versus_store::Placement::Allocating,
         })
         .await
         .unwrap();
@@ -81,7 +82,12 @@ fn rate_with(
     }
 }
 
-async fn report(b: &Backend, id: Uuid, winner_team: usize, at: OffsetDateTime) -> Recorded {
+pub(crate) async fn report(
+    b: &Backend,
+    id: Uuid,
+    winner_team: usize,
+    at: OffsetDateTime,
+) -> Recorded {
     let rate = rate_with(winner_team);
     b.store
         .record_result(ResultToRecord {
@@ -95,7 +101,7 @@ async fn report(b: &Backend, id: Uuid, winner_team: usize, at: OffsetDateTime) -
         .unwrap()
 }
 
-async fn ready_session(b: &Backend, teams: Vec<Vec<Uuid>>) -> Uuid {
+pub(crate) async fn ready_session(b: &Backend, teams: Vec<Vec<Uuid>>) -> Uuid {
     let id = new_session(b, teams, true).await;
     assert!(matches!(
         to(b, id, SessionState::Ready, Some("10.0.0.1:7777")).await,
@@ -181,6 +187,7 @@ pub(crate) async fn a_session_of_unknown_players_is_refused(b: &mut Backend) {
             reason: "custom".into(),
             actor: Actor::GameServer,
             at: T0,
+            placed: versus_store::Placement::Allocating,
         })
         .await
         .unwrap_err();
@@ -228,7 +235,7 @@ pub(crate) async fn a_result_is_applied_once_with_its_ratings(b: &mut Backend) {
 
     let history = b
         .store
-        .rating_history(p[1], "duel", None, 10)
+        .rating_history(p[1], "duel", None, None, 10)
         .await
         .unwrap();
     assert_eq!(history.len(), 1);
@@ -339,7 +346,7 @@ pub(crate) async fn rating_histories_chain_and_page_without_gaps(b: &mut Backend
     }
     let history = b
         .store
-        .rating_history(p[0], "duel", None, 100)
+        .rating_history(p[0], "duel", None, None, 100)
         .await
         .unwrap();
     assert_eq!(history.len(), 7);
@@ -409,7 +416,7 @@ pub(crate) async fn concurrent_results_sharing_a_player_both_count(b: &mut Backe
     assert_eq!(stored.rating.rating, START + 80.0, "no update was lost");
     let history = b
         .store
-        .rating_history(p[0], "duel", None, 100)
+        .rating_history(p[0], "duel", None, None, 100)
         .await
         .unwrap();
     let mut befores: HashMap<u64, usize> = HashMap::new();
@@ -445,5 +452,150 @@ pub(crate) async fn backfilled_players_join_live_sessions_only(b: &mut Backend) 
         .await
         .unwrap()
         .is_none()
+    );
+}
+
+fn placed_session(teams: Vec<Vec<Uuid>>, placed: versus_store::Placement) -> NewSession {
+    NewSession {
+        id: Uuid::now_v7(),
+        queue: "duel".into(),
+        ranked: true,
+        region: Some("eu".into()),
+        teams,
+        reason: "matched".into(),
+        actor: Actor::System,
+        at: T0,
+        placed,
+    }
+}
+
+/// A tick's sessions are stored together, already placed, each with both transitions; one bad
+/// roster stores none of them.
+pub(crate) async fn a_tick_of_sessions_is_stored_at_once(b: &mut Backend) {
+    use versus_store::Placement;
+    let p = players(b, 6).await;
+    let batch = vec![
+        placed_session(
+            vec![vec![p[0]], vec![p[1]]],
+            Placement::Ready {
+                endpoint: "10.0.0.1:7777".into(),
+                reason: "allocated on 10.0.0.1:7777".into(),
+            },
+        ),
+        placed_session(
+            vec![vec![p[2]], vec![p[3]]],
+            Placement::Cancelled {
+                reason: "no game server has room".into(),
+            },
+        ),
+        placed_session(vec![vec![p[4]], vec![p[5]]], Placement::Allocating),
+    ];
+    b.store.create_sessions(&batch).await.unwrap();
+    b.reopen().await;
+    let ready = b.store.session(batch[0].id).await.unwrap().unwrap();
+    assert_eq!(ready.state, SessionState::Ready);
+    assert_eq!(ready.endpoint.as_deref(), Some("10.0.0.1:7777"));
+    assert_eq!(ready.teams, [vec![p[0]], vec![p[1]]]);
+    let path: Vec<_> = ready.transitions.iter().map(|t| (t.from, t.to)).collect();
+    assert_eq!(
+        path,
+        [
+            (None, SessionState::Allocating),
+            (Some(SessionState::Allocating), SessionState::Ready),
+        ]
+    );
+    assert_eq!(ready.transitions[1].reason, "allocated on 10.0.0.1:7777");
+    let cancelled = b.store.session(batch[1].id).await.unwrap().unwrap();
+    assert_eq!(cancelled.state, SessionState::Cancelled);
+    assert_eq!(cancelled.endpoint, None);
+    assert_eq!(cancelled.transitions.len(), 2);
+    let allocating = b.store.session(batch[2].id).await.unwrap().unwrap();
+    assert_eq!(allocating.state, SessionState::Allocating);
+    assert_eq!(allocating.transitions.len(), 1);
+    // A later move numbers its transition after the stored ones.
+    assert!(matches!(
+        to(b, batch[0].id, SessionState::Active, None).await,
+        Transitioned::Done(SessionRecord { ref transitions, .. }) if transitions.len() == 3
+    ));
+
+    let q = players(b, 2).await;
+    let good = placed_session(vec![vec![q[0]], vec![q[1]]], Placement::Allocating);
+    let bad = placed_session(
+        vec![vec![q[0]], vec![Uuid::now_v7()]],
+        Placement::Allocating,
+    );
+    let err = (b.store)
+        .create_sessions(&[good.clone(), bad])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownPlayer), "{err:?}");
+    assert_eq!(b.store.session(good.id).await.unwrap(), None, "all or none");
+}
+
+/// Moves written together are applied in order, each checked against the session as the
+/// earlier ones left it; an illegal or unknown one does not stop the others.
+pub(crate) async fn session_moves_are_written_together_in_order(b: &mut Backend) {
+    use versus_store::SessionMove;
+    let p = players(b, 4).await;
+    let one = ready_session(b, vec![vec![p[0]], vec![p[1]]]).await;
+    let two = ready_session(b, vec![vec![p[2]], vec![p[3]]]).await;
+    let mv = |id, to, reason: &str| SessionMove {
+        id,
+        to,
+        actor: Actor::GameServer,
+        reason: reason.into(),
+        endpoint: None,
+        at: T0,
+    };
+    let unknown = Uuid::now_v7();
+    let outcomes = (b.store)
+        .transition_sessions(&[
+            mv(one, SessionState::Active, "started"),
+            mv(two, SessionState::Active, "started"),
+            mv(unknown, SessionState::Active, "?"),
+            mv(one, SessionState::Ready, "back?"),
+            mv(one, SessionState::Ended, "over"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 5);
+    assert!(matches!(&outcomes[0], Transitioned::Done(r) if r.state == SessionState::Active));
+    assert!(matches!(&outcomes[1], Transitioned::Done(r) if r.state == SessionState::Active));
+    assert_eq!(outcomes[2], Transitioned::Unknown);
+    assert_eq!(
+        outcomes[3],
+        Transitioned::Illegal {
+            current: SessionState::Active
+        }
+    );
+    let Transitioned::Done(ended) = &outcomes[4] else {
+        panic!("active → ended is legal: {:?}", outcomes[4]);
+    };
+    assert_eq!(ended.state, SessionState::Ended);
+    b.reopen().await;
+    let stored = b.store.session(one).await.unwrap().unwrap();
+    assert_eq!(&stored, ended, "the answer is what was stored");
+    let path: Vec<_> = stored
+        .transitions
+        .iter()
+        .map(|t| (t.to, t.reason.as_str()))
+        .collect();
+    assert_eq!(
+        path,
+        [
+            (SessionState::Allocating, "matched"),
+            (SessionState::Ready, "test"),
+            (SessionState::Active, "started"),
+            (SessionState::Ended, "over"),
+        ]
+    );
+    assert_eq!(
+        stored.endpoint.as_deref(),
+        Some("10.0.0.1:7777"),
+        "a move without an endpoint keeps it"
+    );
+    assert_eq!(
+        b.store.session(two).await.unwrap().unwrap().state,
+        SessionState::Active
     );
 }

@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use versus_core::session::Actor;
 use versus_protocol::Problem;
 use versus_protocol::admin::{AdminActionView, AnnouncementRequest, BanRequest, BanView};
+use versus_protocol::leaderboards::SeasonInfo;
 use versus_protocol::sessions::{Page, SessionView, StateChange};
 
 use crate::http::auth::AdminPlayer;
@@ -25,6 +26,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(announce))
         .routes(routes!(actions))
         .routes(routes!(set_session_state))
+        .routes(routes!(rollover))
+}
+
+/// End the queue's current season now and start the next: its final standings are frozen
+/// (readable with `?season=N`), every rating is softly reset and every count restarts, as at a
+/// scheduled rollover. The new season ends on the queue's schedule.
+#[utoipa::path(
+    post, path = "/api/v1/admin/leaderboards/{queue}/rollover", tag = "admin",
+    security(("bearer" = [])),
+    params(("queue" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "The new season", body = SeasonInfo),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such queue (`queue_not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn rollover(
+    State(state): State<AppState>,
+    admin: AdminPlayer,
+    Path(queue): Path<String>,
+) -> ApiResult<Json<SeasonInfo>> {
+    let season = state.leaderboards.rollover(&queue, Some(admin.id)).await?;
+    Ok(Json(state.leaderboards.season_info(&queue, &season)?))
 }
 
 /// Ban a player: their refresh tokens are revoked, their access tokens stop working at once on

@@ -1,5 +1,6 @@
-//! Leaderboards over REST: a queue's board from the top or from a cursor (either way), around a
-//! player, and one player's place. Any logged-in player may read them.
+//! Leaderboards over REST: a queue's board (its current season's, or a past season's frozen
+//! final standings with `?season=N`) from the top or from a cursor (either way), around a
+//! player, one player's place, and the queue's seasons. Any logged-in player may read them.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -8,7 +9,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use versus_protocol::Problem;
-use versus_protocol::leaderboards::{LeaderboardPage, LeaderboardStanding};
+use versus_protocol::leaderboards::{LeaderboardPage, LeaderboardStanding, SeasonList};
 
 use crate::http::auth::AuthPlayer;
 use crate::http::error::{ApiError, ApiResult};
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(board))
         .routes(routes!(around))
         .routes(routes!(player_standing))
+        .routes(routes!(seasons))
 }
 
 /// `limit` entries (1–100, default 20), from the top or from `cursor` (a page's `next` or
@@ -31,6 +33,9 @@ pub struct BoardQuery {
     cursor: Option<String>,
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// A past season's frozen board (default: the current season).
+    #[param(minimum = 1)]
+    season: Option<u32>,
 }
 
 fn limit(raw: Option<u32>, default: u32) -> ApiResult<usize> {
@@ -51,9 +56,9 @@ fn limit(raw: Option<u32>, default: u32) -> ApiResult<usize> {
     params(("queue" = String, Path, description = "Queue name"), BoardQuery),
     responses(
         (status = 200, description = "A page of the board", body = LeaderboardPage),
-        (status = 400, description = "Bad cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad cursor, limit or season", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such queue (`queue_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such queue (`queue_not_found`) or season (`season_not_found`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn board(
@@ -64,7 +69,7 @@ async fn board(
 ) -> ApiResult<Json<LeaderboardPage>> {
     let limit = limit(query.limit, 20)?;
     let page = (state.leaderboards)
-        .page(&queue, query.cursor.as_deref(), limit)
+        .page(&queue, query.season, query.cursor.as_deref(), limit)
         .await?;
     Ok(Json(page))
 }
@@ -75,6 +80,18 @@ async fn board(
 pub struct AroundQuery {
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// A past season's frozen board (default: the current season).
+    #[param(minimum = 1)]
+    season: Option<u32>,
+}
+
+/// Which season (default: the current one).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SeasonQuery {
+    /// A past season's frozen board (default: the current season).
+    #[param(minimum = 1)]
+    season: Option<u32>,
 }
 
 /// The player's place and their neighbours above and below.
@@ -90,7 +107,7 @@ pub struct AroundQuery {
         (status = 200, description = "The player among their neighbours", body = LeaderboardPage),
         (status = 400, description = "Bad id or limit", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such queue, or the player is not on the board (`not_ranked`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such queue or season, or the player is not on the board (`not_ranked`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn around(
@@ -102,7 +119,9 @@ async fn around(
     let player = parse_uuid("player_id", &player)?;
     let limit = limit(query.limit, 10)?;
     Ok(Json(
-        state.leaderboards.around(&queue, player, limit).await?,
+        (state.leaderboards)
+            .around(&queue, query.season, player, limit)
+            .await?,
     ))
 }
 
@@ -113,19 +132,45 @@ async fn around(
     params(
         ("queue" = String, Path, description = "Queue name"),
         ("player_id" = uuid::Uuid, Path, description = "Player id"),
+        SeasonQuery,
     ),
     responses(
         (status = 200, description = "The player's place", body = LeaderboardStanding),
         (status = 400, description = "Bad id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such queue, or the player is not on the board (`not_ranked`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such queue or season, or the player is not on the board (`not_ranked`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn player_standing(
     State(state): State<AppState>,
     _caller: AuthPlayer,
     Path((queue, player)): Path<(String, String)>,
+    Query(query): Query<SeasonQuery>,
 ) -> ApiResult<Json<LeaderboardStanding>> {
     let player = parse_uuid("player_id", &player)?;
-    Ok(Json(state.leaderboards.standing(&queue, player).await?))
+    Ok(Json(
+        (state.leaderboards)
+            .standing(&queue, query.season, player)
+            .await?,
+    ))
+}
+
+/// The queue's seasons, oldest first: when each started and ended (or is scheduled to end),
+/// and when the current one resets.
+#[utoipa::path(
+    get, path = "/api/v1/leaderboards/{queue}/seasons", tag = "leaderboards",
+    security(("bearer" = [])),
+    params(("queue" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "The queue's seasons", body = SeasonList),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such queue (`queue_not_found`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn seasons(
+    State(state): State<AppState>,
+    _caller: AuthPlayer,
+    Path(queue): Path<String>,
+) -> ApiResult<Json<SeasonList>> {
+    Ok(Json(state.leaderboards.seasons(&queue).await?))
 }

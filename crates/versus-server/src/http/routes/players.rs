@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use versus_core::account::{DisplayName, Region};
+use versus_protocol::leaderboards::PlayerSeasons;
 use versus_protocol::sessions::{
     MatchHistoryEntry, Page, PlayerRatings, QueueRating, RatingHistoryEntry,
 };
@@ -29,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_player))
         .routes(routes!(get_ratings))
         .routes(routes!(get_rating_history))
+        .routes(routes!(get_player_seasons))
         .routes(routes!(get_matches))
 }
 
@@ -173,6 +175,20 @@ impl PageQuery {
     }
 }
 
+/// A page of a rating history, in one season or all.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// The `next` of the previous page.
+    #[param(pattern = r"^[0-9]{1,20}\.[0-9a-f]{32}$")]
+    cursor: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// Only the games of this season of the queue (default: every season).
+    #[param(minimum = 1)]
+    season: Option<u32>,
+}
+
 async fn existing(state: &AppState, id: &str) -> ApiResult<uuid::Uuid> {
     let id = parse_uuid("id", id)?;
     state
@@ -212,7 +228,7 @@ async fn get_ratings(
     params(
         ("id" = uuid::Uuid, Path, description = "Player id"),
         ("queue" = String, Path, description = "Queue name"),
-        PageQuery,
+        HistoryQuery,
     ),
     responses(
         (status = 200, description = "A page of the history", body = Page<RatingHistoryEntry>),
@@ -225,14 +241,18 @@ async fn get_rating_history(
     State(state): State<AppState>,
     _caller: AuthPlayer,
     Path((id, queue)): Path<(String, String)>,
-    axum::extract::Query(page): axum::extract::Query<PageQuery>,
+    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
 ) -> ApiResult<Json<Page<RatingHistoryEntry>>> {
+    let page = PageQuery {
+        cursor: query.cursor,
+        limit: query.limit,
+    };
     let (cursor, limit) = page.parse()?;
     let id = existing(&state, &id).await?;
     Ok(Json(
         state
             .sessions
-            .rating_history(id, &queue, cursor, limit)
+            .rating_history(id, &queue, query.season, cursor, limit)
             .await?,
     ))
 }
@@ -259,4 +279,30 @@ async fn get_matches(
     let (cursor, limit) = page.parse()?;
     let id = existing(&state, &id).await?;
     Ok(Json(state.sessions.match_history(id, cursor, limit).await?))
+}
+
+/// How a player ended each past season of a queue they played (final rank, rating and
+/// counts), newest first. The current season is on the leaderboard and in `/ratings`.
+#[utoipa::path(
+    get, path = "/api/v1/players/{id}/seasons/{queue}", tag = "players",
+    security(("bearer" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "Player id"),
+        ("queue" = String, Path, description = "Queue name"),
+    ),
+    responses(
+        (status = 200, description = "The player's past seasons", body = PlayerSeasons),
+        (status = 400, description = "`id` is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such player or queue", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_player_seasons(
+    State(state): State<AppState>,
+    _caller: AuthPlayer,
+    Path((id, queue)): Path<(String, String)>,
+) -> ApiResult<Json<PlayerSeasons>> {
+    let id = existing(&state, &id).await?;
+    let seasons = state.leaderboards.player_seasons(&queue, id).await?;
+    Ok(Json(PlayerSeasons { queue, seasons }))
 }

@@ -56,6 +56,11 @@ pub trait Allocator: Send + Sync + 'static {
     async fn release(&self, session: Uuid);
     /// After a restart: a still-live session holds its endpoint's capacity again.
     fn restore(&self, session: Uuid, endpoint: &str);
+    /// Whether `allocate` answers at once from memory, involving no one else. Such an
+    /// allocator is asked before the session is stored, and its answer stored with it.
+    fn answers_in_memory(&self) -> bool {
+        false
+    }
 }
 
 /// The allocator `sessions.allocator` describes.
@@ -183,6 +188,10 @@ impl Allocator for StaticAllocator {
     async fn release(&self, session: Uuid) {
         let mut slots = self.slots();
         self.unhold(&mut slots, session);
+    }
+
+    fn answers_in_memory(&self) -> bool {
+        true
     }
 
     fn restore(&self, session: Uuid, endpoint: &str) {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 use versus_config::Queue;
@@ -39,8 +39,9 @@ use versus_protocol::sessions::{
 };
 use versus_protocol::ws::{GameStateUpdate, MatchFound, ServerEvent, SessionReady};
 use versus_store::{
-    Cursor, NewSession, RatedResult, RatingUpdate, Recorded, ResultToRecord, RosterRating,
-    SessionRecord, Store, StoreError, StoredRating, Transitioned,
+    Cursor, NewSession, Placement, RatedResult, RatingUpdate, Recorded, ResultToRecord,
+    RosterRating, SessionMove, SessionRecord, Store, StoreError, StoredRating, TransitionRecord,
+    Transitioned,
 };
 
 use super::allocator::{AllocationError, AllocationRequest, Allocator};
@@ -109,6 +110,7 @@ pub struct Sessions {
     token_key: Vec<u8>,
     config: SessionsConfig,
     live: Mutex<HashMap<Uuid, Live>>,
+    moves: MoveWriter,
 }
 
 /// The services a session touches.
@@ -155,13 +157,14 @@ impl Sessions {
             })
             .collect();
         Arc::new(Self {
-            store,
             bus,
             matchmaking,
             allocator,
             leaderboards,
             raters,
             shapes,
+            moves: MoveWriter::start(store.clone()),
+            store,
             token_key,
             config,
             live: Mutex::default(),
@@ -178,42 +181,114 @@ impl Sessions {
 
     /// Takes the queues' formed matches until they stop.
     pub async fn run(self: Arc<Self>, mut formed: mpsc::UnboundedReceiver<FormedSession>) {
-        while let Some(match_) = formed.recv().await {
-            // Sessions of different matches go their own ways: one slow allocation must not
-            // hold up the next match's `match_found`.
-            let this = self.clone();
-            tokio::spawn(async move { this.formed(match_).await });
+        let mut batch = Vec::new();
+        // A tick hands over its matches together, so one `recv_many` takes a tick's worth.
+        while formed.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let mut placed_in_memory = Vec::new();
+            for match_ in batch.drain(..) {
+                if match_.backfill_of.is_none() && self.allocator.answers_in_memory() {
+                    placed_in_memory.push(match_);
+                } else {
+                    // Each goes its own way: one slow allocation must not hold up the next
+                    // match's `match_found`.
+                    let this = self.clone();
+                    tokio::spawn(async move { this.formed(match_).await });
+                }
+            }
+            if !placed_in_memory.is_empty() {
+                let this = self.clone();
+                tokio::spawn(async move { this.formed_placed(placed_in_memory).await });
+            }
         }
     }
 
+    /// A match for an allocator that answers over the network: stored `allocating`, players
+    /// told, then the game server asked.
     async fn formed(self: Arc<Self>, formed: FormedSession) {
         if let Some(session) = formed.backfill_of {
             return self.filled(session, formed).await;
         }
-        let teams: Vec<Vec<Uuid>> = (formed.teams.iter())
-            .map(|t| t.players.iter().map(|p| p.player_id).collect())
-            .collect();
-        let stored = self
-            .store
-            .create_session(NewSession {
-                id: formed.session_id,
-                queue: formed.queue.clone(),
-                ranked: true,
-                region: Some(formed.region.clone()),
-                teams: teams.clone(),
-                reason: format!("matched with quality {:.3}", formed.quality),
-                actor: Actor::System,
-                at: OffsetDateTime::now_utc(),
-            })
-            .await;
-        if let Err(err) = stored {
-            // Nobody was told of this match: put the tickets back as if it never formed.
-            tracing::error!(session_id = %formed.session_id, error = %err, "a formed match could not be stored");
+        let new = new_session(&formed, Placement::Allocating);
+        if let Err(err) = self.store.create_session(new.clone()).await {
+            return self.not_stored(formed, err).await;
+        }
+        self.matched(&formed);
+        if let Err(why) = self.allocate(allocation_request(&new)).await {
             self.matchmaking
-                .requeue(&formed.queue, formed.tickets, "match not stored".into())
+                .requeue(&formed.queue, formed.tickets, why)
                 .await;
+        }
+    }
+
+    /// A tick's matches for an allocator that answers in memory: each is placed first, then
+    /// all are stored in one transaction already `ready` (or `cancelled`: no room), then their
+    /// players are told. Two write transactions per tick instead of two per match: under load
+    /// a tick's burst of session writes is what results queue behind.
+    async fn formed_placed(self: Arc<Self>, batch: Vec<FormedSession>) {
+        let mut sessions = Vec::with_capacity(batch.len());
+        for formed in &batch {
+            let mut new = new_session(formed, Placement::Allocating);
+            new.placed = match self.allocator.allocate(&allocation_request(&new)).await {
+                Ok(allocation) => Placement::Ready {
+                    reason: format!("allocated on {}", allocation.endpoint),
+                    endpoint: allocation.endpoint,
+                },
+                Err(err) => Placement::Cancelled {
+                    reason: allocation_failure(err),
+                },
+            };
+            sessions.push(new);
+        }
+        if let Err(err) = self.store.create_sessions(&sessions).await {
+            // One bad roster (a player gone meanwhile) must not sink the whole tick.
+            tracing::warn!(sessions = sessions.len(), error = %err, "storing a tick's sessions together failed; storing them one by one");
+            for (formed, new) in batch.into_iter().zip(sessions) {
+                match self.store.create_session(new.clone()).await {
+                    Ok(()) => self.placed(formed, &new).await,
+                    Err(err) => {
+                        self.allocator.release(new.id).await;
+                        self.not_stored(formed, err).await;
+                    }
+                }
+            }
             return;
         }
+        for (formed, new) in batch.into_iter().zip(sessions) {
+            self.placed(formed, &new).await;
+        }
+    }
+
+    /// Tells the players of a session stored already placed.
+    async fn placed(&self, formed: FormedSession, new: &NewSession) {
+        self.matched(&formed);
+        let record = as_stored(new);
+        match &new.placed {
+            Placement::Ready { endpoint, reason } => {
+                self.after_transition(&record, reason).await;
+                self.send_ready(&record, endpoint);
+            }
+            Placement::Cancelled { reason } => {
+                metrics::counter!("game_sessions_allocation_failed_total", "queue" => formed.queue.clone()).increment(1);
+                tracing::warn!(session_id = %new.id, reason = %reason, "session cancelled");
+                self.after_transition(&record, reason).await;
+                self.matchmaking
+                    .requeue(&formed.queue, formed.tickets, reason.clone())
+                    .await;
+            }
+            Placement::Allocating => {}
+        }
+    }
+
+    /// Nobody was told of this match: its tickets go back as if it never formed.
+    async fn not_stored(&self, formed: FormedSession, err: StoreError) {
+        tracing::error!(session_id = %formed.session_id, error = %err, "a formed match could not be stored");
+        self.matchmaking
+            .requeue(&formed.queue, formed.tickets, "match not stored".into())
+            .await;
+    }
+
+    /// A stored match's players hear of it: `queue_update` (matched) and `match_found`.
+    fn matched(&self, formed: &FormedSession) {
         metrics::counter!("game_sessions_created_total", "queue" => formed.queue.clone())
             .increment(1);
         for ticket in &formed.tickets {
@@ -234,17 +309,6 @@ impl Sessions {
                 }),
             ));
         }
-        let request = AllocationRequest {
-            session_id: formed.session_id,
-            queue: formed.queue.clone(),
-            region: Some(formed.region.clone()),
-            teams,
-        };
-        if let Err(why) = self.allocate(request).await {
-            self.matchmaking
-                .requeue(&formed.queue, formed.tickets, why)
-                .await;
-        }
     }
 
     /// Finds the session a game server; on failure cancels it (and says why, also as `Err`).
@@ -254,10 +318,7 @@ impl Sessions {
         let endpoint = match outcome {
             Ok(allocation) => allocation.endpoint,
             Err(err) => {
-                let why = match err {
-                    AllocationError::NoCapacity => "no game server has room".to_owned(),
-                    AllocationError::Failed(why) => format!("game server allocation failed: {why}"),
-                };
+                let why = allocation_failure(err);
                 metrics::counter!("game_sessions_allocation_failed_total", "queue" => request.queue.clone()).increment(1);
                 tracing::warn!(session_id = %session, reason = %why, "session cancelled");
                 let _ = self
@@ -325,8 +386,15 @@ impl Sessions {
         endpoint: Option<&str>,
     ) -> Result<SessionRecord, SessionError> {
         let at = OffsetDateTime::now_utc();
-        let record = match (self.store)
-            .transition_session(session, to, actor, reason, endpoint, at)
+        let record = match (self.moves)
+            .submit(SessionMove {
+                id: session,
+                to,
+                actor,
+                reason: reason.to_owned(),
+                endpoint: endpoint.map(str::to_owned),
+                at,
+            })
             .await?
         {
             Transitioned::Done(record) => record,
@@ -663,6 +731,7 @@ impl Sessions {
                 reason: "created by a game server".into(),
                 actor: Actor::GameServer,
                 at: OffsetDateTime::now_utc(),
+                placed: Placement::Allocating,
             })
             .await;
         match created {
@@ -736,12 +805,13 @@ impl Sessions {
         &self,
         player: Uuid,
         queue: &str,
+        season: Option<u32>,
         cursor: Option<Cursor>,
         limit: u32,
     ) -> Result<Page<RatingHistoryEntry>, StoreError> {
         let rows = self
             .store
-            .rating_history(player, queue, cursor, limit + 1)
+            .rating_history(player, queue, season, cursor, limit + 1)
             .await?;
         let (items, next) = page(rows, limit, |row| Cursor {
             at: row.at,
@@ -760,6 +830,7 @@ impl Sessions {
                         after: value(row.after, row.after_display),
                         change: row.after_display - row.before_display,
                     },
+                    season: row.season,
                     at: row.at,
                 })
                 .collect(),
@@ -968,6 +1039,131 @@ pub(crate) fn rated_result(
         answer: serde_json::to_value(&answer).expect("the answer serialises"),
         updates,
     })
+}
+
+/// Session moves reach the store through one writer task that takes, each time, every move
+/// that queued up while the previous batch committed (group commit): a tick's games starting
+/// at once cost a few transactions, not one each, and a result arriving meanwhile does not wait
+/// behind a hundred of them for a connection.
+struct MoveWriter {
+    queue: mpsc::UnboundedSender<(
+        SessionMove,
+        oneshot::Sender<Result<Transitioned, StoreError>>,
+    )>,
+}
+
+impl MoveWriter {
+    fn start(store: Arc<dyn Store>) -> Self {
+        let (queue, mut pending) = mpsc::unbounded_channel::<(
+            SessionMove,
+            oneshot::Sender<Result<Transitioned, StoreError>>,
+        )>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let moves: Vec<SessionMove> = batch.iter().map(|(m, _)| m.clone()).collect();
+                match store.transition_sessions(&moves).await {
+                    Ok(outcomes) => {
+                        for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                    Err(err) => {
+                        // One at a time, so whatever failed the batch fails only its own move.
+                        tracing::warn!(moves = moves.len(), error = %err, "a batch of session moves failed; retrying them one by one");
+                        for (m, reply) in batch.drain(..) {
+                            let outcome = store.transition_sessions(std::slice::from_ref(&m)).await;
+                            let _ = reply.send(
+                                outcome.map(|mut o| o.pop().unwrap_or(Transitioned::Unknown)),
+                            );
+                        }
+                    }
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    async fn submit(&self, m: SessionMove) -> Result<Transitioned, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((m, reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// At most this many of a tick's matches are stored in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A formed match as the store takes it.
+fn new_session(formed: &FormedSession, placed: Placement) -> NewSession {
+    NewSession {
+        id: formed.session_id,
+        queue: formed.queue.clone(),
+        ranked: true,
+        region: Some(formed.region.clone()),
+        teams: (formed.teams.iter())
+            .map(|t| t.players.iter().map(|p| p.player_id).collect())
+            .collect(),
+        reason: format!("matched with quality {:.3}", formed.quality),
+        actor: Actor::System,
+        at: OffsetDateTime::now_utc(),
+        placed,
+    }
+}
+
+fn allocation_request(new: &NewSession) -> AllocationRequest {
+    AllocationRequest {
+        session_id: new.id,
+        queue: new.queue.clone(),
+        region: new.region.clone(),
+        teams: new.teams.clone(),
+    }
+}
+
+fn allocation_failure(err: AllocationError) -> String {
+    match err {
+        AllocationError::NoCapacity => "no game server has room".to_owned(),
+        AllocationError::Failed(why) => format!("game server allocation failed: {why}"),
+    }
+}
+
+/// The record [`Store::create_sessions`] wrote for `new`, without reading it back.
+fn as_stored(new: &NewSession) -> SessionRecord {
+    let mut transitions = vec![TransitionRecord {
+        from: None,
+        to: SessionState::Allocating,
+        actor: new.actor,
+        reason: new.reason.clone(),
+        at: new.at,
+    }];
+    let (state, endpoint) = match &new.placed {
+        Placement::Allocating => (SessionState::Allocating, None),
+        Placement::Ready { endpoint, .. } => (SessionState::Ready, Some(endpoint.clone())),
+        Placement::Cancelled { .. } => (SessionState::Cancelled, None),
+    };
+    if let Placement::Ready { reason, .. } | Placement::Cancelled { reason } = &new.placed {
+        transitions.push(TransitionRecord {
+            from: Some(SessionState::Allocating),
+            to: state,
+            actor: new.actor,
+            reason: reason.clone(),
+            at: new.at,
+        });
+    }
+    SessionRecord {
+        id: new.id,
+        queue: new.queue.clone(),
+        ranked: new.ranked,
+        region: new.region.clone(),
+        endpoint,
+        state,
+        teams: new.teams.clone(),
+        created_at: new.at,
+        transitions,
+        result: None,
+    }
 }
 
 fn outcome_from(reported: &[ResultTeam], rank: u32) -> Outcome {
