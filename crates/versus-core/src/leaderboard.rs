@@ -7,8 +7,14 @@
 //! microseconds. Entries live in sorted chunks of at most [`MAX_CHUNK`]: finding a position is a
 //! binary search over the chunks' last entries and then within one chunk, a rank adds the sizes
 //! of the chunks before it (a thousand integers at a million players), and a change moves at most
-//! one chunk's entries. About 80 bytes per player: the entry in its chunk (32) and the player's
-//! current entry by id (48 with the map's overhead).
+//! one chunk's entries.
+//!
+//! Memory is what bounds it (≤ 100 B per player; measured by `examples/rank_index_memory.rs`,
+//! figures in `BENCHMARKS.md`): the entry in its chunk (32 B; chunks grow in small steps, not by
+//! doubling) and the player's current place, kept as an id → slot map whose entries are 20
+//! bytes (a byte-array key has no 16-byte alignment to pad to) plus a 16-byte slot. A map of id
+//! → standing would be 48-byte entries, and at a million players hashbrown's two million buckets
+//! would take a hundred bytes per player alone.
 //!
 //! Positions are [`Standing`]s, not offsets: a page "after" a standing starts with the first
 //! entry strictly after it, whatever moved in between, so paging never shows an entry twice or
@@ -60,7 +66,7 @@ pub struct RankIndex {
     /// Sorted, each non-empty (unless the index is), concatenated in order.
     chunks: Vec<Vec<Standing>>,
     /// Each player's current standing.
-    current: HashMap<u128, Standing>,
+    current: Players,
     /// [`MAX_CHUNK`]; smaller in tests, so that they split and drop chunks often.
     max_chunk: usize,
 }
@@ -69,9 +75,95 @@ impl Default for RankIndex {
     fn default() -> Self {
         Self {
             chunks: Vec::new(),
-            current: HashMap::new(),
+            current: Players::default(),
             max_chunk: MAX_CHUNK,
         }
+    }
+}
+
+/// Each player's current standing, compactly: id → slot, slot → (score, reached at).
+#[derive(Debug, Clone, Default)]
+struct Players {
+    slots_by_id: HashMap<[u8; 16], u32>,
+    slots: Vec<(f64, i64)>,
+    /// Slots of removed players, for the next new one.
+    free: Vec<u32>,
+}
+
+impl Players {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            slots_by_id: HashMap::with_capacity(n),
+            slots: Vec::with_capacity(n),
+            free: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots_by_id.len()
+    }
+
+    fn get(&self, player: u128) -> Option<Standing> {
+        let slot = *self.slots_by_id.get(&player.to_be_bytes())?;
+        let (score, reached_at) = self.slots[slot as usize];
+        Some(Standing {
+            score,
+            reached_at,
+            player,
+        })
+    }
+
+    /// Sets the player's standing; the one it replaces.
+    fn insert(&mut self, standing: Standing) -> Option<Standing> {
+        let value = (standing.score, standing.reached_at);
+        let key = standing.player.to_be_bytes();
+        if let Some(&slot) = self.slots_by_id.get(&key) {
+            let old = std::mem::replace(&mut self.slots[slot as usize], value);
+            return Some(Standing {
+                score: old.0,
+                reached_at: old.1,
+                player: standing.player,
+            });
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = value;
+                slot
+            }
+            None => {
+                if self.slots.len() == self.slots.capacity() {
+                    // Grow by a sixteenth, not double: at a million players doubling would
+                    // leave 16 MB unused.
+                    self.slots.reserve_exact(self.slots.len() / 16 + 16);
+                }
+                self.slots.push(value);
+                u32::try_from(self.slots.len() - 1).expect("fewer than 4 billion players")
+            }
+        };
+        self.slots_by_id.insert(key, slot);
+        None
+    }
+
+    fn remove(&mut self, player: u128) -> Option<Standing> {
+        let slot = self.slots_by_id.remove(&player.to_be_bytes())?;
+        self.free.push(slot);
+        let (score, reached_at) = self.slots[slot as usize];
+        Some(Standing {
+            score,
+            reached_at,
+            player,
+        })
+    }
+
+    fn standings(&self) -> impl Iterator<Item = Standing> + '_ {
+        (self.slots_by_id.iter()).map(|(key, &slot)| {
+            let (score, reached_at) = self.slots[slot as usize];
+            Standing {
+                score,
+                reached_at,
+                player: u128::from_be_bytes(*key),
+            }
+        })
     }
 }
 
@@ -83,19 +175,25 @@ impl RankIndex {
     /// An index of `standings` (one per player; a later one of the same player wins), built in
     /// one sort: what a start-up rebuild from the store uses.
     pub fn from_standings(standings: impl IntoIterator<Item = Standing>) -> Self {
-        let mut current = HashMap::new();
+        let standings = standings.into_iter();
+        let mut current = Players::with_capacity(standings.size_hint().0);
         for standing in standings {
-            current.insert(standing.player, standing);
+            current.insert(standing);
         }
-        let mut all: Vec<Standing> = current.values().copied().collect();
+        let mut all: Vec<Standing> = current.standings().collect();
         all.sort_unstable();
         Self::sorted(all, current, MAX_CHUNK)
     }
 
-    fn sorted(all: Vec<Standing>, current: HashMap<u128, Standing>, max_chunk: usize) -> Self {
+    fn sorted(all: Vec<Standing>, current: Players, max_chunk: usize) -> Self {
+        // Half full, so moves do not split at once; a little spare capacity for the first ones.
         let chunks = all
             .chunks(max_chunk / 2)
-            .map(<[Standing]>::to_vec)
+            .map(|entries| {
+                let mut chunk = Vec::with_capacity(entries.len() + max_chunk / 64);
+                chunk.extend_from_slice(entries);
+                chunk
+            })
             .collect();
         Self {
             chunks,
@@ -109,16 +207,16 @@ impl RankIndex {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.current.is_empty()
+        self.current.len() == 0
     }
 
     pub fn standing(&self, player: u128) -> Option<Standing> {
-        self.current.get(&player).copied()
+        self.current.get(player)
     }
 
     /// Puts the player at `standing` (moving them if they were elsewhere).
     pub fn upsert(&mut self, standing: Standing) {
-        if let Some(old) = self.current.insert(standing.player, standing) {
+        if let Some(old) = self.current.insert(standing) {
             self.take(&old);
         }
         self.put(standing);
@@ -126,7 +224,7 @@ impl RankIndex {
 
     /// Takes the player off the board; whether they were on it.
     pub fn remove(&mut self, player: u128) -> bool {
-        match self.current.remove(&player) {
+        match self.current.remove(player) {
             Some(old) => {
                 self.take(&old);
                 true
@@ -137,8 +235,8 @@ impl RankIndex {
 
     /// The player's 1-based rank.
     pub fn rank(&self, player: u128) -> Option<u64> {
-        let standing = self.current.get(&player)?;
-        Some(self.before(standing) + 1)
+        let standing = self.current.get(player)?;
+        Some(self.before(&standing) + 1)
     }
 
     /// How many entries come strictly before `standing` (present or not).
@@ -174,14 +272,14 @@ impl RankIndex {
 
     /// The player and up to `above` entries before and `below` after them.
     pub fn around(&self, player: u128, above: usize, below: usize) -> Option<Vec<Ranked>> {
-        let standing = self.current.get(&player)?;
-        let at = self.before(standing) as usize;
+        let standing = self.current.get(player)?;
+        let at = self.before(&standing) as usize;
         let start = at.saturating_sub(above);
         Some(self.slice(start, at - start + 1 + below))
     }
 
     fn contains(&self, standing: &Standing) -> bool {
-        self.current.get(&standing.player) == Some(standing)
+        self.current.get(standing.player).as_ref() == Some(standing)
     }
 
     /// `count` entries from 0-based position `start`.
@@ -228,6 +326,11 @@ impl RankIndex {
         let c = self.chunk_of(&standing);
         let chunk = &mut self.chunks[c];
         let at = chunk.partition_point(|s| s < &standing);
+        if chunk.len() == chunk.capacity() {
+            // In steps of a sixteenth of a full chunk, not doubling: a doubled chunk would hold
+            // twice the memory its entries need until it splits.
+            chunk.reserve_exact(self.max_chunk / 16 + 1);
+        }
         chunk.insert(at, standing);
         if chunk.len() > self.max_chunk {
             let upper = chunk.split_off(chunk.len() / 2);
@@ -296,13 +399,13 @@ mod tests {
     /// `from_standings` with chunks of at most 8, so every path (split, empty chunk) runs.
     fn small(standings: impl IntoIterator<Item = Standing>) -> RankIndex {
         let big = RankIndex::from_standings(standings);
-        let mut all: Vec<Standing> = big.current.values().copied().collect();
+        let mut all: Vec<Standing> = big.current.standings().collect();
         all.sort_unstable();
         RankIndex::sorted(all, big.current, 8)
     }
 
     fn model(index: &RankIndex) -> Vec<Standing> {
-        let mut all: Vec<Standing> = index.current.values().copied().collect();
+        let mut all: Vec<Standing> = index.current.standings().collect();
         all.sort();
         all
     }

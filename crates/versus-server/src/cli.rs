@@ -84,6 +84,10 @@ pub enum Command {
         /// The queue the matches are played in (default: the first configured).
         #[arg(long)]
         queue: Option<String>,
+        /// Draw ratings directly and insert in bulk (no matches played; `--matches` is
+        /// ignored): for a million-player leaderboard.
+        #[arg(long)]
+        fast: bool,
     },
     /// Grant or revoke admin rights (the admin API) on the configured store.
     Admin {
@@ -180,6 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             force,
             queue,
+            fast,
         } => {
             let config = load(&config, None)?;
             telemetry::init_logging(&config.log, &config.service_name);
@@ -190,6 +195,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 seed,
                 force,
                 queue,
+                fast,
             };
             let report = crate::seed::seed(&*store, &config, &options).await;
             store.close().await;

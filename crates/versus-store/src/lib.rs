@@ -27,6 +27,7 @@ use versus_core::account::{DisplayName, Region, Username};
 use versus_core::session::{Actor, SessionState};
 
 mod admin;
+mod bulk;
 mod dialect;
 mod postgres;
 mod queries;
@@ -38,6 +39,7 @@ mod sqlite;
 pub mod testing;
 
 pub use admin::AdminAction;
+pub use bulk::SeededPlayer;
 pub use postgres::PostgresStore;
 pub use record::stored_timestamp;
 pub use seasons::{ResetFn, Rolled, SeasonRecord, SeasonRollover, SeasonStanding};
@@ -343,6 +345,10 @@ pub trait Store: Send + Sync + 'static {
         player_id: Uuid,
         queue: &str,
     ) -> StoreResult<Vec<SeasonStanding>>;
+
+    /// Demo players with a rating each, in bulk (one transaction per call); a player whose id
+    /// or username exists is skipped with their rating. How many were inserted.
+    async fn seed_rated_players(&self, players: &[SeededPlayer]) -> StoreResult<u64>;
 
     /// Stores new sessions with their rosters and first transitions (the second too when the
     /// session comes already [`Placement`]-ed), all in one transaction: all or none.

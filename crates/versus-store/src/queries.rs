@@ -432,6 +432,11 @@ impl<B: Backend> Store for B {
         admin::actions(self.pool(), before, limit).await
     }
 
+    #[instrument(skip_all, fields(players = players.len()))]
+    async fn seed_rated_players(&self, players: &[crate::SeededPlayer]) -> StoreResult<u64> {
+        crate::bulk::seed(self.pool(), players).await
+    }
+
     #[instrument(skip(self))]
     async fn open_season(
         &self,

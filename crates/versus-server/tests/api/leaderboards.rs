@@ -58,6 +58,7 @@ async fn boards_rank_page_both_ways_and_follow_results(backend: Backend) {
         seed: 3,
         force: false,
         queue: Some("ranked-1v1".into()),
+        fast: false,
     };
     seed(&*app.state.store, &app.config, &options)
         .await
@@ -222,6 +223,7 @@ async fn an_admin_rollover_keeps_the_old_board_readable(backend: Backend) {
         seed: 9,
         force: true,
         queue: Some("ranked-1v1".into()),
+        fast: false,
     };
     seed(&*app.state.store, &app.config, &options)
         .await

@@ -5,7 +5,10 @@ use versus_server::seed::{SeedOptions, SeedReport, seed};
 use crate::on_both_backends;
 use crate::support::{Backend, spawn_app};
 
-on_both_backends!(demo_data_is_played_through_the_rules_once);
+on_both_backends!(
+    demo_data_is_played_through_the_rules_once,
+    fast_demo_data_fills_a_board_in_bulk,
+);
 
 async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
@@ -18,6 +21,7 @@ async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
         seed: 7,
         force: false,
         queue: Some("ranked-1v1".into()),
+        fast: false,
     };
     let report = seed(store, &app.config, &duel).await.unwrap();
     assert_eq!(
@@ -54,6 +58,7 @@ async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
         seed: 8,
         force: true,
         queue: Some("ranked-5v5".into()),
+        fast: false,
     };
     assert_eq!(
         seed(store, &app.config, &teams)
@@ -102,4 +107,68 @@ async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
     }
     assert_eq!(games, 20 * 2 + 6 * 10, "every seat of every match");
     app.finish().await;
+}
+
+async fn fast_demo_data_fills_a_board_in_bulk(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let fast = SeedOptions {
+        players: 6_000,
+        matches: 0,
+        seed: 11,
+        force: false,
+        queue: Some("ranked-1v1".into()),
+        fast: true,
+    };
+    let report = seed(&*app.state.store, &app.config, &fast).await.unwrap();
+    assert_eq!(report.players_created, 6_000);
+    let again = SeedOptions {
+        force: true,
+        ..fast.clone()
+    };
+    let report = seed(&*app.state.store, &app.config, &again).await.unwrap();
+    assert_eq!((report.players_created, report.already_there), (0, 6_000));
+    let store = &*app.state.store;
+    let rows = store.leaderboard_rows("ranked-1v1", 0).await.unwrap();
+    assert_eq!(rows.len(), 6_000);
+    let placement = app.config.leaderboards.placement_games;
+    for row in &rows {
+        let r = &row.rating;
+        assert!(r.games >= placement, "{r:?}");
+        assert_eq!(r.wins + r.losses + r.draws, r.games, "{r:?}");
+    }
+    let spread: Vec<f64> = rows.iter().map(|r| r.rating.rating.rating).collect();
+    let mean = spread.iter().sum::<f64>() / spread.len() as f64;
+    assert!(
+        (1400.0..1600.0).contains(&mean),
+        "around the initial rating: {mean}"
+    );
+    // The board is rebuilt from them at start-up, and the accounts log in.
+    let app = app.restart().await;
+    let reader = app.player("fast_reader").await;
+    let board: serde_json::Value = (app.http.get(app.url("/api/v1/leaderboards/ranked-1v1")))
+        .bearer_auth(reader.client.access_token().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(board["total"], 6_000);
+    let name = store_username(&app, &rows[0].player_id).await;
+    let login = (app.http.post(app.url("/api/v1/auth/login")))
+        .json(
+            &serde_json::json!({"username": name, "password": versus_server::seed::DEMO_PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    app.finish().await;
+}
+
+async fn store_username(app: &crate::support::TestApp, id: &uuid::Uuid) -> String {
+    let player = app.state.store.player(*id).await.unwrap().unwrap();
+    player.username.as_str().to_owned()
 }
