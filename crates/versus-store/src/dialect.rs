@@ -197,6 +197,21 @@ impl<D: Dialect> Statement<D> {
         row.map(|row| decoded(D::decode(&row))).transpose()
     }
 
+    /// Hands each row to `each` as it arrives, without holding the result set: for reads of
+    /// a million rows whose caller keeps only a little of each.
+    pub async fn for_each<R: Record>(
+        self,
+        on: &mut impl Session<Db = D>,
+        mut each: impl FnMut(R),
+    ) -> StoreResult<()> {
+        use futures::TryStreamExt as _;
+        let mut rows = self.query.fetch(D::executor(on.connection()));
+        while let Some(row) = rows.try_next().await? {
+            each(decoded(D::decode(&row))?);
+        }
+        Ok(())
+    }
+
     pub async fn fetch_all<R: Record>(self, on: &mut impl Session<Db = D>) -> StoreResult<Vec<R>> {
         let rows = self.query.fetch_all(D::executor(on.connection())).await?;
         rows.iter().map(|row| decoded(D::decode(row))).collect()

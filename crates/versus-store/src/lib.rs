@@ -44,9 +44,9 @@ pub use postgres::PostgresStore;
 pub use record::stored_timestamp;
 pub use seasons::{ResetFn, Rolled, SeasonRecord, SeasonRollover, SeasonStanding};
 pub use sessions::{
-    BoardRow, Cursor, HistoryRecord, MatchRecord, NewSession, Placement, RateFn, RatedResult,
-    RatingUpdate, Recorded, ResultToRecord, RosterRating, SessionMove, SessionRecord, StoredRating,
-    TransitionRecord, Transitioned,
+    BoardRow, BoardStanding, Cursor, HistoryRecord, MatchRecord, NewSession, Placement, RateFn,
+    RatedResult, RatingUpdate, Recorded, ResultToRecord, RosterRating, SessionMove, SessionRecord,
+    StoredRating, TransitionRecord, Transitioned,
 };
 pub use sqlite::SqliteStore;
 
@@ -332,6 +332,15 @@ pub trait Store: Send + Sync + 'static {
     async fn roll_season(&self, roll: SeasonRollover<'_>) -> StoreResult<Rolled>;
     /// The ranked players of an ended season, as it ended.
     async fn season_standings(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardRow>>;
+    /// Where each ranked player of an ended season finished: its frozen board's index.
+    async fn season_board(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardStanding>>;
+    /// Where each player of `queue` with at least `min_games` stands: a board's index, read
+    /// with nothing else (at a million players the names would cost hundreds of MB).
+    async fn leaderboard_standings(
+        &self,
+        queue: &str,
+        min_games: u64,
+    ) -> StoreResult<Vec<BoardStanding>>;
     /// The final standings of `players` in an ended season (those who played it).
     async fn season_standings_of(
         &self,

@@ -36,8 +36,8 @@ use crate::record::{
 };
 use crate::seasons::{self, Rolled, SeasonRecord, SeasonRollover, SeasonStanding};
 use crate::sessions::{
-    self, BoardRow, Cursor, HistoryRecord, MatchRecord, NewSession, Recorded, ResultToRecord,
-    SessionMove, SessionRecord, StoredRating, Transitioned,
+    self, BoardRow, BoardStanding, Cursor, HistoryRecord, MatchRecord, NewSession, Recorded,
+    ResultToRecord, SessionMove, SessionRecord, StoredRating, Transitioned,
 };
 use crate::{
     Credentials, DeviceAccount, MatchmakingPreferences, NewPlayer, NewRefreshToken, Player,
@@ -470,6 +470,20 @@ impl<B: Backend> Store for B {
     #[instrument(skip(self))]
     async fn season_standings(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardRow>> {
         seasons::standings(self.pool(), queue, season).await
+    }
+
+    #[instrument(skip(self))]
+    async fn season_board(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardStanding>> {
+        seasons::board(self.pool(), queue, season).await
+    }
+
+    #[instrument(skip(self))]
+    async fn leaderboard_standings(
+        &self,
+        queue: &str,
+        min_games: u64,
+    ) -> StoreResult<Vec<BoardStanding>> {
+        sessions::board_standings(self.pool(), queue, min_games).await
     }
 
     #[instrument(skip(self, players))]

@@ -15,7 +15,7 @@ use versus_core::rating::PlayerRating;
 
 use crate::admin::{AdminAction, insert_action};
 use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
-use crate::sessions::{BoardRecord, BoardRow, StoredRating, row_placeholders};
+use crate::sessions::{BoardRecord, BoardRow, BoardStanding, StoredRating, row_placeholders};
 use crate::{StoreError, StoreResult};
 
 /// One season of one queue.
@@ -293,6 +293,35 @@ pub(crate) async fn standings<D: Dialect>(
     .fetch_all(&mut db)
     .await?;
     Ok(rows.into_iter().map(BoardRecord::into_row).collect())
+}
+
+/// Where each ranked player of an ended season finished (what its frozen board's index is
+/// built from), streamed.
+pub(crate) async fn board<D: Dialect>(
+    pool: &Pool<D>,
+    queue: &str,
+    season: u32,
+) -> StoreResult<Vec<BoardStanding>> {
+    let mut db = pool.acquire().await?;
+    let mut standings = Vec::new();
+    sql(
+        "SELECT player_id, display_rating, reached_at FROM season_standings \
+         WHERE queue = $1 AND season = $2 AND rank IS NOT NULL",
+    )
+    .bind(queue)
+    .bind(number(season))
+    .for_each(
+        &mut db,
+        |(player_id, display_rating, reached_at): (Uuid, f64, Timestamp)| {
+            standings.push(BoardStanding {
+                player_id,
+                display_rating,
+                reached_at: reached_at.get(),
+            });
+        },
+    )
+    .await?;
+    Ok(standings)
 }
 
 /// The standings of `players` in an ended season (those who played it).

@@ -1125,6 +1125,15 @@ pub(crate) async fn match_history<D: Dialect>(
 
 /// A player's place-deciding facts in one queue, for a leaderboard.
 #[derive(Debug, Clone, PartialEq)]
+pub struct BoardStanding {
+    pub player_id: Uuid,
+    pub display_rating: f64,
+    /// When the rating last changed (ties go to whoever reached the score first).
+    pub reached_at: OffsetDateTime,
+}
+
+/// A player's row on a board: rating, counts and name.
+#[derive(Debug, Clone, PartialEq)]
 pub struct BoardRow {
     pub player_id: Uuid,
     pub display_name: String,
@@ -1171,6 +1180,35 @@ pub(crate) async fn board<D: Dialect>(
     .fetch_all(&mut db)
     .await?;
     Ok(rows.into_iter().map(BoardRecord::into_row).collect())
+}
+
+/// Where each player of `queue` with at least `min_games` stands (what a board's index is
+/// built from), streamed: no names, nothing per row but what the index keeps.
+pub(crate) async fn board_standings<D: Dialect>(
+    pool: &Pool<D>,
+    queue: &str,
+    min_games: u64,
+) -> StoreResult<Vec<BoardStanding>> {
+    let mut db = pool.acquire().await?;
+    let mut standings = Vec::new();
+    sql(
+        "SELECT player_id, display_rating, updated_at FROM player_ratings \
+         WHERE queue = $1 AND games >= $2",
+    )
+    .bind(queue)
+    .bind(i64::try_from(min_games).unwrap_or(i64::MAX))
+    .for_each(
+        &mut db,
+        |(player_id, display_rating, reached_at): (Uuid, f64, Timestamp)| {
+            standings.push(BoardStanding {
+                player_id,
+                display_rating,
+                reached_at: reached_at.get(),
+            });
+        },
+    )
+    .await?;
+    Ok(standings)
 }
 
 /// The board rows of `players` in `queue` (those rated there), in no particular order.

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -23,7 +23,9 @@ use versus_core::season::{Schedule, SoftReset};
 use versus_protocol::leaderboards::{
     LeaderboardEntry, LeaderboardPage, LeaderboardStanding, PlayerSeason, SeasonInfo, SeasonList,
 };
-use versus_store::{BoardRow, Rolled, SeasonRecord, SeasonRollover, Store, StoreError};
+use versus_store::{
+    BoardRow, BoardStanding, Rolled, SeasonRecord, SeasonRollover, Store, StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderboardError {
@@ -112,6 +114,10 @@ struct Board {
     moving: tokio::sync::Mutex<()>,
     /// The past season read last: its record and frozen board.
     past: tokio::sync::Mutex<Option<(SeasonRecord, Arc<RankIndex>)>>,
+    /// Names and counts of recently shown players by (season, player): a hot page (the top
+    /// 100) is served from memory, not a store read of a hundred scattered rows (~12 ms on
+    /// PostgreSQL at a million players).
+    entries: std::sync::Mutex<HashMap<(u32, Uuid), (BoardRow, Instant)>>,
 }
 
 struct Live {
@@ -126,8 +132,16 @@ enum Which {
 }
 
 fn standing(row: &BoardRow) -> Standing {
+    place(&BoardStanding {
+        player_id: row.player_id,
+        display_rating: row.rating.display_rating,
+        reached_at: row.reached_at,
+    })
+}
+
+fn place(row: &BoardStanding) -> Standing {
     Standing {
-        score: row.rating.display_rating,
+        score: row.display_rating,
         reached_at: (row.reached_at.unix_timestamp_nanos() / 1_000) as i64,
         player: row.player_id.as_u128(),
     }
@@ -161,8 +175,9 @@ impl Leaderboards {
                     .await?;
                 season.ends_at = scheduled;
             }
-            let rows = store.leaderboard_rows(queue, placement_games).await?;
-            let index = RankIndex::from_standings(rows.iter().map(standing));
+            let rows = store.leaderboard_standings(queue, placement_games).await?;
+            let index = RankIndex::from_standings(rows.iter().map(place));
+            drop(rows);
             tracing::info!(
                 queue,
                 season = season.number,
@@ -176,6 +191,7 @@ impl Leaderboards {
                 live: RwLock::new(Live { season, index }),
                 moving: tokio::sync::Mutex::new(()),
                 past: tokio::sync::Mutex::new(None),
+                entries: std::sync::Mutex::default(),
             };
             boards.insert(spec.queue, board);
         }
@@ -199,12 +215,16 @@ impl Leaderboards {
         let board = self.board(queue)?;
         let _moving = board.moving.lock().await;
         let rows = self.store.leaderboard_rows_of(queue, players).await?;
-        let mut live = board.live.write().expect("leaderboard lock");
-        for row in &rows {
-            if row.rating.games >= self.placement_games {
-                live.index.upsert(standing(row));
+        let season = {
+            let mut live = board.live.write().expect("leaderboard lock");
+            for row in &rows {
+                if row.rating.games >= self.placement_games {
+                    live.index.upsert(standing(row));
+                }
             }
-        }
+            live.season.number
+        };
+        board.remember(season, &rows);
         Ok(())
     }
 
@@ -293,13 +313,16 @@ impl Leaderboards {
         };
         let rows = self
             .store
-            .leaderboard_rows(queue, self.placement_games)
+            .leaderboard_standings(queue, self.placement_games)
             .await?;
-        let index = RankIndex::from_standings(rows.iter().map(standing));
+        let index = RankIndex::from_standings(rows.iter().map(place));
         *board.live.write().expect("leaderboard lock") = Live {
             season: season.clone(),
             index,
         };
+        // What was cached as the live season's rows is now a past season's, read from its
+        // frozen standings instead.
+        board.entries.lock().expect("entry cache lock").clear();
         Ok(season)
     }
 
@@ -387,8 +410,8 @@ impl Leaderboards {
         let record = (self.store.seasons(queue).await?.into_iter())
             .find(|s| s.number == wanted)
             .ok_or(LeaderboardError::NoSuchSeason { current })?;
-        let rows = self.store.season_standings(queue, wanted).await?;
-        let index = Arc::new(RankIndex::from_standings(rows.iter().map(standing)));
+        let rows = self.store.season_board(queue, wanted).await?;
+        let index = Arc::new(RankIndex::from_standings(rows.iter().map(place)));
         tracing::info!(
             queue,
             season = wanted,
@@ -510,27 +533,50 @@ impl Leaderboards {
         })
     }
 
-    /// Names and counts for a slice of the board, in its order.
+    /// Names and counts for a slice of the board, in its order: from the entry cache, the
+    /// rest read from the store in one query (and cached).
     async fn entries(
         &self,
         queue: &str,
         which: &Which,
         ranked: &[Ranked],
     ) -> Result<Vec<LeaderboardEntry>, LeaderboardError> {
+        let board = self.board(queue)?;
+        let season = match which {
+            Which::Live => board.live.read().expect("leaderboard lock").season.number,
+            Which::Past(record, _) => record.number,
+        };
         let ids: Vec<Uuid> = ranked
             .iter()
             .map(|r| Uuid::from_u128(r.standing.player))
             .collect();
-        let rows = match which {
-            Which::Live => self.store.leaderboard_rows_of(queue, &ids).await?,
-            Which::Past(record, _) => {
-                (self.store)
-                    .season_standings_of(queue, record.number, &ids)
-                    .await?
-            }
+        let mut rows: HashMap<Uuid, BoardRow> = HashMap::with_capacity(ids.len());
+        let missing: Vec<Uuid> = {
+            let cache = board.entries.lock().expect("entry cache lock");
+            let fresh_since = Instant::now().checked_sub(ENTRY_TTL);
+            ids.iter()
+                .filter(|id| match cache.get(&(season, **id)) {
+                    Some((row, cached)) if fresh_since.is_none_or(|t| *cached >= t) => {
+                        rows.insert(**id, row.clone());
+                        false
+                    }
+                    _ => true,
+                })
+                .copied()
+                .collect()
         };
-        let rows: HashMap<Uuid, BoardRow> =
-            rows.into_iter().map(|row| (row.player_id, row)).collect();
+        if !missing.is_empty() {
+            let read = match which {
+                Which::Live => self.store.leaderboard_rows_of(queue, &missing).await?,
+                Which::Past(record, _) => {
+                    (self.store)
+                        .season_standings_of(queue, record.number, &missing)
+                        .await?
+                }
+            };
+            board.remember(season, &read);
+            rows.extend(read.into_iter().map(|row| (row.player_id, row)));
+        }
         Ok(ranked
             .iter()
             .filter_map(|r| {
@@ -547,6 +593,26 @@ impl Leaderboards {
                 })
             })
             .collect())
+    }
+}
+
+/// How long a cached entry's name and counts are shown without a store read. Results update
+/// their players' entries at once; a renamed player shows the new name within this.
+const ENTRY_TTL: Duration = Duration::from_secs(10);
+/// Entries cached per queue before the cache starts afresh (a few MB).
+const ENTRY_CACHE_MAX: usize = 50_000;
+
+impl Board {
+    /// Caches rows just read from the store (a page's, or a result's players').
+    fn remember(&self, season: u32, rows: &[BoardRow]) {
+        let mut cache = self.entries.lock().expect("entry cache lock");
+        if cache.len() + rows.len() > ENTRY_CACHE_MAX {
+            cache.clear();
+        }
+        let now = Instant::now();
+        for row in rows {
+            cache.insert((season, row.player_id), (row.clone(), now));
+        }
     }
 }
 

@@ -88,6 +88,23 @@ pub(crate) async fn seasons_roll_over_keeping_the_old_standings(b: &mut Backend)
         .unwrap();
     assert_eq!(of.len(), 2);
 
+    let frozen = b.store.season_board("duel", 1).await.unwrap();
+    let mut ids: Vec<_> = frozen
+        .iter()
+        .map(|s| (s.player_id, s.display_rating))
+        .collect();
+    ids.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(ids, [(p[0], 1020.0), (p[1], 980.0)]);
+    let live = b.store.leaderboard_standings("duel", 0).await.unwrap();
+    assert_eq!(live.len(), 4, "everyone rated, all at zero games");
+    assert!(
+        b.store
+            .leaderboard_standings("duel", 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     // Season 2: ratings pulled halfway, counts from zero.
     let now = b.store.player_rating(p[0], "duel").await.unwrap().unwrap();
     assert_eq!((now.rating.rating, now.games, now.wins), (1010.0, 0, 0));
