@@ -249,13 +249,23 @@ impl Leaderboards {
     /// Ends the queue's current season now and starts the next (an admin's early rollover,
     /// recorded as `admin`'s action). Answers the new season.
     pub async fn rollover(
-        &self,
+        self: &Arc<Self>,
         queue: &str,
         admin: Option<Uuid>,
     ) -> Result<SeasonRecord, LeaderboardError> {
         let current = self.current_season(queue)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        self.roll(queue, current.number, now, admin).await
+        // On a task of its own: a caller that gives up (a request timeout) must not roll back
+        // a rollover halfway; at a million players it takes longer than a request may.
+        let this = self.clone();
+        let queue = queue.to_owned();
+        let roll = tokio::spawn(async move { this.roll(&queue, current.number, now, admin).await });
+        match roll.await {
+            Ok(rolled) => rolled,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(StoreError::Closed.into()),
+        }
     }
 
     /// Ends season `ending` at `ended_at` (Unix seconds) unless it already ended; the new
