@@ -34,8 +34,18 @@ pub struct BoardQuery {
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// A past season's frozen board (default: the current season).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 2147483647)]
     season: Option<u32>,
+}
+
+/// A `season` query parameter: 1 to `i32::MAX` (what the document says), or none.
+pub(crate) fn season(raw: Option<u32>) -> ApiResult<Option<u32>> {
+    match raw {
+        Some(n) if n == 0 || n > i32::MAX as u32 => {
+            Err(ApiError::validation("season", "must be 1 to 2147483647"))
+        }
+        season => Ok(season),
+    }
 }
 
 fn limit(raw: Option<u32>, default: u32) -> ApiResult<usize> {
@@ -69,7 +79,12 @@ async fn board(
 ) -> ApiResult<Json<LeaderboardPage>> {
     let limit = limit(query.limit, 20)?;
     let page = (state.leaderboards)
-        .page(&queue, query.season, query.cursor.as_deref(), limit)
+        .page(
+            &queue,
+            season(query.season)?,
+            query.cursor.as_deref(),
+            limit,
+        )
         .await?;
     Ok(Json(page))
 }
@@ -81,7 +96,7 @@ pub struct AroundQuery {
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// A past season's frozen board (default: the current season).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 2147483647)]
     season: Option<u32>,
 }
 
@@ -90,7 +105,7 @@ pub struct AroundQuery {
 #[serde(deny_unknown_fields)]
 pub struct SeasonQuery {
     /// A past season's frozen board (default: the current season).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 2147483647)]
     season: Option<u32>,
 }
 
@@ -105,7 +120,7 @@ pub struct SeasonQuery {
     ),
     responses(
         (status = 200, description = "The player among their neighbours", body = LeaderboardPage),
-        (status = 400, description = "Bad id or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad id, limit or season", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such queue or season, or the player is not on the board (`not_ranked`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -120,7 +135,7 @@ async fn around(
     let limit = limit(query.limit, 10)?;
     Ok(Json(
         (state.leaderboards)
-            .around(&queue, query.season, player, limit)
+            .around(&queue, season(query.season)?, player, limit)
             .await?,
     ))
 }
@@ -136,7 +151,7 @@ async fn around(
     ),
     responses(
         (status = 200, description = "The player's place", body = LeaderboardStanding),
-        (status = 400, description = "Bad id", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad id or season", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such queue or season, or the player is not on the board (`not_ranked`)", body = Problem, content_type = "application/problem+json"),
     )
@@ -150,7 +165,7 @@ async fn player_standing(
     let player = parse_uuid("player_id", &player)?;
     Ok(Json(
         (state.leaderboards)
-            .standing(&queue, query.season, player)
+            .standing(&queue, season(query.season)?, player)
             .await?,
     ))
 }

@@ -185,7 +185,7 @@ pub struct HistoryQuery {
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// Only the games of this season of the queue (default: every season).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 2147483647)]
     season: Option<u32>,
 }
 
@@ -232,7 +232,7 @@ async fn get_ratings(
     ),
     responses(
         (status = 200, description = "A page of the history", body = Page<RatingHistoryEntry>),
-        (status = 400, description = "Bad id, cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad id, cursor, limit or season", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such player", body = Problem, content_type = "application/problem+json"),
     )
@@ -252,7 +252,13 @@ async fn get_rating_history(
     Ok(Json(
         state
             .sessions
-            .rating_history(id, &queue, query.season, cursor, limit)
+            .rating_history(
+                id,
+                &queue,
+                crate::http::routes::leaderboards::season(query.season)?,
+                cursor,
+                limit,
+            )
             .await?,
     ))
 }
