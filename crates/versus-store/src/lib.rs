@@ -330,8 +330,6 @@ pub trait Store: Send + Sync + 'static {
     async fn seasons(&self, queue: &str) -> StoreResult<Vec<SeasonRecord>>;
     /// Ends a season and starts the next in one transaction; see [`SeasonRollover`].
     async fn roll_season(&self, roll: SeasonRollover<'_>) -> StoreResult<Rolled>;
-    /// The ranked players of an ended season, as it ended.
-    async fn season_standings(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardRow>>;
     /// Where each ranked player of an ended season finished: its frozen board's index.
     async fn season_board(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardStanding>>;
     /// Where each player of `queue` with at least `min_games` stands: a board's index, read

@@ -468,11 +468,6 @@ impl<B: Backend> Store for B {
     }
 
     #[instrument(skip(self))]
-    async fn season_standings(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardRow>> {
-        seasons::standings(self.pool(), queue, season).await
-    }
-
-    #[instrument(skip(self))]
     async fn season_board(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardStanding>> {
         seasons::board(self.pool(), queue, season).await
     }

@@ -278,23 +278,6 @@ const STANDING_SELECT: &str = "SELECT s.player_id, s.queue, s.rating, s.deviatio
      s.reached_at AS updated_at, p.display_name \
      FROM season_standings s JOIN players p ON p.id = s.player_id";
 
-/// The ranked players of an ended season (what its frozen board is built from).
-pub(crate) async fn standings<D: Dialect>(
-    pool: &Pool<D>,
-    queue: &str,
-    season: u32,
-) -> StoreResult<Vec<BoardRow>> {
-    let mut db = pool.acquire().await?;
-    let rows: Vec<BoardRecord> = sql(AssertSqlSafe(format!(
-        "{STANDING_SELECT} WHERE s.queue = $1 AND s.season = $2 AND s.rank IS NOT NULL"
-    )))
-    .bind(queue)
-    .bind(number(season))
-    .fetch_all(&mut db)
-    .await?;
-    Ok(rows.into_iter().map(BoardRecord::into_row).collect())
-}
-
 /// Where each ranked player of an ended season finished (what its frozen board's index is
 /// built from), streamed.
 pub(crate) async fn board<D: Dialect>(
@@ -302,26 +285,13 @@ pub(crate) async fn board<D: Dialect>(
     queue: &str,
     season: u32,
 ) -> StoreResult<Vec<BoardStanding>> {
-    let mut db = pool.acquire().await?;
-    let mut standings = Vec::new();
-    sql(
+    let select = sql(
         "SELECT player_id, display_rating, reached_at FROM season_standings \
          WHERE queue = $1 AND season = $2 AND rank IS NOT NULL",
     )
     .bind(queue)
-    .bind(number(season))
-    .for_each(
-        &mut db,
-        |(player_id, display_rating, reached_at): (Uuid, f64, Timestamp)| {
-            standings.push(BoardStanding {
-                player_id,
-                display_rating,
-                reached_at: reached_at.get(),
-            });
-        },
-    )
-    .await?;
-    Ok(standings)
+    .bind(number(season));
+    crate::sessions::standings(pool, select).await
 }
 
 /// The standings of `players` in an ended season (those who played it).
@@ -331,22 +301,15 @@ pub(crate) async fn standings_of<D: Dialect>(
     season: u32,
     players: &[Uuid],
 ) -> StoreResult<Vec<BoardRow>> {
-    let mut db = pool.acquire().await?;
-    let mut rows = Vec::with_capacity(players.len());
-    for chunk in players.chunks(500) {
-        let mut select = sql(AssertSqlSafe(format!(
+    crate::sessions::board_rows_of(pool, players, |n| {
+        sql(AssertSqlSafe(format!(
             "{STANDING_SELECT} WHERE s.queue = $1 AND s.season = $2 AND s.player_id IN ({})",
-            crate::sessions::placeholders(3, chunk.len())
+            crate::sessions::placeholders(3, n)
         )))
         .bind(queue)
-        .bind(number(season));
-        for player in chunk {
-            select = select.bind(*player);
-        }
-        let found: Vec<BoardRecord> = select.fetch_all(&mut db).await?;
-        rows.extend(found.into_iter().map(BoardRecord::into_row));
-    }
-    Ok(rows)
+        .bind(number(season))
+    })
+    .await
 }
 
 /// One player's final standing in an ended season.

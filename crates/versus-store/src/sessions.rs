@@ -13,7 +13,7 @@ use uuid::Uuid;
 use versus_core::rating::PlayerRating;
 use versus_core::session::{Actor, Outcome, SessionState};
 
-use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
+use crate::dialect::{Dialect, Session, Statement, Timestamp, select_for_update, sql};
 use crate::record::classify_player_write;
 use crate::{StoreError, StoreResult};
 
@@ -47,7 +47,8 @@ pub enum Placement {
 }
 
 impl Placement {
-    fn state(&self) -> SessionState {
+    /// The state the session is stored in.
+    pub fn state(&self) -> SessionState {
         match self {
             Placement::Allocating => SessionState::Allocating,
             Placement::Ready { .. } => SessionState::Ready,
@@ -55,14 +56,16 @@ impl Placement {
         }
     }
 
-    fn endpoint(&self) -> Option<&str> {
+    /// Its game server, once it has one.
+    pub fn endpoint(&self) -> Option<&str> {
         match self {
             Placement::Ready { endpoint, .. } => Some(endpoint),
             _ => None,
         }
     }
 
-    fn reason(&self) -> Option<&str> {
+    /// The second transition's reason, when there is one.
+    pub fn reason(&self) -> Option<&str> {
         match self {
             Placement::Allocating => None,
             Placement::Ready { reason, .. } | Placement::Cancelled { reason } => Some(reason),
@@ -400,38 +403,7 @@ struct SessionRow {
 const SESSION_COLUMNS: &str = "id, queue, ranked, region, endpoint, state, created_at, result";
 
 pub(crate) async fn read(on: &mut impl Session, id: Uuid) -> StoreResult<Option<SessionRecord>> {
-    let row: Option<SessionRow> = sql(AssertSqlSafe(format!(
-        "SELECT {SESSION_COLUMNS} FROM game_sessions WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(on)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let teams = roster(on, id).await?;
-    let transitions: Vec<(Option<String>, String, String, String, Timestamp)> = sql(
-        "SELECT from_state, to_state, actor, reason, at FROM session_transitions \
-         WHERE session_id = $1 ORDER BY seq",
-    )
-    .bind(id)
-    .fetch_all(on)
-    .await?;
-    let transitions = (transitions.into_iter())
-        .map(|(from, to, actor, reason, at)| transition_record(from, &to, &actor, reason, at))
-        .collect::<StoreResult<_>>()?;
-    Ok(Some(SessionRecord {
-        id: row.id,
-        queue: row.queue,
-        ranked: row.ranked,
-        region: row.region,
-        endpoint: row.endpoint,
-        state: parse_state(&row.state)?,
-        teams,
-        created_at: row.created_at.get(),
-        transitions,
-        result: row.result.map(|Json(v)| v),
-    }))
+    Ok(read_many(on, &[id]).await?.remove(&id))
 }
 
 /// The session's players by team, in roster order.
@@ -468,12 +440,12 @@ pub(crate) async fn in_states<D: Dialect>(
     for state in states {
         select = select.bind(state.as_str());
     }
-    let ids: Vec<(Uuid,)> = select.fetch_all(&mut db).await?;
-    let mut records = Vec::with_capacity(ids.len());
-    for (id,) in ids {
-        records.extend(read(&mut db, id).await?);
-    }
-    Ok(records)
+    let ids: Vec<Uuid> = (select.fetch_all::<(Uuid,)>(&mut db).await?)
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+    let mut records = read_many(&mut db, &ids).await?;
+    Ok(ids.iter().filter_map(|id| records.remove(id)).collect())
 }
 
 /// Every move in one transaction, in order (a later move of the same session sees the
@@ -1189,25 +1161,34 @@ pub(crate) async fn board_standings<D: Dialect>(
     queue: &str,
     min_games: u64,
 ) -> StoreResult<Vec<BoardStanding>> {
-    let mut db = pool.acquire().await?;
-    let mut standings = Vec::new();
-    sql(
+    let select = sql(
         "SELECT player_id, display_rating, updated_at FROM player_ratings \
          WHERE queue = $1 AND games >= $2",
     )
     .bind(queue)
-    .bind(i64::try_from(min_games).unwrap_or(i64::MAX))
-    .for_each(
-        &mut db,
-        |(player_id, display_rating, reached_at): (Uuid, f64, Timestamp)| {
-            standings.push(BoardStanding {
-                player_id,
-                display_rating,
-                reached_at: reached_at.get(),
-            });
-        },
-    )
-    .await?;
+    .bind(i64::try_from(min_games).unwrap_or(i64::MAX));
+    standings(pool, select).await
+}
+
+/// Streams `select`'s (player, display rating, reached at) rows into standings.
+pub(crate) async fn standings<D: Dialect>(
+    pool: &Pool<D>,
+    select: Statement<D>,
+) -> StoreResult<Vec<BoardStanding>> {
+    let mut db = pool.acquire().await?;
+    let mut standings = Vec::new();
+    select
+        .for_each(
+            &mut db,
+            |(player_id, display_rating, reached_at): (Uuid, f64, Timestamp)| {
+                standings.push(BoardStanding {
+                    player_id,
+                    display_rating,
+                    reached_at: reached_at.get(),
+                });
+            },
+        )
+        .await?;
     Ok(standings)
 }
 
@@ -1217,21 +1198,35 @@ pub(crate) async fn board_rows<D: Dialect>(
     queue: &str,
     players: &[Uuid],
 ) -> StoreResult<Vec<BoardRow>> {
+    board_rows_of(pool, players, |n| {
+        sql(AssertSqlSafe(format!(
+            "{BOARD_SELECT} WHERE r.queue = $1 AND r.player_id IN ({})",
+            placeholders(2, n)
+        )))
+        .bind(queue)
+    })
+    .await
+}
+
+/// The board rows `select` finds for `players`, a few hundred ids per statement:
+/// `select(n)` is the statement for `n` of them, its other parameters bound, ending in an
+/// `IN (…)` list whose `n` placeholders come last.
+pub(crate) async fn board_rows_of<D: Dialect>(
+    pool: &Pool<D>,
+    players: &[Uuid],
+    select: impl Fn(usize) -> Statement<D>,
+) -> StoreResult<Vec<BoardRow>> {
     if players.is_empty() {
         return Ok(Vec::new());
     }
     let mut db = pool.acquire().await?;
     let mut rows = Vec::with_capacity(players.len());
     for chunk in players.chunks(500) {
-        let mut select = sql(AssertSqlSafe(format!(
-            "{BOARD_SELECT} WHERE r.queue = $1 AND r.player_id IN ({})",
-            placeholders(2, chunk.len())
-        )))
-        .bind(queue);
+        let mut statement = select(chunk.len());
         for player in chunk {
-            select = select.bind(*player);
+            statement = statement.bind(*player);
         }
-        let found: Vec<BoardRecord> = select.fetch_all(&mut db).await?;
+        let found: Vec<BoardRecord> = statement.fetch_all(&mut db).await?;
         rows.extend(found.into_iter().map(BoardRecord::into_row));
     }
     Ok(rows)

@@ -7,10 +7,8 @@ use serde_json::{Value, json};
 use versus_server::seed::{SeedOptions, seed};
 
 use crate::on_both_backends;
-use versus_config::{QueueSpec, StepSpec};
-use versus_server::config::Queues;
 
-use crate::sessions::{GameServer, next_of, play, spawn};
+use crate::sessions::{GameServer, anyone_meets_anyone, next_of, play, spawn};
 use crate::support::{Backend, Player, TestApp, expect_problem, unique};
 
 on_both_backends!(
@@ -27,7 +25,7 @@ async fn get(app: &TestApp, reader: &Player, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn json(app: &TestApp, reader: &Player, path: &str) -> Value {
+pub(crate) async fn json(app: &TestApp, reader: &Player, path: &str) -> Value {
     let response = get(app, reader, path).await;
     assert_eq!(response.status(), 200, "GET {path}");
     response.json().await.unwrap()
@@ -42,11 +40,8 @@ fn players(page: &Value) -> Vec<String> {
 async fn boards_rank_page_both_ways_and_follow_results(backend: Backend) {
     let Some(app) = spawn(backend, |config| {
         config.leaderboards.placement_games = 2;
-        // Anyone meets anyone, again and again: the live part replays one pairing.
-        let mut duel = QueueSpec::new("ranked-1v1", 2, 1);
-        duel.rating_widening = StepSpec::list(&[(0, 5000.0)]);
-        duel.recent_opponent_memory = 0;
-        config.queues = Queues::from_specs(&[duel]).unwrap();
+        // The live part replays one pairing.
+        anyone_meets_anyone(config);
     })
     .await
     else {
@@ -208,10 +203,7 @@ async fn boards_rank_page_both_ways_and_follow_results(backend: Backend) {
 async fn an_admin_rollover_keeps_the_old_board_readable(backend: Backend) {
     let Some(app) = spawn(backend, |config| {
         config.leaderboards.placement_games = 1;
-        let mut duel = QueueSpec::new("ranked-1v1", 2, 1);
-        duel.rating_widening = StepSpec::list(&[(0, 5000.0)]);
-        duel.recent_opponent_memory = 0;
-        config.queues = Queues::from_specs(&[duel]).unwrap();
+        anyone_meets_anyone(config);
     })
     .await
     else {

@@ -3,23 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use versus_config::{QueueSpec, StepSpec};
 use versus_loadgen::LoadgenArgs;
 use versus_loadgen::args::RegionLatencies;
 use versus_server::Config;
-use versus_server::config::Queues;
 
-use crate::sessions::{SERVER_KEY, TOKEN_KEY, with_session_keys};
+use crate::sessions::{SERVER_KEY, TOKEN_KEY, anyone_meets_anyone, with_session_keys};
 use crate::support::{Backend, TestApp, spawn_app_with, unique};
 
 /// Game servers' keys, and a duel queue where anyone meets anyone at once: after a few games the
 /// players' ratings spread, and a short run must still form matches.
 fn config(config: &mut Config) {
     with_session_keys(config);
-    let mut duel = QueueSpec::new("ranked-1v1", 2, 1);
-    duel.rating_widening = StepSpec::list(&[(0, 5000.0)]);
-    duel.recent_opponent_memory = 0;
-    config.queues = Queues::from_specs(&[duel]).unwrap();
+    anyone_meets_anyone(config);
 }
 
 fn loadgen(app: &TestApp, name_prefix: &str, duration: u64) -> LoadgenArgs {

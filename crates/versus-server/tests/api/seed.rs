@@ -147,16 +147,18 @@ async fn fast_demo_data_fills_a_board_in_bulk(backend: Backend) {
     // The board is rebuilt from them at start-up, and the accounts log in.
     let app = app.restart().await;
     let reader = app.player("fast_reader").await;
-    let board: serde_json::Value = (app.http.get(app.url("/api/v1/leaderboards/ranked-1v1")))
-        .bearer_auth(reader.client.access_token().unwrap())
-        .send()
+    let board = crate::leaderboards::json(&app, &reader, "/api/v1/leaderboards/ranked-1v1").await;
+    assert_eq!(board["total"], 6_000);
+    let name = (app
+        .state
+        .store
+        .player(rows[0].player_id)
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(board["total"], 6_000);
-    let name = store_username(&app, &rows[0].player_id).await;
+        .unwrap())
+    .username
+    .as_str()
+    .to_owned();
     let login = (app.http.post(app.url("/api/v1/auth/login")))
         .json(
             &serde_json::json!({"username": name, "password": versus_server::seed::DEMO_PASSWORD}),
@@ -166,9 +168,4 @@ async fn fast_demo_data_fills_a_board_in_bulk(backend: Backend) {
         .unwrap();
     assert_eq!(login.status(), 200);
     app.finish().await;
-}
-
-async fn store_username(app: &crate::support::TestApp, id: &uuid::Uuid) -> String {
-    let player = app.state.store.player(*id).await.unwrap().unwrap();
-    player.username.as_str().to_owned()
 }

@@ -43,6 +43,15 @@ pub(crate) async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> 
     .await
 }
 
+/// The only queue is a duel where anyone meets anyone, again and again (wide windows, no
+/// opponent memory): two players can be matched with each other at once and repeatedly.
+pub(crate) fn anyone_meets_anyone(config: &mut Config) {
+    let mut duel = QueueSpec::new("ranked-1v1", 2, 1);
+    duel.rating_widening = StepSpec::list(&[(0, 5000.0)]);
+    duel.recent_opponent_memory = 0;
+    config.queues = Queues::from_specs(&[duel]).unwrap();
+}
+
 /// A game server: the REST calls it makes with the server key.
 pub(crate) struct GameServer<'a> {
     pub(crate) app: &'a TestApp,
@@ -167,10 +176,7 @@ fn matched_rating(matched: &Value, player: Uuid) -> f64 {
 async fn a_1v1_match_is_played_to_new_ratings(backend: Backend) {
     // Wide windows and no opponent memory, so the two can meet again at once.
     let Some(app) = spawn(backend, |config| {
-        let mut duel = QueueSpec::new("ranked-1v1", 2, 1);
-        duel.rating_widening = StepSpec::list(&[(0, 5000.0)]);
-        duel.recent_opponent_memory = 0;
-        config.queues = Queues::from_specs(&[duel]).unwrap();
+        anyone_meets_anyone(config);
     })
     .await
     else {

@@ -67,7 +67,14 @@ pub(crate) async fn seasons_roll_over_keeping_the_old_standings(b: &mut Backend)
     assert_eq!(seasons[1], second);
 
     // Season 1, frozen: the ranked players in the board's order, with their final counts.
-    let standings = b.store.season_standings("duel", 1).await.unwrap();
+    let board: Vec<Uuid> = (b.store.season_board("duel", 1).await.unwrap().iter())
+        .map(|s| s.player_id)
+        .collect();
+    let standings = b
+        .store
+        .season_standings_of("duel", 1, &board)
+        .await
+        .unwrap();
     let ranked: Vec<_> = standings
         .iter()
         .map(|r| (r.player_id, r.rating.display_rating, r.rating.games))
@@ -146,7 +153,7 @@ pub(crate) async fn seasons_roll_over_keeping_the_old_standings(b: &mut Backend)
         .unwrap();
     assert_eq!(first_only.len(), 2);
     // Season 1's standings did not move.
-    assert_eq!(b.store.season_standings("duel", 1).await.unwrap().len(), 2);
+    assert_eq!(b.store.season_board("duel", 1).await.unwrap().len(), 2);
 }
 
 /// A rollover recorded as an admin's action writes the record with it.

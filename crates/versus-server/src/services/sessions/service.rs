@@ -1061,21 +1061,26 @@ impl MoveWriter {
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let moves: Vec<SessionMove> = batch.iter().map(|(m, _)| m.clone()).collect();
+                let (moves, replies): (Vec<SessionMove>, Vec<_>) = batch.drain(..).unzip();
                 match store.transition_sessions(&moves).await {
                     Ok(outcomes) => {
-                        for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+                        for (reply, outcome) in replies.into_iter().zip(outcomes) {
                             let _ = reply.send(Ok(outcome));
                         }
                     }
                     Err(err) => {
                         // One at a time, so whatever failed the batch fails only its own move.
                         tracing::warn!(moves = moves.len(), error = %err, "a batch of session moves failed; retrying them one by one");
-                        for (m, reply) in batch.drain(..) {
-                            let outcome = store.transition_sessions(std::slice::from_ref(&m)).await;
-                            let _ = reply.send(
-                                outcome.map(|mut o| o.pop().unwrap_or(Transitioned::Unknown)),
+                        for (m, reply) in moves.iter().zip(replies) {
+                            let outcome = store.transition_session(
+                                m.id,
+                                m.to,
+                                m.actor,
+                                &m.reason,
+                                m.endpoint.as_deref(),
+                                m.at,
                             );
+                            let _ = reply.send(outcome.await);
                         }
                     }
                 }
@@ -1131,37 +1136,30 @@ fn allocation_failure(err: AllocationError) -> String {
 
 /// The record [`Store::create_sessions`] wrote for `new`, without reading it back.
 fn as_stored(new: &NewSession) -> SessionRecord {
-    let mut transitions = vec![TransitionRecord {
+    let first = TransitionRecord {
         from: None,
         to: SessionState::Allocating,
         actor: new.actor,
         reason: new.reason.clone(),
         at: new.at,
-    }];
-    let (state, endpoint) = match &new.placed {
-        Placement::Allocating => (SessionState::Allocating, None),
-        Placement::Ready { endpoint, .. } => (SessionState::Ready, Some(endpoint.clone())),
-        Placement::Cancelled { .. } => (SessionState::Cancelled, None),
     };
-    if let Placement::Ready { reason, .. } | Placement::Cancelled { reason } = &new.placed {
-        transitions.push(TransitionRecord {
-            from: Some(SessionState::Allocating),
-            to: state,
-            actor: new.actor,
-            reason: reason.clone(),
-            at: new.at,
-        });
-    }
+    let placed = (new.placed.reason()).map(|reason| TransitionRecord {
+        from: Some(SessionState::Allocating),
+        to: new.placed.state(),
+        actor: new.actor,
+        reason: reason.to_owned(),
+        at: new.at,
+    });
     SessionRecord {
         id: new.id,
         queue: new.queue.clone(),
         ranked: new.ranked,
         region: new.region.clone(),
-        endpoint,
-        state,
+        endpoint: new.placed.endpoint().map(str::to_owned),
+        state: new.placed.state(),
         teams: new.teams.clone(),
         created_at: new.at,
-        transitions,
+        transitions: std::iter::once(first).chain(placed).collect(),
         result: None,
     }
 }
