@@ -97,3 +97,64 @@ for _ in range(50):
     visible.append(elapsed)
 print(f"result POST sent -> new rank read back: n={len(visible)} p50={pct(visible, .5):.2f} "
       f"p99={pct(visible, .99):.2f} max={max(visible):.2f} ms (the rank already moved on every first read)")
+
+# A season rolled over mid-run by an admin while results keep coming: how long the admin waits,
+# how long the background carry-over takes, and what the results posted meanwhile see.
+versus_bin = __import__("os").environ.get("VERSUS_BIN")
+if versus_bin:
+    import threading
+    subprocess.run([versus_bin, "admin", "grant", name], check=True, capture_output=True)
+    done = threading.Event()
+    during = []
+    failures = []
+
+    def post_results():
+        c = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        rng = random.Random(2)
+        key = {"content-type": "application/json", "authorization": f"Bearer {server_key}"}
+        while not done.is_set():
+            a, b = rng.sample(players, 2)
+            c.request("POST", "/api/v1/sessions", body=json.dumps(
+                {"queue": "ranked-1v1", "teams": [{"players": [a]}, {"players": [b]}], "ranked": True}),
+                headers=key)
+            r = c.getresponse()
+            sid = json.loads(r.read())["session_id"]
+            started = time.perf_counter()
+            c.request("POST", f"/api/v1/sessions/{sid}/result", body=json.dumps(
+                {"teams": [{"players": [a], "rank": 1}, {"players": [b], "rank": 2}]}), headers=key)
+            r = c.getresponse()
+            r.read()
+            during.append((time.perf_counter() - started) * 1000)
+            if r.status != 200:
+                failures.append(r.status)
+            time.sleep(0.02)
+
+    poster = threading.Thread(target=post_results)
+    poster.start()
+    time.sleep(1)
+    started = time.perf_counter()
+    status, rolled = call("POST", "/api/v1/admin/leaderboards/ranked-1v1/rollover", token=token)
+    rolled_ms = (time.perf_counter() - started) * 1000
+    assert status == 200, (status, rolled)
+    frozen_reads = []
+    carried = None
+    deadline = time.time() + 600
+    while carried is None and time.time() < deadline:
+        t = time.perf_counter()
+        status, old = call("GET", f"/api/v1/leaderboards/ranked-1v1?limit=100&season={rolled['number'] - 1}", token=token)
+        frozen_reads.append((time.perf_counter() - t) * 1000)
+        assert status == 200 and old["total"] > 0, (status, old)
+        for line in open(f"{out}/server.log"):
+            if '"season carry-over done"' in line:
+                carried = json.loads(line)["details"]
+        time.sleep(0.2)
+    done.set()
+    poster.join()
+    assert carried, "the carry-over did not finish in 10 minutes"
+    print(f"admin rollover answered in {rolled_ms:.1f} ms; carry-over ({carried['batches']} batches of {carried['batch']}) "
+          f"took {carried['seconds']:.1f} s ({carried['ranked_after_results']} standings ranked after results)")
+    print(f"results during the carry-over: n={len(during)} failed={len(failures)} "
+          f"p50={pct(during, .5):.2f} p99={pct(during, .99):.2f} max={max(during):.2f} ms")
+    print(f"frozen season top-100 during the carry-over: n={len(frozen_reads)} "
+          f"p50={pct(frozen_reads, .5):.2f} p99={pct(frozen_reads, .99):.2f} ms (client-side; the first builds its index)")
+    assert not failures, failures

@@ -72,13 +72,6 @@ impl App {
         let hub = Hub::new(config.realtime.clone());
         tokio::spawn(hub.clone().run(bus.subscribe()));
         let (formed_tx, formed_rx) = tokio::sync::mpsc::unbounded_channel();
-        let matchmaking = Matchmaking::start(
-            config.queues.iter(),
-            &config.matchmaking,
-            bus.clone(),
-            store.clone(),
-            formed_tx,
-        );
         let boards = (config.queues.iter())
             .map(|q| {
                 let season = config.leaderboards.seasons.get(&q.name);
@@ -98,6 +91,14 @@ impl App {
                 .await
                 .context("loading the leaderboards")?;
         tokio::spawn(leaderboards.clone().run_schedule());
+        let matchmaking = Matchmaking::start(
+            config.queues.iter(),
+            &config.matchmaking,
+            bus.clone(),
+            store.clone(),
+            leaderboards.clone(),
+            formed_tx,
+        );
         let deps = SessionDeps {
             store: store.clone(),
             bus: bus.clone(),

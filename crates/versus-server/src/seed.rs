@@ -243,6 +243,8 @@ async fn seed_fast(
                 wins,
                 losses: games - draws - wins,
                 draws,
+                // Seeding refuses a store that has players, so nothing has rolled over yet.
+                season: 1,
             },
             reached_at: now - time::Duration::seconds(rng.random_range(0..90 * 86_400)),
         });
@@ -328,6 +330,7 @@ async fn play(
             result_hash: id.as_bytes().to_vec(),
             at: OffsetDateTime::now_utc(),
             rate: &rate,
+            carry: &|stored| (stored.rating, stored.display_rating),
         })
         .await?;
     match recorded {

@@ -204,6 +204,7 @@ async fn record(
             result_hash: planned.result_hash(),
             at: OffsetDateTime::now_utc(),
             rate: &rate,
+            carry: &|s| (s.rating, s.display_rating),
         })
         .await
         .map_err(|e| format!("record_result {}: {e}", planned.id))

@@ -59,8 +59,8 @@ pub(crate) async fn seed<D: Dialect>(pool: &Pool<D>, players: &[SeededPlayer]) -
         }
         let mut ratings = sql(AssertSqlSafe(format!(
             "INSERT INTO player_ratings (player_id, queue, rating, deviation, volatility, \
-             display_rating, games, wins, losses, draws, updated_at) VALUES {}",
-            row_placeholders(rated.len(), 11)
+             display_rating, games, wins, losses, draws, updated_at, season) VALUES {}",
+            row_placeholders(rated.len(), 12)
         )));
         for seeded in rated {
             let r = &seeded.rating;
@@ -76,7 +76,8 @@ pub(crate) async fn seed<D: Dialect>(pool: &Pool<D>, players: &[SeededPlayer]) -
                 .bind(count(r.wins))
                 .bind(count(r.losses))
                 .bind(count(r.draws))
-                .bind(Timestamp::new(seeded.reached_at)?);
+                .bind(Timestamp::new(seeded.reached_at)?)
+                .bind(i32::try_from(r.season).unwrap_or(i32::MAX));
         }
         ratings.execute(&mut tx).await?;
     }

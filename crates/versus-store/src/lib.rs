@@ -42,11 +42,13 @@ pub use admin::AdminAction;
 pub use bulk::SeededPlayer;
 pub use postgres::PostgresStore;
 pub use record::stored_timestamp;
-pub use seasons::{ResetFn, Rolled, SeasonRecord, SeasonRollover, SeasonStanding};
+pub use seasons::{
+    CarryOver, MAX_CARRY_BATCH, Rolled, SeasonRecord, SeasonRollover, SeasonStanding,
+};
 pub use sessions::{
     BoardRow, BoardStanding, Cursor, HistoryRecord, MatchRecord, NewSession, Placement, RateFn,
-    RatedResult, RatingUpdate, Recorded, ResultToRecord, RosterRating, SessionMove, SessionRecord,
-    StoredRating, TransitionRecord, Transitioned,
+    RatedResult, RatingUpdate, Recorded, ResetFn, ResultToRecord, RosterRating, SessionMove,
+    SessionRecord, StoredRating, TransitionRecord, Transitioned,
 };
 pub use sqlite::SqliteStore;
 
@@ -328,15 +330,41 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Every season of the queue, oldest first.
     async fn seasons(&self, queue: &str) -> StoreResult<Vec<SeasonRecord>>;
-    /// Ends a season and starts the next in one transaction; see [`SeasonRollover`].
+    /// Ends a season and starts the next in one short transaction; see [`SeasonRollover`].
+    /// Ratings are carried into the new season afterwards, by [`Store::carry_over`] or by the
+    /// player's next result, whichever comes first.
     async fn roll_season(&self, roll: SeasonRollover<'_>) -> StoreResult<Rolled>;
-    /// Where each ranked player of an ended season finished: its frozen board's index.
-    async fn season_board(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardStanding>>;
-    /// Where each player of `queue` with at least `min_games` stands: a board's index, read
-    /// with nothing else (at a million players the names would cost hundreds of MB).
+    /// One batch of the carry-over after a rollover, in one transaction: up to `limit` ratings
+    /// of an earlier season than `current` (players after `after`, by id) get their final
+    /// standing frozen and are carried into `current`. The last player handled, to continue
+    /// after; `None` when none was left.
+    async fn carry_over(&self, batch: CarryOver<'_>) -> StoreResult<Option<Uuid>>;
+    /// The oldest season a rating of `queue` was not carried out of yet: a carry-over that did
+    /// not finish (the node stopped). `None`: every rating is in `current`.
+    async fn oldest_uncarried_season(&self, queue: &str, current: u32) -> StoreResult<Option<u32>>;
+    /// Ranks the standings of `season` a result froze before the carry-over reached them
+    /// (those with at least `min_games`); how many were ranked.
+    async fn rank_standings(
+        &self,
+        queue: &str,
+        season: u32,
+        min_games: u64,
+        rank: &(dyn Fn(Uuid) -> Option<u64> + Send + Sync + '_),
+    ) -> StoreResult<u64>;
+    /// Where each ranked player of an ended season finished: its frozen board's index. Players
+    /// frozen but not ranked yet count when they have `min_games`.
+    async fn season_board(
+        &self,
+        queue: &str,
+        season: u32,
+        min_games: u64,
+    ) -> StoreResult<Vec<BoardStanding>>;
+    /// Where each player of `queue` with at least `min_games` in `season` stands: a board's
+    /// index, read with nothing else (at a million players the names would cost hundreds of MB).
     async fn leaderboard_standings(
         &self,
         queue: &str,
+        season: u32,
         min_games: u64,
     ) -> StoreResult<Vec<BoardStanding>>;
     /// The final standings of `players` in an ended season (those who played it).
@@ -413,8 +441,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<StoredRating>>;
     /// Every queue the player has a rating in, by queue name.
     async fn player_ratings(&self, player_id: Uuid) -> StoreResult<Vec<StoredRating>>;
-    /// Every player of `queue` with at least `min_games` there: what a leaderboard is built from.
-    async fn leaderboard_rows(&self, queue: &str, min_games: u64) -> StoreResult<Vec<BoardRow>>;
+    /// Every player of `queue` with at least `min_games` there in `season`, with names and counts.
+    async fn leaderboard_rows(
+        &self,
+        queue: &str,
+        season: u32,
+        min_games: u64,
+    ) -> StoreResult<Vec<BoardRow>>;
     /// The leaderboard rows of these players in `queue` (those rated there).
     async fn leaderboard_rows_of(
         &self,

@@ -34,7 +34,7 @@ use crate::record::{
     PLAYER_COLUMNS, PlayerRow, TOKEN_COLUMNS, TokenRow, TokenState, classify,
     classify_player_write, decode_preferences, encode_preferences,
 };
-use crate::seasons::{self, Rolled, SeasonRecord, SeasonRollover, SeasonStanding};
+use crate::seasons::{self, CarryOver, Rolled, SeasonRecord, SeasonRollover, SeasonStanding};
 use crate::sessions::{
     self, BoardRow, BoardStanding, Cursor, HistoryRecord, MatchRecord, NewSession, Recorded,
     ResultToRecord, SessionMove, SessionRecord, StoredRating, Transitioned,
@@ -467,18 +467,45 @@ impl<B: Backend> Store for B {
         seasons::roll(self.pool(), roll).await
     }
 
+    #[instrument(skip_all, fields(queue = batch.queue, season = batch.current))]
+    async fn carry_over(&self, batch: CarryOver<'_>) -> StoreResult<Option<Uuid>> {
+        seasons::carry_over(self.pool(), batch).await
+    }
+
     #[instrument(skip(self))]
-    async fn season_board(&self, queue: &str, season: u32) -> StoreResult<Vec<BoardStanding>> {
-        seasons::board(self.pool(), queue, season).await
+    async fn oldest_uncarried_season(&self, queue: &str, current: u32) -> StoreResult<Option<u32>> {
+        seasons::oldest_uncarried(self.pool(), queue, current).await
+    }
+
+    #[instrument(skip(self, rank))]
+    async fn rank_standings(
+        &self,
+        queue: &str,
+        season: u32,
+        min_games: u64,
+        rank: &(dyn Fn(Uuid) -> Option<u64> + Send + Sync + '_),
+    ) -> StoreResult<u64> {
+        seasons::rank_standings(self.pool(), queue, season, min_games, rank).await
+    }
+
+    #[instrument(skip(self))]
+    async fn season_board(
+        &self,
+        queue: &str,
+        season: u32,
+        min_games: u64,
+    ) -> StoreResult<Vec<BoardStanding>> {
+        seasons::board(self.pool(), queue, season, min_games).await
     }
 
     #[instrument(skip(self))]
     async fn leaderboard_standings(
         &self,
         queue: &str,
+        season: u32,
         min_games: u64,
     ) -> StoreResult<Vec<BoardStanding>> {
-        sessions::board_standings(self.pool(), queue, min_games).await
+        sessions::board_standings(self.pool(), queue, season, min_games).await
     }
 
     #[instrument(skip(self, players))]
@@ -546,8 +573,13 @@ impl<B: Backend> Store for B {
     }
 
     #[instrument(skip(self))]
-    async fn leaderboard_rows(&self, queue: &str, min_games: u64) -> StoreResult<Vec<BoardRow>> {
-        sessions::board(self.pool(), queue, min_games).await
+    async fn leaderboard_rows(
+        &self,
+        queue: &str,
+        season: u32,
+        min_games: u64,
+    ) -> StoreResult<Vec<BoardRow>> {
+        sessions::board(self.pool(), queue, season, min_games).await
     }
 
     #[instrument(skip(self, players))]

@@ -1,21 +1,29 @@
 //! Seasons: the [`crate::Store`] methods' types and queries (written once for both dialects,
 //! like `queries.rs`).
 //!
-//! A rollover is one transaction: the current season's row is locked (results take a share
-//! lock on it, so none commits halfway through), every player who played that season is
-//! copied into `season_standings` with their final rank, every rating of the queue is softly
-//! reset by the caller's closure with its counts zeroed, and the next season starts. Two
-//! rollovers of the same season (two nodes, an admin and the schedule) end in one: the second
-//! finds the season already ended ([`Rolled::NotCurrent`]).
+//! A rollover ([`roll`]) only ends one season and starts the next, in one short transaction:
+//! the current season's row is locked (results share-lock it, so none commits halfway) and
+//! nothing else is written. A rating row whose `season` is older than its queue's current one is
+//! its player's final standing in that season; it is frozen into `season_standings` and carried
+//! into the current season (softly reset, counts zeroed) by whichever comes first: the player's
+//! next result ([`freeze_standings`], in the result's transaction) or the background
+//! [`carry_over`], a few hundred players per transaction. Until then the readers of a past
+//! season read both tables. At a million players the one-transaction rollover this replaced
+//! held every result for tens of seconds (`BENCHMARKS.md`).
+//!
+//! Two rollovers of the same season (two nodes, an admin and the schedule) end in one: the
+//! second finds the season already ended ([`Rolled::NotCurrent`]).
 
 use sqlx::{AssertSqlSafe, Pool};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use versus_core::rating::PlayerRating;
 
 use crate::admin::{AdminAction, insert_action};
 use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
-use crate::sessions::{BoardRecord, BoardRow, BoardStanding, StoredRating, row_placeholders};
+use crate::sessions::{
+    BOARD_SELECT, BoardRecord, BoardRow, BoardStanding, RATING_COLUMNS, RatingRow, ResetFn,
+    placeholders, row_placeholders,
+};
 use crate::{StoreError, StoreResult};
 
 /// One season of one queue.
@@ -30,9 +38,6 @@ pub struct SeasonRecord {
     pub ended_at: Option<OffsetDateTime>,
 }
 
-/// A player's carried-over rating and its display rating, from their rating at the season's end.
-pub type ResetFn<'a> = dyn Fn(&StoredRating) -> (PlayerRating, f64) + Send + Sync + 'a;
-
 /// What [`crate::Store::roll_season`] is asked to do.
 pub struct SeasonRollover<'a> {
     pub queue: &'a str,
@@ -43,9 +48,6 @@ pub struct SeasonRollover<'a> {
     /// When the next one starts (`at`, or the schedule's boundary) and ends.
     pub next_starts_at: OffsetDateTime,
     pub next_ends_at: Option<OffsetDateTime>,
-    /// Games a player needs to be ranked in the frozen standings.
-    pub placement_games: u64,
-    pub reset: &'a ResetFn<'a>,
     /// Recorded in the same transaction when an admin asked for it.
     pub admin_action: Option<AdminAction>,
 }
@@ -171,9 +173,6 @@ fn share_lock<S: Session>(_: &S) -> &'static str {
     <S::Db as Dialect>::SHARE_LOCK
 }
 
-/// Rows per statement of the reset: 11 parameters each, under SQLite's limit of 32,766.
-const RESET_ROWS: usize = 2_000;
-
 pub(crate) async fn roll<D: Dialect>(
     pool: &Pool<D>,
     roll: SeasonRollover<'_>,
@@ -191,62 +190,6 @@ pub(crate) async fn roll<D: Dialect>(
         return Ok(Rolled::NotCurrent(current_on(&mut db, roll.queue).await?));
     }
     let ended = number(roll.current);
-    // The final standings: ranked in the boards' order (score, then who reached it first,
-    // then player id), unranked below the placement threshold.
-    sql(
-        "INSERT INTO season_standings (queue, season, player_id, rank, rating, deviation, \
-         volatility, display_rating, games, wins, losses, draws, reached_at) \
-         SELECT queue, $2, player_id, \
-           CASE WHEN games >= $3 THEN ROW_NUMBER() OVER (PARTITION BY games >= $3 \
-             ORDER BY display_rating DESC, updated_at, player_id) END, \
-           rating, deviation, volatility, display_rating, games, wins, losses, draws, updated_at \
-         FROM player_ratings WHERE queue = $1 AND games > 0",
-    )
-    .bind(roll.queue)
-    .bind(ended)
-    .bind(i64::try_from(roll.placement_games).unwrap_or(i64::MAX))
-    .execute(&mut tx)
-    .await?;
-    let ratings: Vec<crate::sessions::RatingRow> = sql(AssertSqlSafe(format!(
-        "SELECT {} FROM player_ratings WHERE queue = $1",
-        crate::sessions::RATING_COLUMNS
-    )))
-    .bind(roll.queue)
-    .fetch_all(&mut tx)
-    .await?;
-    let reset: Vec<(Uuid, PlayerRating, f64)> = (ratings.into_iter())
-        .map(|row| {
-            let player = row.player_id;
-            let (rating, display) = (roll.reset)(&row.into_stored());
-            (player, rating, display)
-        })
-        .collect();
-    for chunk in reset.chunks(RESET_ROWS) {
-        let mut upsert = sql(AssertSqlSafe(format!(
-            "INSERT INTO player_ratings (player_id, queue, rating, deviation, volatility, \
-             display_rating, games, wins, losses, draws, updated_at) VALUES {} \
-             ON CONFLICT (player_id, queue) DO UPDATE SET rating = excluded.rating, \
-             deviation = excluded.deviation, volatility = excluded.volatility, \
-             display_rating = excluded.display_rating, games = 0, wins = 0, losses = 0, \
-             draws = 0, updated_at = excluded.updated_at",
-            row_placeholders(chunk.len(), 11)
-        )));
-        for (player, rating, display) in chunk {
-            upsert = upsert
-                .bind(*player)
-                .bind(roll.queue)
-                .bind(rating.rating)
-                .bind(rating.deviation)
-                .bind(rating.volatility)
-                .bind(*display)
-                .bind(0_i64)
-                .bind(0_i64)
-                .bind(0_i64)
-                .bind(0_i64)
-                .bind(at);
-        }
-        upsert.execute(&mut tx).await?;
-    }
     sql("UPDATE seasons SET ended_at = $1 WHERE queue = $2 AND number = $3")
         .bind(at)
         .bind(roll.queue)
@@ -273,24 +216,227 @@ pub(crate) async fn roll<D: Dialect>(
     Ok(Rolled::Done(next))
 }
 
+/// The columns of a standing, in `season_standings`' order, from a `player_ratings` row.
+const STANDING_COLUMNS: &str = "queue, season, player_id, rank, rating, deviation, volatility, \
+     display_rating, games, wins, losses, draws, reached_at";
+
+/// Freezes the final standing of `players` (rated in `queue`, their rows not yet carried over)
+/// before a result overwrites it; unranked until [`rank_standings`].
+pub(crate) async fn freeze_standings(
+    tx: &mut impl Session,
+    queue: &str,
+    players: &[Uuid],
+) -> StoreResult<()> {
+    let mut insert = sql(AssertSqlSafe(format!(
+        "INSERT INTO season_standings ({STANDING_COLUMNS}) \
+         SELECT queue, season, player_id, NULL, rating, deviation, volatility, display_rating, \
+           games, wins, losses, draws, updated_at \
+         FROM player_ratings WHERE queue = $1 AND games > 0 AND player_id IN ({}) \
+         ON CONFLICT (queue, season, player_id) DO NOTHING",
+        placeholders(2, players.len())
+    )))
+    .bind(queue);
+    for player in players {
+        insert = insert.bind(*player);
+    }
+    insert.execute(tx).await?;
+    Ok(())
+}
+
+/// One batch of the carry-over that follows a rollover: see [`crate::Store::carry_over`].
+pub struct CarryOver<'a> {
+    pub queue: &'a str,
+    /// The current season: every rating of an earlier one is carried into it.
+    pub current: u32,
+    /// Players after this one (by id); `None` starts from the first.
+    pub after: Option<Uuid>,
+    /// Players per batch (one transaction).
+    pub limit: usize,
+    pub reset: &'a ResetFn<'a>,
+    /// The season `rank` knows the final ranks of (the one that just ended).
+    pub ended: u32,
+    /// A player's final rank in `ended`; `None`: unranked (or unknown, filled later by
+    /// [`crate::Store::rank_standings`]).
+    pub rank: &'a (dyn Fn(Uuid) -> Option<u64> + Send + Sync + 'a),
+}
+
+/// Columns per row of [`carry_over`]'s standings insert: under SQLite's 32,766 parameters at
+/// the largest batch.
+const STANDING_PARAMS: usize = 13;
+const RESET_PARAMS: usize = 12;
+pub const MAX_CARRY_BATCH: usize = 2_000;
+
+pub(crate) async fn carry_over<D: Dialect>(
+    pool: &Pool<D>,
+    batch: CarryOver<'_>,
+) -> StoreResult<Option<Uuid>> {
+    #[derive(sqlx::FromRow)]
+    struct Stale {
+        #[sqlx(flatten)]
+        rating: RatingRow,
+        updated_at: Timestamp,
+    }
+    let limit = batch.limit.clamp(1, MAX_CARRY_BATCH);
+    let current = number(batch.current);
+    let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
+    // Keyed on the primary key (player, queue): each batch starts where the last one ended
+    // instead of rescanning the rows already carried.
+    let rows: Vec<Stale> = select_for_update(&format!(
+        "SELECT {RATING_COLUMNS}, updated_at FROM player_ratings \
+         WHERE player_id > $1 AND queue = $2 AND season < $3 ORDER BY player_id LIMIT {limit}"
+    ))
+    .bind(batch.after.unwrap_or(Uuid::nil()))
+    .bind(batch.queue)
+    .bind(current)
+    .fetch_all(&mut tx)
+    .await?;
+    let Some(last) = rows.last().map(|row| row.rating.player_id) else {
+        return Ok(None);
+    };
+    let played: Vec<&Stale> = rows.iter().filter(|row| row.rating.games > 0).collect();
+    if !played.is_empty() {
+        let mut insert = sql(AssertSqlSafe(format!(
+            "INSERT INTO season_standings ({STANDING_COLUMNS}) VALUES {} \
+             ON CONFLICT (queue, season, player_id) DO UPDATE SET rank = excluded.rank",
+            row_placeholders(played.len(), STANDING_PARAMS)
+        )));
+        for row in played {
+            let r = &row.rating;
+            let rank = (r.season == number(batch.ended))
+                .then(|| (batch.rank)(r.player_id))
+                .flatten()
+                .map(|rank| i64::try_from(rank).unwrap_or(i64::MAX));
+            insert = insert
+                .bind(batch.queue)
+                .bind(r.season)
+                .bind(r.player_id)
+                .bind(rank)
+                .bind(r.rating)
+                .bind(r.deviation)
+                .bind(r.volatility)
+                .bind(r.display_rating)
+                .bind(r.games)
+                .bind(r.wins)
+                .bind(r.losses)
+                .bind(r.draws)
+                .bind(row.updated_at);
+        }
+        insert.execute(&mut tx).await?;
+    }
+    let mut upsert = sql(AssertSqlSafe(format!(
+        "INSERT INTO player_ratings (player_id, queue, rating, deviation, volatility, \
+         display_rating, games, wins, losses, draws, updated_at, season) VALUES {} \
+         ON CONFLICT (player_id, queue) DO UPDATE SET rating = excluded.rating, \
+         deviation = excluded.deviation, volatility = excluded.volatility, \
+         display_rating = excluded.display_rating, games = 0, wins = 0, losses = 0, \
+         draws = 0, updated_at = excluded.updated_at, season = excluded.season",
+        row_placeholders(rows.len(), RESET_PARAMS)
+    )));
+    for row in rows {
+        let updated_at = row.updated_at;
+        let player = row.rating.player_id;
+        let carried = row.rating.into_stored().carried(batch.current, batch.reset);
+        upsert = upsert
+            .bind(player)
+            .bind(batch.queue)
+            .bind(carried.rating.rating)
+            .bind(carried.rating.deviation)
+            .bind(carried.rating.volatility)
+            .bind(carried.display_rating)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(updated_at)
+            .bind(current);
+    }
+    upsert.execute(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Some(last))
+}
+
+/// The oldest season a rating of `queue` has not been carried out of (`None`: all are in
+/// `current`): what a node starting up finds of a carry-over that did not finish.
+pub(crate) async fn oldest_uncarried<D: Dialect>(
+    pool: &Pool<D>,
+    queue: &str,
+    current: u32,
+) -> StoreResult<Option<u32>> {
+    let mut db = pool.acquire().await?;
+    let oldest: Option<(Option<i32>,)> =
+        sql("SELECT MIN(season) FROM player_ratings WHERE queue = $1 AND season < $2")
+            .bind(queue)
+            .bind(number(current))
+            .fetch_optional(&mut db)
+            .await?;
+    Ok(oldest
+        .and_then(|(n,)| n)
+        .and_then(|n| u32::try_from(n).ok()))
+}
+
+/// Ranks the standings of `season` frozen unranked by results that came before the carry-over
+/// (those with at least `min_games`). How many were ranked.
+pub(crate) async fn rank_standings<D: Dialect>(
+    pool: &Pool<D>,
+    queue: &str,
+    season: u32,
+    min_games: u64,
+    rank: &(dyn Fn(Uuid) -> Option<u64> + Send + Sync + '_),
+) -> StoreResult<u64> {
+    let unranked: Vec<(Uuid,)> = {
+        let mut db = pool.acquire().await?;
+        sql("SELECT player_id FROM season_standings \
+             WHERE queue = $1 AND season = $2 AND rank IS NULL AND games >= $3")
+        .bind(queue)
+        .bind(number(season))
+        .bind(i64::try_from(min_games).unwrap_or(i64::MAX))
+        .fetch_all(&mut db)
+        .await?
+    };
+    let mut ranked = 0;
+    for chunk in unranked.chunks(500) {
+        let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
+        for (player,) in chunk {
+            let Some(place) = rank(*player) else { continue };
+            ranked += sql("UPDATE season_standings SET rank = $1 \
+                 WHERE queue = $2 AND season = $3 AND player_id = $4")
+            .bind(i64::try_from(place).unwrap_or(i64::MAX))
+            .bind(queue)
+            .bind(number(season))
+            .bind(*player)
+            .execute(&mut tx)
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(ranked)
+}
+
+/// A standing in [`BOARD_SELECT`]'s columns, so the two tables' rows read as one.
 const STANDING_SELECT: &str = "SELECT s.player_id, s.queue, s.rating, s.deviation, \
-     s.volatility, s.display_rating, s.games, s.wins, s.losses, s.draws, \
+     s.volatility, s.display_rating, s.games, s.wins, s.losses, s.draws, s.season, \
      s.reached_at AS updated_at, p.display_name \
      FROM season_standings s JOIN players p ON p.id = s.player_id";
 
 /// Where each ranked player of an ended season finished (what its frozen board's index is
-/// built from), streamed.
+/// built from), streamed: the frozen standings and the ratings not carried out of it yet.
+/// `min_games` places the standings frozen by a result before the carry-over ranked them.
 pub(crate) async fn board<D: Dialect>(
     pool: &Pool<D>,
     queue: &str,
     season: u32,
+    min_games: u64,
 ) -> StoreResult<Vec<BoardStanding>> {
     let select = sql(
         "SELECT player_id, display_rating, reached_at FROM season_standings \
-         WHERE queue = $1 AND season = $2 AND rank IS NOT NULL",
+         WHERE queue = $1 AND season = $2 AND (rank IS NOT NULL OR games >= $3) \
+         UNION ALL \
+         SELECT player_id, display_rating, updated_at FROM player_ratings \
+         WHERE queue = $1 AND season = $2 AND games >= $3",
     )
     .bind(queue)
-    .bind(number(season));
+    .bind(number(season))
+    .bind(i64::try_from(min_games).unwrap_or(i64::MAX));
     crate::sessions::standings(pool, select).await
 }
 
@@ -302,9 +448,12 @@ pub(crate) async fn standings_of<D: Dialect>(
     players: &[Uuid],
 ) -> StoreResult<Vec<BoardRow>> {
     crate::sessions::board_rows_of(pool, players, |n| {
+        let ids = placeholders(3, n);
         sql(AssertSqlSafe(format!(
-            "{STANDING_SELECT} WHERE s.queue = $1 AND s.season = $2 AND s.player_id IN ({})",
-            crate::sessions::placeholders(3, n)
+            "{STANDING_SELECT} WHERE s.queue = $1 AND s.season = $2 AND s.player_id IN ({ids}) \
+             UNION ALL \
+             {BOARD_SELECT} WHERE r.queue = $1 AND r.season = $2 AND r.games > 0 \
+             AND r.player_id IN ({ids})"
         )))
         .bind(queue)
         .bind(number(season))
@@ -321,7 +470,8 @@ pub struct SeasonStanding {
     pub row: BoardRow,
 }
 
-/// A player's final standing in every ended season of `queue` they played, newest first.
+/// A player's final standing in every ended season of `queue` they played, newest first
+/// (the one their rating was not carried out of yet unranked: the caller knows its rank).
 pub(crate) async fn player_standings<D: Dialect>(
     pool: &Pool<D>,
     player: Uuid,
@@ -329,27 +479,34 @@ pub(crate) async fn player_standings<D: Dialect>(
 ) -> StoreResult<Vec<SeasonStanding>> {
     #[derive(sqlx::FromRow)]
     struct Row {
-        season: i32,
         rank: Option<i64>,
         #[sqlx(flatten)]
         board: BoardRecord,
     }
     let mut db = pool.acquire().await?;
     let rows: Vec<Row> = sql(AssertSqlSafe(format!(
-        "SELECT s.season, s.rank, {} WHERE s.player_id = $1 AND s.queue = $2 \
-         ORDER BY s.season DESC",
-        STANDING_SELECT.trim_start_matches("SELECT ")
+        "SELECT s.rank, {} WHERE s.player_id = $1 AND s.queue = $2 \
+         UNION ALL \
+         SELECT NULL, {} WHERE r.player_id = $1 AND r.queue = $2 AND r.games > 0 \
+         AND r.season < (SELECT number FROM seasons WHERE queue = $2 AND ended_at IS NULL)",
+        STANDING_SELECT.trim_start_matches("SELECT "),
+        BOARD_SELECT.trim_start_matches("SELECT "),
     )))
     .bind(player)
     .bind(queue)
     .fetch_all(&mut db)
     .await?;
-    Ok(rows
+    let mut standings: Vec<SeasonStanding> = rows
         .into_iter()
-        .map(|r| SeasonStanding {
-            season: u32::try_from(r.season).unwrap_or(0),
-            rank: r.rank.and_then(|n| u64::try_from(n).ok()),
-            row: r.board.into_row(),
+        .map(|r| {
+            let row = r.board.into_row();
+            SeasonStanding {
+                season: row.rating.season,
+                rank: r.rank.and_then(|n| u64::try_from(n).ok()),
+                row,
+            }
         })
-        .collect())
+        .collect();
+    standings.sort_by_key(|s| std::cmp::Reverse(s.season));
+    Ok(standings)
 }

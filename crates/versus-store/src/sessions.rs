@@ -139,7 +139,37 @@ pub struct StoredRating {
     pub wins: u64,
     pub losses: u64,
     pub draws: u64,
+    /// The season these counts belong to. Older than the queue's current season: the player
+    /// has not played since it ended and the row is their final standing there, not yet carried
+    /// over (see [`StoredRating::carried`]).
+    pub season: u32,
 }
+
+impl StoredRating {
+    /// The rating as it stands in season `current`: carried over by `reset` once per season
+    /// ended since its own (counts zeroed), or unchanged when it is already `current`'s.
+    pub fn carried(&self, current: u32, reset: &ResetFn<'_>) -> StoredRating {
+        let mut rating = self.clone();
+        while rating.season < current {
+            let (carried, display) = reset(&rating);
+            rating = StoredRating {
+                queue: rating.queue,
+                rating: carried,
+                display_rating: display,
+                games: 0,
+                wins: 0,
+                losses: 0,
+                draws: 0,
+                season: rating.season + 1,
+            };
+        }
+        rating
+    }
+}
+
+/// A rating carried into the next season (a soft reset) and its display rating, from the
+/// rating at the season's end.
+pub type ResetFn<'a> = dyn Fn(&StoredRating) -> (PlayerRating, f64) + Send + Sync + 'a;
 
 /// One roster member as [`record_result`]'s closure sees them: `None` for a player who has no
 /// rating in the queue yet.
@@ -182,6 +212,9 @@ pub struct ResultToRecord<'a> {
     pub result_hash: Vec<u8>,
     pub at: OffsetDateTime,
     pub rate: &'a RateFn<'a>,
+    /// How a rating of an ended season carries into the current one: a player's first result
+    /// after a rollover may come before the background carry-over reached them.
+    pub carry: &'a ResetFn<'a>,
 }
 
 /// What [`crate::Store::record_result`] did. Exactly one outcome per session: of two concurrent
@@ -707,19 +740,20 @@ pub(crate) async fn add_players<D: Dialect>(
 #[derive(sqlx::FromRow)]
 pub(crate) struct RatingRow {
     pub(crate) player_id: Uuid,
-    queue: String,
-    rating: f64,
-    deviation: f64,
-    volatility: f64,
-    display_rating: f64,
-    games: i64,
-    wins: i64,
-    losses: i64,
-    draws: i64,
+    pub(crate) queue: String,
+    pub(crate) rating: f64,
+    pub(crate) deviation: f64,
+    pub(crate) volatility: f64,
+    pub(crate) display_rating: f64,
+    pub(crate) games: i64,
+    pub(crate) wins: i64,
+    pub(crate) losses: i64,
+    pub(crate) draws: i64,
+    pub(crate) season: i32,
 }
 
 pub(crate) const RATING_COLUMNS: &str = "player_id, queue, rating, deviation, volatility, display_rating, \
-                              games, wins, losses, draws";
+                              games, wins, losses, draws, season";
 
 impl RatingRow {
     pub(crate) fn into_stored(self) -> StoredRating {
@@ -735,6 +769,7 @@ impl RatingRow {
             wins: count(self.wins),
             losses: count(self.losses),
             draws: count(self.draws),
+            season: u32::try_from(self.season).unwrap_or(1),
         }
     }
 }
@@ -819,10 +854,14 @@ pub(crate) async fn record_result<D: Dialect>(
         lock = lock.bind(*player);
     }
     lock.execute(&mut tx).await?;
-    let mut select = sql(AssertSqlSafe(format!(
-        "SELECT {RATING_COLUMNS} FROM player_ratings WHERE queue = $1 AND player_id IN ({})",
+    // Locked in id order, as the carry-over locks its batch: whichever of the two holds a
+    // player's rating row is the one that freezes their standing, and neither waits on the
+    // other's standings insert.
+    let mut select = select_for_update(&format!(
+        "SELECT {RATING_COLUMNS} FROM player_ratings WHERE queue = $1 AND player_id IN ({}) \
+         ORDER BY player_id",
         placeholders(2, players.len())
-    )))
+    ))
     .bind(queue.as_str());
     for player in &players {
         select = select.bind(*player);
@@ -831,6 +870,20 @@ pub(crate) async fn record_result<D: Dialect>(
         (select.fetch_all::<RatingRow>(&mut tx).await?.into_iter())
             .map(|row| (row.player_id, row.into_stored()))
             .collect();
+    // Players the rollover's carry-over has not reached yet: their row is still their final
+    // standing in the ended season, frozen here before this result overwrites it.
+    let stale: Vec<Uuid> = (current.iter())
+        .filter(|(_, r)| r.season < season)
+        .map(|(player, _)| *player)
+        .collect();
+    if !stale.is_empty() {
+        crate::seasons::freeze_standings(&mut tx, &queue, &stale).await?;
+        for player in &stale {
+            if let Some(rating) = current.get_mut(player) {
+                *rating = rating.carried(season, result.carry);
+            }
+        }
+    }
     let roster: Vec<Vec<RosterRating>> = (teams.iter())
         .map(|team| {
             (team.iter())
@@ -888,9 +941,9 @@ async fn write_ratings(
         const PER_ROW: usize = 8;
         let values = (0..chunk.len())
             .map(|i| {
-                let p = 3 + PER_ROW * i;
+                let p = 4 + PER_ROW * i;
                 format!(
-                    "(${}, $1, ${}, ${}, ${}, ${}, 1, ${}, ${}, ${}, $2)",
+                    "(${}, $1, ${}, ${}, ${}, ${}, 1, ${}, ${}, ${}, $2, $3)",
                     p,
                     p + 1,
                     p + 2,
@@ -903,18 +956,26 @@ async fn write_ratings(
             })
             .collect::<Vec<_>>()
             .join(", ");
+        // A row of an ended season (not yet carried over) starts its counts afresh.
         let mut upsert = sql(AssertSqlSafe(format!(
             "INSERT INTO player_ratings (player_id, queue, rating, deviation, volatility, \
-             display_rating, games, wins, losses, draws, updated_at) VALUES {values} \
+             display_rating, games, wins, losses, draws, updated_at, season) VALUES {values} \
              ON CONFLICT (player_id, queue) DO UPDATE SET rating = excluded.rating, \
              deviation = excluded.deviation, volatility = excluded.volatility, \
-             display_rating = excluded.display_rating, games = player_ratings.games + 1, \
-             wins = player_ratings.wins + excluded.wins, \
-             losses = player_ratings.losses + excluded.losses, \
-             draws = player_ratings.draws + excluded.draws, updated_at = excluded.updated_at"
+             display_rating = excluded.display_rating, \
+             games = CASE WHEN player_ratings.season = excluded.season \
+               THEN player_ratings.games + 1 ELSE 1 END, \
+             wins = CASE WHEN player_ratings.season = excluded.season \
+               THEN player_ratings.wins + excluded.wins ELSE excluded.wins END, \
+             losses = CASE WHEN player_ratings.season = excluded.season \
+               THEN player_ratings.losses + excluded.losses ELSE excluded.losses END, \
+             draws = CASE WHEN player_ratings.season = excluded.season \
+               THEN player_ratings.draws + excluded.draws ELSE excluded.draws END, \
+             updated_at = excluded.updated_at, season = excluded.season"
         )))
         .bind(queue)
-        .bind(at);
+        .bind(at)
+        .bind(i32::try_from(season).unwrap_or(i32::MAX));
         for u in chunk {
             let tally = |o: Outcome| i64::from(u.outcome == o);
             upsert = upsert
@@ -1133,40 +1194,44 @@ impl BoardRecord {
     }
 }
 
-const BOARD_SELECT: &str = "SELECT r.player_id, r.queue, r.rating, r.deviation, r.volatility, \
-     r.display_rating, r.games, r.wins, r.losses, r.draws, r.updated_at, p.display_name \
+pub(crate) const BOARD_SELECT: &str = "SELECT r.player_id, r.queue, r.rating, r.deviation, r.volatility, \
+     r.display_rating, r.games, r.wins, r.losses, r.draws, r.season, r.updated_at, p.display_name \
      FROM player_ratings r JOIN players p ON p.id = r.player_id";
 
-/// Every rated player of `queue` with at least `min_games` (what a board is rebuilt from).
+/// Every player of `queue` with at least `min_games` in `season` (what a board is rebuilt from).
 pub(crate) async fn board<D: Dialect>(
     pool: &Pool<D>,
     queue: &str,
+    season: u32,
     min_games: u64,
 ) -> StoreResult<Vec<BoardRow>> {
     let mut db = pool.acquire().await?;
     let rows: Vec<BoardRecord> = sql(AssertSqlSafe(format!(
-        "{BOARD_SELECT} WHERE r.queue = $1 AND r.games >= $2"
+        "{BOARD_SELECT} WHERE r.queue = $1 AND r.games >= $2 AND r.season = $3"
     )))
     .bind(queue)
     .bind(i64::try_from(min_games).unwrap_or(i64::MAX))
+    .bind(i32::try_from(season).unwrap_or(i32::MAX))
     .fetch_all(&mut db)
     .await?;
     Ok(rows.into_iter().map(BoardRecord::into_row).collect())
 }
 
-/// Where each player of `queue` with at least `min_games` stands (what a board's index is
-/// built from), streamed: no names, nothing per row but what the index keeps.
+/// Where each player of `queue` with at least `min_games` in `season` stands (what a board's
+/// index is built from), streamed: no names, nothing per row but what the index keeps.
 pub(crate) async fn board_standings<D: Dialect>(
     pool: &Pool<D>,
     queue: &str,
+    season: u32,
     min_games: u64,
 ) -> StoreResult<Vec<BoardStanding>> {
     let select = sql(
         "SELECT player_id, display_rating, updated_at FROM player_ratings \
-         WHERE queue = $1 AND games >= $2",
+         WHERE queue = $1 AND games >= $2 AND season = $3",
     )
     .bind(queue)
-    .bind(i64::try_from(min_games).unwrap_or(i64::MAX));
+    .bind(i64::try_from(min_games).unwrap_or(i64::MAX))
+    .bind(i32::try_from(season).unwrap_or(i32::MAX));
     standings(pool, select).await
 }
 

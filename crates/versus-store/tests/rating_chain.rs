@@ -149,6 +149,7 @@ async fn play(system: AnyRatingSystem, games: Vec<Game>) {
                 result_hash: vec![0],
                 at,
                 rate: &rate,
+                carry: &|s| (s.rating, s.display_rating),
             })
             .await
             .unwrap();

@@ -8,8 +8,12 @@
 //! counts of a page are read from the store with one query.
 //!
 //! Seasons end on the queue's schedule ([`Leaderboards::run_schedule`]) or early by an admin
-//! ([`Leaderboards::rollover`]); the store ends one and starts the next in one transaction
-//! (final standings frozen, ratings softly reset, counts zeroed), and the live index is rebuilt.
+//! ([`Leaderboards::rollover`]); the store ends one and starts the next in one short
+//! transaction, and the live index is rebuilt. Then a background carry-over freezes each
+//! player's final standing and carries their rating into the new season (softly reset, counts
+//! zeroed), a batch of players per transaction, so results never wait for a million rows (a
+//! player's own next result carries them first if it comes sooner). Until a rating is carried,
+//! [`Leaderboards::carried`] shows it as it will be.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -18,13 +22,14 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use versus_core::leaderboard::{RankIndex, Ranked, Standing};
-use versus_core::rating::{AnyRatingSystem, RatingSystem as _};
+use versus_core::rating::{AnyRatingSystem, PlayerRating, RatingSystem as _};
 use versus_core::season::{Schedule, SoftReset};
 use versus_protocol::leaderboards::{
     LeaderboardEntry, LeaderboardPage, LeaderboardStanding, PlayerSeason, SeasonInfo, SeasonList,
 };
 use versus_store::{
-    BoardRow, BoardStanding, Rolled, SeasonRecord, SeasonRollover, Store, StoreError,
+    BoardRow, BoardStanding, CarryOver, Rolled, SeasonRecord, SeasonRollover, Store, StoreError,
+    StoredRating,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +117,9 @@ struct Board {
     /// Held by whatever moves the live index (a refresh, a rollover's rebuild), so a rebuild
     /// cannot lose a refresh made while it read the store.
     moving: tokio::sync::Mutex<()>,
+    /// Held by a carry-over from its rollover to its end: the next rollover waits for it, so
+    /// a rating is never more than one season behind.
+    carrying: Arc<tokio::sync::Mutex<()>>,
     /// The past season read last: its record and frozen board.
     past: tokio::sync::Mutex<Option<(SeasonRecord, Arc<RankIndex>)>>,
     /// Names and counts of recently shown players by (season, player): a hot page (the top
@@ -175,7 +183,9 @@ impl Leaderboards {
                     .await?;
                 season.ends_at = scheduled;
             }
-            let rows = store.leaderboard_standings(queue, placement_games).await?;
+            let rows = (store)
+                .leaderboard_standings(queue, season.number, placement_games)
+                .await?;
             let index = RankIndex::from_standings(rows.iter().map(place));
             drop(rows);
             tracing::info!(
@@ -190,6 +200,7 @@ impl Leaderboards {
                 reset: spec.reset,
                 live: RwLock::new(Live { season, index }),
                 moving: tokio::sync::Mutex::new(()),
+                carrying: Arc::default(),
                 past: tokio::sync::Mutex::new(None),
                 entries: std::sync::Mutex::default(),
             };
@@ -218,7 +229,11 @@ impl Leaderboards {
         let season = {
             let mut live = board.live.write().expect("leaderboard lock");
             for row in &rows {
-                if row.rating.games >= self.placement_games {
+                // A result of the season a rollover just ended, refreshed after it: its
+                // players are on the frozen board, not this one.
+                if row.rating.season == live.season.number
+                    && row.rating.games >= self.placement_games
+                {
                     live.index.upsert(standing(row));
                 }
             }
@@ -269,23 +284,20 @@ impl Leaderboards {
     }
 
     /// Ends season `ending` at `ended_at` (Unix seconds) unless it already ended; the new
-    /// season starts where the schedule says.
+    /// season starts where the schedule says. Returns once the new season has started; its
+    /// carry-over goes on in the background.
     async fn roll(
-        &self,
+        self: &Arc<Self>,
         queue: &str,
         ending: u32,
         ended_at: i64,
         admin: Option<Uuid>,
     ) -> Result<SeasonRecord, LeaderboardError> {
         let board = self.board(queue)?;
+        let carrying = board.carrying.clone().lock_owned().await;
         let _moving = board.moving.lock().await;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let starts = board.schedule.next_start(ended_at, now);
-        let initial = board.rater.initial_rating();
-        let reset = |stored: &versus_store::StoredRating| {
-            let rating = board.reset.apply(stored.rating, initial);
-            (rating, board.rater.display_rating(&rating))
-        };
         let admin_action = admin.map(|admin| {
             crate::services::admin::action(
                 admin,
@@ -302,28 +314,26 @@ impl Leaderboards {
                 at: at(starts),
                 next_starts_at: at(starts),
                 next_ends_at: board.schedule.end_of(starts).map(at),
-                placement_games: self.placement_games,
-                reset: &reset,
                 admin_action,
             })
             .await?;
-        let season = match rolled {
+        let (season, ours) = match rolled {
             Rolled::Done(season) => {
                 metrics::counter!("leaderboard_season_rollovers_total", "queue" => queue.to_owned()).increment(1);
                 tracing::info!(queue, ended = ending, season = season.number, admin = ?admin, "season rolled over");
-                season
+                (season, true)
             }
             // Another node (or the schedule) was first: take what it started.
-            Rolled::NotCurrent(Some(season)) => season,
+            Rolled::NotCurrent(Some(season)) => (season, false),
             Rolled::NotCurrent(None) => {
                 return Err(
                     StoreError::Corrupt(format!("queue {queue} has no current season")).into(),
                 );
             }
         };
-        let rows = self
-            .store
-            .leaderboard_standings(queue, self.placement_games)
+        // Whoever played the new season already (a result can commit right after the flip).
+        let rows = (self.store)
+            .leaderboard_standings(queue, season.number, self.placement_games)
             .await?;
         let index = RankIndex::from_standings(rows.iter().map(place));
         *board.live.write().expect("leaderboard lock") = Live {
@@ -333,13 +343,175 @@ impl Leaderboards {
         // What was cached as the live season's rows is now a past season's, read from its
         // frozen standings instead.
         board.entries.lock().expect("entry cache lock").clear();
+        if ours {
+            let this = self.clone();
+            let queue = queue.to_owned();
+            let current = season.number;
+            tokio::spawn(async move {
+                this.carry_over(&queue, ending, current).await;
+                drop(carrying);
+            });
+        }
         Ok(season)
+    }
+
+    /// Freezes every final standing of season `ended` and carries its ratings into `current`,
+    /// a batch per transaction, retrying until done (a store outage only delays it).
+    async fn carry_over(&self, queue: &str, ended: u32, current: u32) {
+        let Ok(board) = self.board(queue) else { return };
+        let started = Instant::now();
+        let initial = board.rater.initial_rating();
+        let reset = |stored: &StoredRating| {
+            let rating = board.reset.apply(stored.rating, initial);
+            (rating, board.rater.display_rating(&rating))
+        };
+        let mut backoff = Duration::from_millis(100);
+        // The final ranks, from the store: a result committed just before the rollover may not
+        // have reached the live index yet.
+        let frozen = loop {
+            match self.frozen_board(queue, ended).await {
+                Ok((_, frozen)) => break frozen,
+                Err(err) => {
+                    tracing::warn!(queue, season = ended, error = %err, "reading a frozen board failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let rank = |player: Uuid| frozen.rank(player.as_u128());
+        let (mut after, mut batches) = (None, 0_u64);
+        loop {
+            let batch = CarryOver {
+                queue,
+                current,
+                after,
+                limit: CARRY_BATCH,
+                reset: &reset,
+                ended,
+                rank: &rank,
+            };
+            match self.store.carry_over(batch).await {
+                Ok(Some(last)) => {
+                    after = Some(last);
+                    batches += 1;
+                    backoff = Duration::from_millis(100);
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::warn!(queue, season = ended, error = %err, "season carry-over batch failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        loop {
+            match (self.store)
+                .rank_standings(queue, ended, self.placement_games, &rank)
+                .await
+            {
+                Ok(ranked) => {
+                    tracing::info!(
+                        queue,
+                        season = ended,
+                        batches,
+                        batch = CARRY_BATCH,
+                        ranked_after_results = ranked,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "season carry-over done"
+                    );
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(queue, season = ended, error = %err, "ranking frozen standings failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// The frozen board of ended season `number`, built from the store and kept as the past
+    /// season read last.
+    async fn frozen_board(
+        &self,
+        queue: &str,
+        number: u32,
+    ) -> Result<(SeasonRecord, Arc<RankIndex>), LeaderboardError> {
+        let board = self.board(queue)?;
+        let mut past = board.past.lock().await;
+        if let Some((record, index)) = past.as_ref()
+            && record.number == number
+        {
+            return Ok((record.clone(), index.clone()));
+        }
+        let current = board.live.read().expect("leaderboard lock").season.number;
+        let record = (self.store.seasons(queue).await?.into_iter())
+            .find(|s| s.number == number && s.ended_at.is_some())
+            .ok_or(LeaderboardError::NoSuchSeason { current })?;
+        let rows = (self.store)
+            .season_board(queue, number, self.placement_games)
+            .await?;
+        let index = Arc::new(RankIndex::from_standings(rows.iter().map(place)));
+        drop(rows);
+        tracing::info!(
+            queue,
+            season = number,
+            players = index.len(),
+            "past season's board loaded"
+        );
+        *past = Some((record.clone(), index.clone()));
+        Ok((record, index))
+    }
+
+    /// Finishes the carry-over a stopped node left unfinished, if any (at start-up).
+    async fn resume_carry_over(self: Arc<Self>, queue: String) {
+        let Ok(board) = self.board(&queue) else {
+            return;
+        };
+        let _carrying = board.carrying.clone().lock_owned().await;
+        let current = board.live.read().expect("leaderboard lock").season.number;
+        match self.store.oldest_uncarried_season(&queue, current).await {
+            Ok(Some(ended)) => {
+                tracing::info!(
+                    queue,
+                    season = ended,
+                    "resuming an unfinished season carry-over"
+                );
+                self.carry_over(&queue, ended, current).await;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(queue, error = %err, "could not check for an unfinished season carry-over");
+            }
+        }
+    }
+
+    /// `stored` as it stands in its queue's current season: carried over (softly reset,
+    /// counts zeroed) if the carry-over has not reached it yet.
+    pub fn carried(&self, stored: StoredRating) -> StoredRating {
+        let Some(board) = self.boards.get(&stored.queue) else {
+            return stored;
+        };
+        let current = board.live.read().expect("leaderboard lock").season.number;
+        if stored.season >= current {
+            return stored;
+        }
+        stored.carried(current, &|rating: &StoredRating| board.carry(rating))
+    }
+
+    /// How a rating of `queue` carries into the next season: for the store, which carries a
+    /// player's rating itself when their result comes before the carry-over.
+    pub fn carry(&self, queue: &str, stored: &StoredRating) -> Option<(PlayerRating, f64)> {
+        Some(self.boards.get(queue)?.carry(stored))
     }
 
     /// Rolls every queue's season over when its scheduled end has come, checking once a second.
     pub async fn run_schedule(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for queue in self.boards.keys() {
+            tokio::spawn(self.clone().resume_carry_over(queue.clone()));
+        }
         loop {
             tick.tick().await;
             let now = OffsetDateTime::now_utc();
@@ -384,12 +556,19 @@ impl Leaderboards {
         queue: &str,
         player: Uuid,
     ) -> Result<Vec<PlayerSeason>, LeaderboardError> {
-        self.board(queue)?;
+        let board = self.board(queue)?;
+        // A standing the carry-over has not ranked yet: its rank is on the frozen board.
+        let frozen = board.past.lock().await.clone();
+        let rank_of = |season: u32| {
+            (frozen.as_ref())
+                .filter(|(record, _)| record.number == season)
+                .and_then(|(_, index)| index.rank(player.as_u128()))
+        };
         Ok(
             (self.store.player_seasons(player, queue).await?.into_iter())
                 .map(|s| PlayerSeason {
                     season: s.season,
-                    rank: s.rank,
+                    rank: s.rank.or_else(|| rank_of(s.season)),
                     rating: s.row.rating.display_rating,
                     games: s.row.rating.games,
                     wins: s.row.rating.wins,
@@ -411,24 +590,7 @@ impl Leaderboards {
         if wanted == 0 || wanted > current {
             return Err(LeaderboardError::NoSuchSeason { current });
         }
-        let mut past = board.past.lock().await;
-        if let Some((record, index)) = past.as_ref()
-            && record.number == wanted
-        {
-            return Ok(Which::Past(record.clone(), index.clone()));
-        }
-        let record = (self.store.seasons(queue).await?.into_iter())
-            .find(|s| s.number == wanted)
-            .ok_or(LeaderboardError::NoSuchSeason { current })?;
-        let rows = self.store.season_board(queue, wanted).await?;
-        let index = Arc::new(RankIndex::from_standings(rows.iter().map(place)));
-        tracing::info!(
-            queue,
-            season = wanted,
-            players = index.len(),
-            "past season's board loaded"
-        );
-        *past = Some((record.clone(), index.clone()));
+        let (record, index) = self.frozen_board(queue, wanted).await?;
         Ok(Which::Past(record, index))
     }
 
@@ -612,7 +774,16 @@ const ENTRY_TTL: Duration = Duration::from_secs(10);
 /// Entries cached per queue before the cache starts afresh (a few MB).
 const ENTRY_CACHE_MAX: usize = 50_000;
 
+/// Players per carry-over transaction: long enough to be cheap per player, short enough that a
+/// result waiting on one of its rows waits a few tens of milliseconds.
+const CARRY_BATCH: usize = 1_000;
+
 impl Board {
+    fn carry(&self, stored: &StoredRating) -> (PlayerRating, f64) {
+        let rating = self.reset.apply(stored.rating, self.rater.initial_rating());
+        (rating, self.rater.display_rating(&rating))
+    }
+
     /// Caches rows just read from the store (a page's, or a result's players').
     fn remember(&self, season: u32, rows: &[BoardRow]) {
         let mut cache = self.entries.lock().expect("entry cache lock");

@@ -10,11 +10,14 @@ use crate::on_both_backends;
 
 use crate::sessions::{GameServer, anyone_meets_anyone, next_of, play, spawn};
 use crate::support::{Backend, Player, TestApp, expect_problem, unique};
+use uuid::Uuid;
 
 on_both_backends!(
     boards_rank_page_both_ways_and_follow_results,
     an_admin_rollover_keeps_the_old_board_readable,
     seasons_end_on_their_schedule,
+    results_racing_a_rollover_count_once_in_their_season,
+    a_carry_over_a_stop_interrupted_finishes_at_start_up,
 );
 
 async fn get(app: &TestApp, reader: &Player, path: &str) -> reqwest::Response {
@@ -355,5 +358,257 @@ async fn seasons_end_on_their_schedule(backend: Backend) {
         );
     }
     assert_eq!(seasons.last().unwrap()["current"], true);
+    app.finish().await;
+}
+
+/// Results posted while an admin rolls the season over: each is applied once, in the season
+/// its transaction saw; season 1 freezes with every player exactly once, as their last season-1
+/// result left them; the carry-over leaves every rating in season 2 with only season 2's games.
+async fn results_racing_a_rollover_count_once_in_their_season(backend: Backend) {
+    const QUEUE: &str = "ranked-1v1";
+    let Some(app) = spawn(backend, |config| {
+        config.leaderboards.placement_games = 1;
+        anyone_meets_anyone(config);
+    })
+    .await
+    else {
+        return;
+    };
+    let options = SeedOptions {
+        players: 600,
+        matches: 0,
+        seed: 5,
+        force: true,
+        queue: Some(QUEUE.into()),
+        fast: true,
+    };
+    seed(&*app.state.store, &app.config, &options)
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    let store = app.state.store.clone();
+    let root = crate::admin::admin(&app).await;
+    let before = store.season_board(QUEUE, 1, 1).await.unwrap();
+    assert!(before.len() > 500, "{}", before.len());
+    let gs = GameServer { app: &app };
+    let mut sessions = Vec::new();
+    for pair in before.chunks(2).take(40) {
+        let ids = [pair[0].player_id, pair[1].player_id];
+        let body = json!({"queue": QUEUE, "ranked": true, "teams": [{"players": [ids[0]]}, {"players": [ids[1]]}]});
+        let created = gs
+            .call(reqwest::Method::POST, "/api/v1/sessions", Some(body))
+            .await;
+        assert_eq!(created.status(), 201);
+        let view: Value = created.json().await.unwrap();
+        sessions.push((view["session_id"].as_str().unwrap().to_owned(), ids));
+    }
+
+    let post = |i: usize| {
+        let (id, ids) = &sessions[i];
+        let teams = json!([{"players": [ids[0]], "rank": 1}, {"players": [ids[1]], "rank": 2}]);
+        let gs = &gs;
+        async move {
+            let response = gs.result(id, teams).await;
+            assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        }
+    };
+    // Ten results before the rollover, twenty racing it, ten after it.
+    for i in 0..10 {
+        post(i).await;
+    }
+    let rollover = async {
+        let rolled = (app.http)
+            .post(app.url(&format!("/api/v1/admin/leaderboards/{QUEUE}/rollover")))
+            .bearer_auth(root.client.access_token().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rolled.status(), 200);
+    };
+    let racing = futures::future::join_all((10..30).map(|i| {
+        let post = &post;
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(3 * (i as u64 - 10))).await;
+            post(i).await;
+        }
+    }));
+    tokio::join!(rollover, racing);
+    for i in 30..40 {
+        post(i).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store
+        .oldest_uncarried_season(QUEUE, 2)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the carry-over did not finish"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Where each player's result landed, from their history: exactly one row per result.
+    let mut last_of_season_one = std::collections::HashMap::new();
+    let mut season_two_games = std::collections::HashMap::new();
+    for (session, ids) in &sessions {
+        for player in ids {
+            let history = store
+                .rating_history(*player, QUEUE, None, None, 10)
+                .await
+                .unwrap();
+            let rows: Vec<_> = (history.iter())
+                .filter(|h| h.session_id.to_string() == *session)
+                .collect();
+            assert_eq!(rows.len(), 1, "applied once: {history:?}");
+            match rows[0].season {
+                1 => {
+                    last_of_season_one.insert(*player, rows[0].after_display);
+                }
+                2 => *season_two_games.entry(*player).or_insert(0_u64) += 1,
+                other => panic!("season {other}"),
+            }
+        }
+    }
+    eprintln!(
+        "results in season 1: {} players, in season 2: {} players",
+        last_of_season_one.len(),
+        season_two_games.len()
+    );
+    // Season 1 frozen: the same players, once each; those who played it last, as they ended.
+    let frozen = store.season_board(QUEUE, 1, 1).await.unwrap();
+    assert_eq!(frozen.len(), before.len(), "no standing lost or doubled");
+    let unique: HashSet<Uuid> = frozen.iter().map(|s| s.player_id).collect();
+    assert_eq!(unique.len(), frozen.len());
+    for standing in &frozen {
+        let expected = last_of_season_one
+            .get(&standing.player_id)
+            .copied()
+            .unwrap_or_else(|| {
+                (before.iter().find(|b| b.player_id == standing.player_id))
+                    .unwrap()
+                    .display_rating
+            });
+        assert!(
+            (standing.display_rating - expected).abs() < 1e-9,
+            "{standing:?} vs {expected}"
+        );
+    }
+    let board: Vec<Uuid> = frozen.iter().map(|s| s.player_id).collect();
+    let rows = store.season_standings_of(QUEUE, 1, &board).await.unwrap();
+    assert_eq!(rows.len(), frozen.len());
+    // Season 2: every rating carried, with exactly its own games; its board is who played it.
+    for (_, ids) in &sessions {
+        for player in ids {
+            let rating = store.player_rating(*player, QUEUE).await.unwrap().unwrap();
+            assert_eq!(rating.season, 2);
+            assert_eq!(
+                rating.games,
+                season_two_games.get(player).copied().unwrap_or(0)
+            );
+        }
+    }
+    let live = json(
+        &app,
+        &root,
+        &format!("/api/v1/leaderboards/{QUEUE}?limit=100"),
+    )
+    .await;
+    assert_eq!(
+        live["total"].as_u64().unwrap(),
+        season_two_games.len() as u64,
+        "{live}"
+    );
+    let untouched = store
+        .player_rating(before[599.min(before.len() - 1)].player_id, QUEUE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((untouched.season, untouched.games), (2, 0));
+    app.finish().await;
+}
+
+/// A node stopped between a rollover and the end of its carry-over (here: the store rolled
+/// over with no server running it): the next start finishes it, ranks and all.
+async fn a_carry_over_a_stop_interrupted_finishes_at_start_up(backend: Backend) {
+    const QUEUE: &str = "ranked-1v1";
+    let Some(app) = spawn(backend, |config| {
+        config.leaderboards.placement_games = 1;
+        anyone_meets_anyone(config);
+    })
+    .await
+    else {
+        return;
+    };
+    let options = SeedOptions {
+        players: 50,
+        matches: 0,
+        seed: 3,
+        force: true,
+        queue: Some(QUEUE.into()),
+        fast: true,
+    };
+    seed(&*app.state.store, &app.config, &options)
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    let reader = app.player(&unique("reader")).await;
+    let board = json(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/{QUEUE}?limit=100"),
+    )
+    .await;
+    let standings = players(&board);
+    let now = time::OffsetDateTime::now_utc();
+    let rolled = (app.state.store)
+        .roll_season(versus_store::SeasonRollover {
+            queue: QUEUE,
+            current: 1,
+            at: now,
+            next_starts_at: now,
+            next_ends_at: None,
+            admin_action: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(rolled, versus_store::Rolled::Done(_)));
+    let app = app.restart().await;
+    let store = app.state.store.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store
+        .oldest_uncarried_season(QUEUE, 2)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the carry-over was not resumed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let old = json(
+        &app,
+        &reader,
+        &format!("/api/v1/leaderboards/{QUEUE}?limit=100&season=1"),
+    )
+    .await;
+    assert_eq!(players(&old), standings, "frozen as it ended");
+    for (i, player) in standings.iter().enumerate().take(5) {
+        let rows = store
+            .player_seasons(player.parse().unwrap(), QUEUE)
+            .await
+            .unwrap();
+        assert_eq!(
+            rows[0].rank,
+            Some(i as u64 + 1),
+            "rank stored by the resumed carry-over"
+        );
+    }
+    let fresh = json(&app, &reader, &format!("/api/v1/leaderboards/{QUEUE}")).await;
+    assert_eq!(fresh["total"], 0, "{fresh}");
     app.finish().await;
 }

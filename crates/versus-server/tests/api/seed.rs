@@ -130,7 +130,7 @@ async fn fast_demo_data_fills_a_board_in_bulk(backend: Backend) {
     let report = seed(&*app.state.store, &app.config, &again).await.unwrap();
     assert_eq!((report.players_created, report.already_there), (0, 6_000));
     let store = &*app.state.store;
-    let rows = store.leaderboard_rows("ranked-1v1", 0).await.unwrap();
+    let rows = store.leaderboard_rows("ranked-1v1", 1, 0).await.unwrap();
     assert_eq!(rows.len(), 6_000);
     let placement = app.config.leaderboards.placement_games;
     for row in &rows {

@@ -58,7 +58,7 @@ pub(crate) struct GameServer<'a> {
 }
 
 impl GameServer<'_> {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -3,12 +3,12 @@
 
 use time::Duration;
 use versus_core::rating::PlayerRating;
-use versus_store::{Recorded, Rolled, SeasonRollover, StoredRating};
+use versus_store::{CarryOver, Recorded, Rolled, SeasonRollover, StoredRating};
 
 use super::*;
 
 /// Pulls every rating halfway to 1000; the display rating is the rating.
-fn halfway(stored: &StoredRating) -> (PlayerRating, f64) {
+pub(crate) fn halfway(stored: &StoredRating) -> (PlayerRating, f64) {
     let rating = PlayerRating::new(1000.0 + (stored.rating.rating - 1000.0) / 2.0, 0.0);
     (rating, rating.rating)
 }
@@ -20,8 +20,6 @@ fn rollover(current: u32, at: OffsetDateTime) -> SeasonRollover<'static> {
         at,
         next_starts_at: at,
         next_ends_at: Some(at + Duration::days(30)),
-        placement_games: 2,
-        reset: &halfway,
         admin_action: None,
     }
 }
@@ -66,69 +64,90 @@ pub(crate) async fn seasons_roll_over_keeping_the_old_standings(b: &mut Backend)
     assert_eq!(seasons[0].ended_at, stored_timestamp(t1));
     assert_eq!(seasons[1], second);
 
-    // Season 1, frozen: the ranked players in the board's order, with their final counts.
-    let board: Vec<Uuid> = (b.store.season_board("duel", 1).await.unwrap().iter())
-        .map(|s| s.player_id)
-        .collect();
-    let standings = b
-        .store
-        .season_standings_of("duel", 1, &board)
-        .await
-        .unwrap();
-    let ranked: Vec<_> = standings
-        .iter()
-        .map(|r| (r.player_id, r.rating.display_rating, r.rating.games))
-        .collect();
-    assert_eq!(ranked.len(), 2, "p2 and p3 played one game: unranked");
-    assert!(ranked.contains(&(p[0], 1020.0, 2)) && ranked.contains(&(p[1], 980.0, 2)));
-    let mine = b.store.player_seasons(p[0], "duel").await.unwrap();
-    assert_eq!(mine.len(), 1);
-    assert_eq!((mine[0].season, mine[0].rank), (1, Some(1)));
-    assert_eq!(mine[0].row.rating.wins, 2);
-    let loser = b.store.player_seasons(p[1], "duel").await.unwrap();
-    assert_eq!(loser[0].rank, Some(2));
-    let unplaced = b.store.player_seasons(p[2], "duel").await.unwrap();
-    assert_eq!((unplaced[0].rank, unplaced[0].row.rating.games), (None, 1));
-    let of = (b.store)
-        .season_standings_of("duel", 1, &[p[2], p[3]])
-        .await
-        .unwrap();
-    assert_eq!(of.len(), 2);
-
-    let frozen = b.store.season_board("duel", 1).await.unwrap();
-    let mut ids: Vec<_> = frozen
-        .iter()
-        .map(|s| (s.player_id, s.display_rating))
-        .collect();
-    ids.sort_by(|a, b| b.1.total_cmp(&a.1));
-    assert_eq!(ids, [(p[0], 1020.0), (p[1], 980.0)]);
-    let live = b.store.leaderboard_standings("duel", 0).await.unwrap();
-    assert_eq!(live.len(), 4, "everyone rated, all at zero games");
-    assert!(
-        b.store
-            .leaderboard_standings("duel", 1)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-
-    // Season 2: ratings pulled halfway, counts from zero.
-    let now = b.store.player_rating(p[0], "duel").await.unwrap().unwrap();
-    assert_eq!((now.rating.rating, now.games, now.wins), (1010.0, 0, 0));
+    // Nothing carried over yet: season 1's board is read from the ratings themselves.
     assert_eq!(
-        b.store
-            .player_rating(p[1], "duel")
-            .await
-            .unwrap()
-            .unwrap()
-            .rating
-            .rating,
-        990.0
+        b.store.oldest_uncarried_season("duel", 2).await.unwrap(),
+        Some(1)
+    );
+    assert_frozen_season_one(b, &p).await;
+    assert!(
+        (b.store.leaderboard_standings("duel", 2, 0).await.unwrap()).is_empty(),
+        "nobody has played season 2"
+    );
+    let stale = b.store.player_rating(p[0], "duel").await.unwrap().unwrap();
+    assert_eq!((stale.season, stale.games), (1, 2));
+    let shown = stale.carried(2, &halfway);
+    assert_eq!(
+        (shown.rating.rating, shown.games, shown.season),
+        (1010.0, 0, 2)
     );
 
-    // A result now counts for season 2, rated from the reset rating.
+    // p0 and p1 play before the carry-over reaches them: their season-1 standings are frozen
+    // (unranked for now) and the result rates from their carried ratings.
     let s = ready_session(b, vec![vec![p[0]], vec![p[1]]]).await;
     assert!(matches!(report(b, s, 1, t1).await, Recorded::Applied(_)));
+    let now = b.store.player_rating(p[1], "duel").await.unwrap().unwrap();
+    assert_eq!(
+        (now.rating.rating, now.games, now.wins, now.season),
+        (1000.0, 1, 1, 2),
+        "carried to 990, then a win"
+    );
+    assert_frozen_season_one(b, &p).await;
+
+    // The carry-over, one player per batch: only p2 and p3 are left.
+    let rank = |player: Uuid| {
+        (player == p[0])
+            .then_some(1)
+            .or((player == p[1]).then_some(2))
+    };
+    let (mut after, mut batches) = (None, 0);
+    loop {
+        let batch = CarryOver {
+            queue: "duel",
+            current: 2,
+            after,
+            limit: 1,
+            reset: &halfway,
+            ended: 1,
+            rank: &rank,
+        };
+        match b.store.carry_over(batch).await.unwrap() {
+            Some(last) => (after, batches) = (Some(last), batches + 1),
+            None => break,
+        }
+    }
+    assert_eq!(batches, 2);
+    assert_eq!(
+        b.store.oldest_uncarried_season("duel", 2).await.unwrap(),
+        None
+    );
+    let p3 = b.store.player_rating(p[3], "duel").await.unwrap().unwrap();
+    assert_eq!((p3.rating.rating, p3.games, p3.season), (995.0, 0, 2));
+    // The standings results froze get their ranks.
+    assert_eq!(
+        (b.store).rank_standings("duel", 1, 2, &rank).await.unwrap(),
+        2
+    );
+    assert_frozen_season_one(b, &p).await;
+    let mine = b.store.player_seasons(p[0], "duel").await.unwrap();
+    assert_eq!((mine[0].season, mine[0].rank), (1, Some(1)));
+    assert_eq!(
+        b.store.player_seasons(p[1], "duel").await.unwrap()[0].rank,
+        Some(2)
+    );
+    let unplaced = b.store.player_seasons(p[2], "duel").await.unwrap();
+    assert_eq!((unplaced[0].rank, unplaced[0].row.rating.games), (None, 1));
+    let live = b.store.leaderboard_standings("duel", 2, 0).await.unwrap();
+    assert_eq!(live.len(), 4, "everyone rated in season 2");
+    assert_eq!(
+        b.store
+            .leaderboard_standings("duel", 2, 1)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
     let all = (b.store)
         .rating_history(p[0], "duel", None, None, 10)
         .await
@@ -152,8 +171,48 @@ pub(crate) async fn seasons_roll_over_keeping_the_old_standings(b: &mut Backend)
         .await
         .unwrap();
     assert_eq!(first_only.len(), 2);
-    // Season 1's standings did not move.
-    assert_eq!(b.store.season_board("duel", 1).await.unwrap().len(), 2);
+}
+
+/// Season 1 as it ended, whichever table each standing is in by now: p0 and p1 ranked (two
+/// games each), p2 and p3 unranked (one each).
+async fn assert_frozen_season_one(b: &Backend, p: &[Uuid]) {
+    let frozen = b.store.season_board("duel", 1, 2).await.unwrap();
+    let mut ids: Vec<_> = frozen
+        .iter()
+        .map(|s| (s.player_id, s.display_rating))
+        .collect();
+    ids.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(ids, [(p[0], 1020.0), (p[1], 980.0)]);
+    let mut of: Vec<_> = (b
+        .store
+        .season_standings_of("duel", 1, p)
+        .await
+        .unwrap()
+        .iter())
+    .map(|r| {
+        (
+            r.player_id,
+            r.rating.display_rating,
+            r.rating.games,
+            r.rating.wins,
+        )
+    })
+    .collect();
+    of.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(
+        of,
+        [
+            (p[0], 1020.0, 2, 2),
+            (p[2], 1010.0, 1, 1),
+            (p[3], 990.0, 1, 0),
+            (p[1], 980.0, 2, 0)
+        ]
+    );
+    for (player, games) in [(p[0], 2), (p[2], 1)] {
+        let seasons = b.store.player_seasons(player, "duel").await.unwrap();
+        assert_eq!(seasons.len(), 1);
+        assert_eq!((seasons[0].season, seasons[0].row.rating.games), (1, games));
+    }
 }
 
 /// A rollover recorded as an admin's action writes the record with it.

@@ -96,6 +96,7 @@ pub(crate) async fn report(
             result_hash: vec![winner_team as u8; 32],
             at,
             rate: &rate,
+            carry: &halfway,
         })
         .await
         .unwrap()
@@ -283,6 +284,7 @@ pub(crate) async fn results_need_a_live_or_ended_session(b: &mut Backend) {
             result_hash: vec![1; 32],
             at: T0,
             rate: &reject,
+            carry: &halfway,
         })
         .await
         .unwrap();
@@ -319,6 +321,7 @@ pub(crate) async fn unranked_results_change_no_rating(b: &mut Backend) {
             result_hash: vec![0; 32],
             at: T0,
             rate: &none,
+            carry: &halfway,
         })
         .await
         .unwrap();
@@ -402,6 +405,7 @@ pub(crate) async fn concurrent_results_sharing_a_player_both_count(b: &mut Backe
                         result_hash: vec![0; 32],
                         at,
                         rate: &rate,
+                        carry: &halfway,
                     })
                     .await
                     .unwrap()

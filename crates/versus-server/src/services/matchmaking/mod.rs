@@ -36,6 +36,7 @@ pub use board::{Board, TicketRecord};
 use crate::config::MatchmakingConfig;
 use crate::services::events::EventBus;
 use crate::services::hub::Hub;
+use crate::services::leaderboards::Leaderboards;
 
 /// Why a join was refused. The edge turns each into a problem (REST) or an `error` event
 /// (WebSocket) with the same code and words.
@@ -148,6 +149,8 @@ pub struct Matchmaking {
     /// `(player, key)` → the ticket that key created.
     idempotency: Mutex<HashMap<(Uuid, String), Remembered>>,
     store: Arc<dyn Store>,
+    /// Shows a rating a season rollover has not carried over yet as it will be.
+    leaderboards: Arc<Leaderboards>,
     config: MatchmakingConfig,
 }
 
@@ -158,6 +161,7 @@ impl Matchmaking {
         config: &MatchmakingConfig,
         bus: Arc<dyn EventBus>,
         store: Arc<dyn Store>,
+        leaderboards: Arc<Leaderboards>,
         formed: mpsc::UnboundedSender<FormedSession>,
     ) -> Arc<Self> {
         let epoch = Instant::now();
@@ -195,6 +199,7 @@ impl Matchmaking {
             directory: Mutex::default(),
             idempotency: Mutex::default(),
             store,
+            leaderboards,
             config: config.clone(),
         })
     }
@@ -288,7 +293,7 @@ impl Matchmaking {
         // The player's rating in this queue from their rated games; a new player starts at the
         // queue's initial rating.
         let rating = match self.store.player_rating(player, &request.queue).await? {
-            Some(stored) => stored.rating,
+            Some(stored) => self.leaderboards.carried(stored).rating,
             None => queue.initial_rating,
         };
         let ticket = NewTicket {
@@ -574,7 +579,8 @@ mod tests {
             Queues::default().iter(),
             &MatchmakingConfig::default(),
             Arc::new(InProcessBus::default()),
-            store,
+            store.clone(),
+            Leaderboards::load(store, Vec::new(), 0).await.unwrap(),
             mpsc::unbounded_channel().0,
         );
         let (player, login) = (Uuid::now_v7(), Uuid::now_v7());

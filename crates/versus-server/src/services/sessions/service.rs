@@ -529,6 +529,10 @@ impl Sessions {
         let body = serde_json::to_value(&report.teams).expect("a result serialises");
         let hash = sha256(&serde_json::to_vec(&body).expect("JSON serialises"));
         let rate = |roster: &[Vec<RosterRating>]| rated_result(rater, &record, &reported, roster);
+        let carry = |stored: &StoredRating| {
+            (self.leaderboards.carry(&record.queue, stored))
+                .unwrap_or((stored.rating, stored.display_rating))
+        };
         let recorded = self
             .store
             .record_result(ResultToRecord {
@@ -537,6 +541,7 @@ impl Sessions {
                 result_hash: hash,
                 at: OffsetDateTime::now_utc(),
                 rate: &rate,
+                carry: &carry,
             })
             .await?;
         let answer = match recorded {
@@ -783,13 +788,15 @@ impl Sessions {
         queue: &str,
     ) -> Result<PlayerRating, StoreError> {
         Ok(match self.store.player_rating(player, queue).await? {
-            Some(stored) => stored.rating,
+            Some(stored) => self.leaderboards.carried(stored).rating,
             None => rater.initial_rating(),
         })
     }
 
     pub async fn ratings(&self, player: Uuid) -> Result<PlayerRatings, StoreError> {
-        let ratings = self.store.player_ratings(player).await?;
+        let ratings: Vec<StoredRating> = (self.store.player_ratings(player).await?.into_iter())
+            .map(|stored| self.leaderboards.carried(stored))
+            .collect();
         Ok(PlayerRatings {
             player_id: player,
             ratings: (ratings.iter())
