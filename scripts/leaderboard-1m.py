@@ -100,10 +100,11 @@ print(f"result POST sent -> new rank read back: n={len(visible)} p50={pct(visibl
 
 # A season rolled over mid-run by an admin while results keep coming: how long the admin waits,
 # how long the background carry-over takes, and what the results posted meanwhile see.
-versus_bin = __import__("os").environ.get("VERSUS_BIN")
+versus_bin = __import__("os").environ.get("BENCH_VERSUS_BIN")
 if versus_bin:
     import threading
-    subprocess.run([versus_bin, "admin", "grant", name], check=True, capture_output=True)
+    granted = subprocess.run([versus_bin, "admin", "grant", name], capture_output=True, text=True)
+    assert granted.returncode == 0, granted.stderr[-2000:]
     done = threading.Event()
     during = []
     failures = []

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod leaderboard;
 pub mod matchmaking;
+pub mod party;
 pub mod rating;
 pub mod season;
 pub mod session;

@@ -409,6 +409,7 @@ impl Player<'_> {
         let request = JoinQueueRequest {
             queue: self.arena.queue.clone(),
             latencies: self.latencies.clone(),
+            party_id: None,
         };
         let key = Uuid::new_v4().to_string();
         for _ in 0..3 {

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 pub mod admin;
 pub mod leaderboards;
+pub mod parties;
 pub mod patterns;
 pub mod problem;
 pub mod queue;

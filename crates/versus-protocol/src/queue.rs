@@ -20,11 +20,15 @@ pub struct JoinQueueRequest {
     #[serde(default, deserialize_with = "whole_numbers")]
     #[schema(example = json!({"eu": 35, "na": 110}))]
     pub latencies: BTreeMap<String, u32>,
+    /// Queue the whole party (its leader only, once every member is ready). The ticket takes
+    /// each member's rating and, per region, the slowest member's latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party_id: Option<Uuid>,
 }
 
 /// Latencies as JSON Schema counts integers: `35` and `35.0` alike (a client's JSON encoder may
 /// write either); a fraction, a negative or a value past `u32` is refused (naming the region).
-fn whole_numbers<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn whole_numbers<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, u32>, D::Error> {
     struct Millis(u32);

@@ -3,7 +3,7 @@
 //! Server → client: text frames holding an [`Envelope`] `{"type", "id", "ts", "data"}`.
 //! - `id` numbers the player's event stream: it increases by one for each stream event
 //!   (`queue_update`, `match_found`, `session_ready`, `game_state_update`, `rating_update`,
-//!   `notification`, `system_announcement`). Reconnecting with `?last_event_id=N` replays every stream event
+//!   `notification`, `system_announcement`, `party_update`, `party_invite`, `ready_check`). Reconnecting with `?last_event_id=N` replays every stream event
 //!   after `N` still in the server's bounded buffer, or sends `resume_gap` first when some are
 //!   gone. Connection-local replies (`welcome`, `pong`, `error`, `resume_gap`) are not part of the
 //!   stream: they carry the id of the player's newest stream event when they were sent, and are
@@ -53,6 +53,12 @@ pub enum ServerEvent {
     RatingUpdate(crate::sessions::RatingChange),
     Notification(Notification),
     SystemAnnouncement(SystemAnnouncement),
+    /// The player's party changed.
+    PartyUpdate(crate::parties::PartyUpdate),
+    /// Someone invited the player to a party.
+    PartyInvite(crate::parties::PartyInviteEvent),
+    /// The party's ready check moved.
+    ReadyCheck(crate::parties::ReadyCheckEvent),
     Pong(Pong),
     /// The answer to `auth`: the socket now lives until the new token's expiry.
     Authenticated(Authenticated),

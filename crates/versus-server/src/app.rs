@@ -26,6 +26,7 @@ use crate::services::events::{EventBus, InProcessBus};
 use crate::services::hub::Hub;
 use crate::services::leaderboards::{BoardSpec, Leaderboards};
 use crate::services::matchmaking::Matchmaking;
+use crate::services::parties::Parties;
 use crate::services::sessions::{SessionDeps, Sessions, allocator};
 use crate::{http, secrets, telemetry};
 use versus_core::season::{Schedule, SoftReset};
@@ -123,6 +124,16 @@ impl App {
         tokio::spawn(sessions.clone().run(formed_rx));
         tokio::spawn(sessions.clone().sweep());
         let admin = Admin::new(store.clone(), bus.clone(), matchmaking.clone());
+        let parties = Parties::new(
+            store.clone(),
+            bus.clone(),
+            matchmaking.clone(),
+            &config.parties,
+        );
+        parties
+            .recover()
+            .await
+            .context("recovering parties' ready checks")?;
         let accounts = Accounts::new(
             store.clone(),
             Duration::from_secs(config.auth.access_token_ttl_secs),
@@ -137,6 +148,7 @@ impl App {
             sessions,
             admin,
             leaderboards,
+            parties,
             tokens: Arc::new(TokenIssuer::new(secret.expose_secret(), &config.auth)),
             hasher: PasswordHasher::new(
                 &config.auth.argon2,

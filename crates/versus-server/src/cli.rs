@@ -88,6 +88,9 @@ pub enum Command {
         /// ignored): for a million-player leaderboard.
         #[arg(long)]
         fast: bool,
+        /// Parties to form among the seeded players (2 to `parties.max_size` members each).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+        parties: u32,
     },
     /// Grant or revoke admin rights (the admin API) on the configured store.
     Admin {
@@ -185,6 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             force,
             queue,
             fast,
+            parties,
         } => {
             let config = load(&config, None)?;
             telemetry::init_logging(&config.log, &config.service_name);
@@ -196,14 +200,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 force,
                 queue,
                 fast,
+                parties,
             };
             let report = crate::seed::seed(&*store, &config, &options).await;
             store.close().await;
             let report = report?;
             println!(
-                "{} players created, {} matches played, {} already there (password: {})",
+                "{} players created, {} matches played, {} parties formed, {} already there \
+                 (password: {})",
                 report.players_created,
                 report.matches_played,
+                report.parties_created,
                 report.already_there,
                 crate::seed::DEMO_PASSWORD
             );

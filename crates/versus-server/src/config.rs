@@ -43,6 +43,7 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     pub sessions: SessionsConfig,
     pub leaderboards: LeaderboardsConfig,
+    pub parties: PartiesConfig,
     /// The queues players can join. Replaces the shipped defaults entirely when given.
     pub queues: Queues,
     /// How long shutdown waits for in-flight requests before giving up on them.
@@ -64,6 +65,7 @@ impl Default for Config {
             realtime: RealtimeConfig::default(),
             sessions: SessionsConfig::default(),
             leaderboards: LeaderboardsConfig::default(),
+            parties: PartiesConfig::default(),
             queues: Queues::default(),
             shutdown_grace_secs: 20,
         }
@@ -237,6 +239,30 @@ impl Default for LeaderboardsConfig {
         Self {
             placement_games: 5,
             seasons: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[parties]`: how big a party may grow and how long invites and ready checks last. A queue
+/// takes a party only up to its own `max_party_size`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PartiesConfig {
+    pub max_size: usize,
+    /// Invites a party may have pending at once.
+    pub max_pending_invites: usize,
+    pub invite_ttl_secs: u64,
+    /// How long members have to answer a ready check.
+    pub ready_check_timeout_secs: u64,
+}
+
+impl Default for PartiesConfig {
+    fn default() -> Self {
+        Self {
+            max_size: 5,
+            max_pending_invites: 10,
+            invite_ttl_secs: 300,
+            ready_check_timeout_secs: 30,
         }
     }
 }
@@ -615,6 +641,18 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return invalid("database_max_connections", "must be at least 1");
+        }
+        if !(1..=64).contains(&self.parties.max_size) {
+            return invalid("parties.max_size", "must be 1 to 64");
+        }
+        if !(1..=100).contains(&self.parties.max_pending_invites) {
+            return invalid("parties.max_pending_invites", "must be 1 to 100");
+        }
+        if !(1..=86_400).contains(&self.parties.invite_ttl_secs) {
+            return invalid("parties.invite_ttl_secs", "must be 1 to 86400");
+        }
+        if !(1..=600).contains(&self.parties.ready_check_timeout_secs) {
+            return invalid("parties.ready_check_timeout_secs", "must be 1 to 600");
         }
         if self.leaderboards.placement_games > 1000 {
             return invalid("leaderboards.placement_games", "must be at most 1000");

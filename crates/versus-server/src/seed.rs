@@ -50,12 +50,15 @@ pub struct SeedOptions {
     /// bulk instead of playing matches: a million-player board in a minute or two. `matches`
     /// is ignored.
     pub fast: bool,
+    /// Parties to form among the seeded players (2 to `parties.max_size` members each).
+    pub parties: u32,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SeedReport {
     pub players_created: u64,
     pub matches_played: u64,
+    pub parties_created: u64,
     pub already_there: u64,
 }
 
@@ -177,7 +180,64 @@ pub async fn seed(
             report.already_there += 1;
         }
     }
+    let ids: Vec<Uuid> = players.iter().map(|p| p.id).collect();
+    let (created, there) = seed_parties(store, config, &ids, options.parties, &mut rng).await?;
+    report.parties_created = created;
+    report.already_there += there;
     Ok(report)
+}
+
+/// `count` parties of 2 to `parties.max_size` distinct players each (fewer when players run
+/// out), led by their first member. Ids come from `rng`, so a second run finds them there.
+async fn seed_parties(
+    store: &dyn Store,
+    config: &Config,
+    players: &[Uuid],
+    count: u32,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<(u64, u64)> {
+    use versus_core::matchmaking::PlayerId;
+    use versus_core::party::Party;
+    let mut pool: Vec<Uuid> = players.to_vec();
+    rand::seq::SliceRandom::shuffle(pool.as_mut_slice(), rng);
+    let (mut created, mut there) = (0, 0);
+    let now = OffsetDateTime::now_utc();
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut next = pool.into_iter();
+    for _ in 0..count {
+        let size = rng.random_range(2..=config.parties.max_size.max(2));
+        let members: Vec<Uuid> = next.by_ref().take(size).collect();
+        if members.len() < 2 {
+            break;
+        }
+        let mut party = Party::new(PlayerId(members[0].as_u128()), false, now_ms);
+        party
+            .members
+            .extend(members[1..].iter().map(|m| versus_core::party::Member {
+                player: PlayerId(m.as_u128()),
+                joined_at: now_ms,
+                ready: None,
+            }));
+        let code: String = (0..10)
+            .map(|_| (b'A' + rng.random_range(0..26u8)) as char)
+            .collect();
+        let record = versus_store::PartyRecord {
+            id: uuid(rng),
+            party,
+            join_code: code,
+            max_size: config.parties.max_size,
+            version: 1,
+            latencies: Default::default(),
+            ticket: None,
+            created_at: now,
+        };
+        match store.create_party(&record).await {
+            Ok(Ok(())) => created += 1,
+            Ok(Err(_)) | Err(StoreError::DuplicateId) => there += 1,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok((created, there))
 }
 
 /// Players inserted per store call (one transaction each).

@@ -24,11 +24,13 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use versus_core::account::{DisplayName, Region, Username};
+use versus_core::party::PartyError;
 use versus_core::session::{Actor, SessionState};
 
 mod admin;
 mod bulk;
 mod dialect;
+mod parties;
 mod postgres;
 mod queries;
 mod record;
@@ -40,6 +42,7 @@ pub mod testing;
 
 pub use admin::AdminAction;
 pub use bulk::SeededPlayer;
+pub use parties::{PartyFn, PartyRecord};
 pub use postgres::PostgresStore;
 pub use record::stored_timestamp;
 pub use seasons::{
@@ -190,6 +193,13 @@ pub enum StoreError {
     Closed,
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// The store was closed (the server is stopping): retrying cannot help.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed | Self::Database(sqlx::Error::PoolClosed))
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -380,6 +390,24 @@ pub trait Store: Send + Sync + 'static {
         player_id: Uuid,
         queue: &str,
     ) -> StoreResult<Vec<SeasonStanding>>;
+
+    /// Stores a new party with its members and invites. `Err(AlreadyInParty)` when a member
+    /// is in another party already.
+    async fn create_party(&self, party: &PartyRecord) -> StoreResult<Result<(), PartyError>>;
+    async fn party(&self, id: Uuid) -> StoreResult<Option<PartyRecord>>;
+    /// The party the player is in.
+    async fn party_of(&self, player_id: Uuid) -> StoreResult<Option<Uuid>>;
+    /// Applies `change` to the party under its lock and stores the result whole, its version
+    /// bumped (a party left with no member is deleted). `None`: no such party; `Some(Err)`: the
+    /// change was refused and nothing was written.
+    async fn update_party(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        change: &mut PartyFn<'_>,
+    ) -> StoreResult<Option<Result<PartyRecord, PartyError>>>;
+    /// Parties whose ready check is still running, with its deadline.
+    async fn running_ready_checks(&self) -> StoreResult<Vec<(Uuid, OffsetDateTime)>>;
 
     /// Demo players with a rating each, in bulk (one transaction per call); a player whose id
     /// or username exists is skipped with their rating. How many were inserted.

@@ -26,10 +26,12 @@ use time::OffsetDateTime;
 use tracing::instrument;
 use uuid::Uuid;
 use versus_core::account::Username;
+use versus_core::party::PartyError;
 use versus_core::session::SessionState;
 
 use crate::admin::{self, AdminAction};
 use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
+use crate::parties::{self, PartyFn, PartyRecord};
 use crate::record::{
     PLAYER_COLUMNS, PlayerRow, TOKEN_COLUMNS, TokenRow, TokenState, classify,
     classify_player_write, decode_preferences, encode_preferences,
@@ -430,6 +432,36 @@ impl<B: Backend> Store for B {
         limit: u32,
     ) -> StoreResult<Vec<AdminAction>> {
         admin::actions(self.pool(), before, limit).await
+    }
+
+    #[instrument(skip_all, fields(party.id = %party.id))]
+    async fn create_party(&self, party: &PartyRecord) -> StoreResult<Result<(), PartyError>> {
+        parties::create(self.pool(), party).await
+    }
+
+    #[instrument(skip(self))]
+    async fn party(&self, id: Uuid) -> StoreResult<Option<PartyRecord>> {
+        parties::get(self.pool(), id).await
+    }
+
+    #[instrument(skip(self))]
+    async fn party_of(&self, player_id: Uuid) -> StoreResult<Option<Uuid>> {
+        parties::of_player(self.pool(), player_id).await
+    }
+
+    #[instrument(skip(self, change))]
+    async fn update_party(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        change: &mut PartyFn<'_>,
+    ) -> StoreResult<Option<Result<PartyRecord, PartyError>>> {
+        parties::update(self.pool(), id, now, change).await
+    }
+
+    #[instrument(skip(self))]
+    async fn running_ready_checks(&self) -> StoreResult<Vec<(Uuid, OffsetDateTime)>> {
+        parties::running_ready_checks(self.pool()).await
     }
 
     #[instrument(skip_all, fields(players = players.len()))]

@@ -279,20 +279,32 @@ pub(crate) async fn carry_over<D: Dialect>(
     let limit = batch.limit.clamp(1, MAX_CARRY_BATCH);
     let current = number(batch.current);
     let mut tx = pool.begin_with(D::BEGIN_WRITE).await?;
-    // Keyed on the primary key (player, queue): each batch starts where the last one ended
-    // instead of rescanning the rows already carried.
+    // A range of the primary key (player, queue) per batch, its end found first by a walk of
+    // the key alone: a plan PostgreSQL keeps whatever its statistics say (one query with the
+    // season filter and the order was planned as a sort of the whole table on fresh data).
+    let after = batch.after.unwrap_or(Uuid::nil());
+    let keys: Vec<(Uuid,)> = sql(AssertSqlSafe(format!(
+        "SELECT player_id FROM player_ratings WHERE player_id > $1 ORDER BY player_id LIMIT {limit}"
+    )))
+    .bind(after)
+    .fetch_all(&mut tx)
+    .await?;
+    let Some(&(last,)) = keys.last() else {
+        return Ok(None);
+    };
     let rows: Vec<Stale> = select_for_update(&format!(
         "SELECT {RATING_COLUMNS}, updated_at FROM player_ratings \
-         WHERE player_id > $1 AND queue = $2 AND season < $3 ORDER BY player_id LIMIT {limit}"
+         WHERE player_id > $1 AND player_id <= $2 AND queue = $3 AND season < $4"
     ))
-    .bind(batch.after.unwrap_or(Uuid::nil()))
+    .bind(after)
+    .bind(last)
     .bind(batch.queue)
     .bind(current)
     .fetch_all(&mut tx)
     .await?;
-    let Some(last) = rows.last().map(|row| row.rating.player_id) else {
-        return Ok(None);
-    };
+    if rows.is_empty() {
+        return Ok(Some(last));
+    }
     let played: Vec<&Stale> = rows.iter().filter(|row| row.rating.games > 0).collect();
     if !played.is_empty() {
         let mut insert = sql(AssertSqlSafe(format!(

@@ -14,7 +14,9 @@ use versus_protocol::ws::WsError;
 use crate::services::auth::HashError;
 use crate::services::leaderboards::LeaderboardError;
 use crate::services::matchmaking::{JoinError, LeaveError};
+use crate::services::parties::PartiesError;
 use crate::services::sessions::SessionError;
+use versus_core::party::PartyError;
 
 /// What a client refused by a full hashing queue is told to wait: the queue drains in seconds
 /// at most, and the client's own backoff and jitter spread the retries.
@@ -39,6 +41,8 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("{detail}")]
+    ForbiddenCode { code: &'static str, detail: String },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{detail}")]
@@ -82,7 +86,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::ForbiddenCode { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::NotFoundCode { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -102,7 +106,7 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::NotFoundCode { code, .. } => code,
+            Self::NotFoundCode { code, .. } | Self::ForbiddenCode { code, .. } => code,
             Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
@@ -239,9 +243,63 @@ impl From<JoinError> for ApiError {
                 field: None,
                 detail: err.to_string(),
             },
+            JoinError::MemberQueued { .. } => Self::Conflict {
+                code: "member_queued",
+                field: Some("party_id"),
+                detail: err.to_string(),
+            },
             JoinError::QueueStopped => Self::Unavailable("the queue is not running"),
             JoinError::QueueBusy => Self::Unavailable("the queue is busy; retry shortly"),
             JoinError::Store(err) => Self::from(err),
+        }
+    }
+}
+
+impl From<PartiesError> for ApiError {
+    fn from(err: PartiesError) -> Self {
+        let detail = err.to_string();
+        let conflict = |code, field| Self::Conflict {
+            code,
+            field,
+            detail: detail.clone(),
+        };
+        let forbidden = |code| Self::ForbiddenCode {
+            code,
+            detail: detail.clone(),
+        };
+        match err {
+            PartiesError::Rule(rule) => match rule {
+                PartyError::NotMember => forbidden("not_party_member"),
+                PartyError::NotLeader => forbidden("not_party_leader"),
+                PartyError::NotInvited => forbidden("not_invited"),
+                PartyError::BadCode => forbidden("bad_join_code"),
+                PartyError::Full { .. } => conflict("party_full", None),
+                PartyError::AlreadyInParty => conflict("already_in_party", None),
+                PartyError::AlreadyMember => conflict("already_member", Some("player_id")),
+                PartyError::InviteExpired => conflict("invite_expired", None),
+                PartyError::AlreadyInvited => conflict("already_invited", Some("player_id")),
+                PartyError::TooManyInvites { .. } => conflict("too_many_invites", None),
+                PartyError::KickSelf => conflict("cannot_kick_self", Some("player_id")),
+                PartyError::NotAMember => Self::NotFoundCode {
+                    code: "not_a_member",
+                    detail,
+                },
+                PartyError::NoReadyCheck => conflict("no_ready_check", Some("ready")),
+                PartyError::MemberQueued => conflict("member_queued", None),
+                PartyError::NotReady => conflict("party_not_ready", None),
+            },
+            PartiesError::NotFound => Self::NotFoundCode {
+                code: "party_not_found",
+                detail,
+            },
+            PartiesError::UnknownPlayer => Self::NotFoundCode {
+                code: "player_not_found",
+                detail,
+            },
+            PartiesError::ChangedWhileQueueing => conflict("party_changed", None),
+            PartiesError::InParty => conflict("in_party", Some("party_id")),
+            PartiesError::Join(join) => Self::from(join),
+            PartiesError::Store(store) => Self::from(store),
         }
     }
 }

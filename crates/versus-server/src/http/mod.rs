@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::players::router())
         .merge(routes::queue::router())
+        .merge(routes::parties::router())
         .merge(routes::sessions::router())
         .merge(routes::admin::router())
         .merge(routes::leaderboards::router())

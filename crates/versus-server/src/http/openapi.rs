@@ -27,6 +27,7 @@ use crate::services::matchmaking::MAX_LATENCY_MS;
         (name = "auth", description = "Accounts and tokens"),
         (name = "players", description = "Player profiles, ratings and match history"),
         (name = "matchmaking", description = "Queues, tickets, preferences and statistics"),
+        (name = "parties", description = "Parties: invites, joins, leaders, ready checks; the leader queues the whole party"),
         (name = "sessions", description = "Game sessions: the game-server API (server key) and session reads"),
         (name = "realtime", description = "The player's WebSocket event channel"),
         (name = "leaderboards", description = "Ranked players per queue: pages, around a player, one player's place"),
@@ -273,6 +274,7 @@ mod tests {
                 ApiDoc::openapi(),
             )
             .merge(crate::http::routes::queue::router())
+            .merge(crate::http::routes::parties::router())
             .merge(crate::http::routes::auth::router())
             .merge(crate::http::routes::players::router())
             .merge(crate::http::routes::ws::router())

@@ -147,7 +147,7 @@ pub async fn serve(
     hub.detach(player, attached.connection_id);
     metrics::gauge!("game_websocket_connections").decrement(1.0);
     let grace = Duration::from_secs(state.config.matchmaking.disconnect_grace_secs);
-    state.matchmaking.hold_for_reconnect(hub, player, grace);
+    state.parties.hold_for_reconnect(hub, player, grace);
 }
 
 /// Sends a close frame (best effort, bounded) and returns its reason.
@@ -381,7 +381,7 @@ async fn handle(state: &AppState, peer: &Peer, message: ClientMessage) {
         },
         ClientMessage::QueueJoin(request) => {
             // Success is confirmed by the queue_update event the queue sends.
-            if let Err(err) = state.matchmaking.join(player, &request, None).await {
+            if let Err(err) = state.parties.join_queue(player, &request, None).await {
                 let error = ApiError::from(err).ws_error(Some("queue.join"));
                 peer.reply(state, ServerEvent::Error(error));
             }

@@ -15,6 +15,7 @@ use crate::services::events::EventBus;
 use crate::services::hub::Hub;
 use crate::services::leaderboards::Leaderboards;
 use crate::services::matchmaking::Matchmaking;
+use crate::services::parties::Parties;
 use crate::services::sessions::Sessions;
 
 #[derive(Clone)]
@@ -35,4 +36,5 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub admin: Arc<Admin>,
     pub leaderboards: Arc<Leaderboards>,
+    pub parties: Arc<Parties>,
 }

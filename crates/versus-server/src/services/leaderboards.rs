@@ -371,6 +371,7 @@ impl Leaderboards {
         let frozen = loop {
             match self.frozen_board(queue, ended).await {
                 Ok((_, frozen)) => break frozen,
+                Err(LeaderboardError::Store(err)) if err.is_closed() => return,
                 Err(err) => {
                     tracing::warn!(queue, season = ended, error = %err, "reading a frozen board failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -397,6 +398,7 @@ impl Leaderboards {
                     backoff = Duration::from_millis(100);
                 }
                 Ok(None) => break,
+                Err(err) if err.is_closed() => return,
                 Err(err) => {
                     tracing::warn!(queue, season = ended, error = %err, "season carry-over batch failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -421,6 +423,7 @@ impl Leaderboards {
                     );
                     return;
                 }
+                Err(err) if err.is_closed() => return,
                 Err(err) => {
                     tracing::warn!(queue, season = ended, error = %err, "ranking frozen standings failed; retrying");
                     tokio::time::sleep(backoff).await;

@@ -13,4 +13,5 @@ pub mod events;
 pub mod hub;
 pub mod leaderboards;
 pub mod matchmaking;
+pub mod parties;
 pub mod sessions;

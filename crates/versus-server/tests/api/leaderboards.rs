@@ -57,6 +57,7 @@ async fn boards_rank_page_both_ways_and_follow_results(backend: Backend) {
         force: false,
         queue: Some("ranked-1v1".into()),
         fast: false,
+        parties: 0,
     };
     seed(&*app.state.store, &app.config, &options)
         .await
@@ -219,6 +220,7 @@ async fn an_admin_rollover_keeps_the_old_board_readable(backend: Backend) {
         force: true,
         queue: Some("ranked-1v1".into()),
         fast: false,
+        parties: 0,
     };
     seed(&*app.state.store, &app.config, &options)
         .await
@@ -381,6 +383,7 @@ async fn results_racing_a_rollover_count_once_in_their_season(backend: Backend) 
         force: true,
         queue: Some(QUEUE.into()),
         fast: true,
+        parties: 0,
     };
     seed(&*app.state.store, &app.config, &options)
         .await
@@ -549,6 +552,7 @@ async fn a_carry_over_a_stop_interrupted_finishes_at_start_up(backend: Backend) 
         force: true,
         queue: Some(QUEUE.into()),
         fast: true,
+        parties: 0,
     };
     seed(&*app.state.store, &app.config, &options)
         .await

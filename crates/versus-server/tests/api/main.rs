@@ -13,6 +13,7 @@ mod hostile;
 mod leaderboards;
 mod loadgen;
 mod ops;
+mod parties;
 mod players;
 mod realtime;
 mod sdk;

@@ -27,6 +27,7 @@ async fn the_sdk_reconnects_resumes_and_loses_nothing() {
     let join = JoinQueueRequest {
         queue: "ranked-1v1".into(),
         latencies: BTreeMap::from([("eu".to_owned(), 30)]),
+        party_id: None,
     };
     let mut socket = ReconnectingSocket::new(
         app.client.base_url(),

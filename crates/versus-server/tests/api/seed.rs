@@ -22,6 +22,7 @@ async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
         force: false,
         queue: Some("ranked-1v1".into()),
         fast: false,
+        parties: 5,
     };
     let report = seed(store, &app.config, &duel).await.unwrap();
     assert_eq!(
@@ -29,9 +30,23 @@ async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
         SeedReport {
             players_created: 50,
             matches_played: 20,
+            parties_created: 5,
             already_there: 0
         }
     );
+    // Parties of two to five distinct seeded players (those found through a player who played).
+    let rated = store.leaderboard_rows("ranked-1v1", 1, 0).await.unwrap();
+    let mut parties = std::collections::HashSet::new();
+    for row in &rated {
+        if let Some(party) = store.party_of(row.player_id).await.unwrap() {
+            parties.insert(party);
+        }
+    }
+    assert!((1..=5).contains(&parties.len()), "{parties:?}");
+    for party in parties {
+        let members = store.party(party).await.unwrap().unwrap().members();
+        assert!((2..=5).contains(&members.len()), "{members:?}");
+    }
     let refused = seed(store, &app.config, &duel).await.unwrap_err();
     assert!(refused.to_string().contains("--force"), "{refused}");
     let again = seed(
@@ -49,7 +64,7 @@ async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
         0,
         "the same seed adds nothing"
     );
-    assert_eq!(again.already_there, 70);
+    assert_eq!(again.already_there, 75);
 
     // Teams too, on the same accounts (a different seed draws other names: new accounts).
     let teams = SeedOptions {
@@ -59,6 +74,7 @@ async fn demo_data_is_played_through_the_rules_once(backend: Backend) {
         force: true,
         queue: Some("ranked-5v5".into()),
         fast: false,
+        parties: 0,
     };
     assert_eq!(
         seed(store, &app.config, &teams)
@@ -120,6 +136,7 @@ async fn fast_demo_data_fills_a_board_in_bulk(backend: Backend) {
         force: false,
         queue: Some("ranked-1v1".into()),
         fast: true,
+        parties: 0,
     };
     let report = seed(&*app.state.store, &app.config, &fast).await.unwrap();
     assert_eq!(report.players_created, 6_000);

@@ -94,7 +94,7 @@ pub(crate) async fn seasons_roll_over_keeping_the_old_standings(b: &mut Backend)
     );
     assert_frozen_season_one(b, &p).await;
 
-    // The carry-over, one player per batch: only p2 and p3 are left.
+    // The carry-over, one player per batch: only p2 and p3 are left to carry.
     let rank = |player: Uuid| {
         (player == p[0])
             .then_some(1)
@@ -116,7 +116,10 @@ pub(crate) async fn seasons_roll_over_keeping_the_old_standings(b: &mut Backend)
             None => break,
         }
     }
-    assert_eq!(batches, 2);
+    assert_eq!(
+        batches, 4,
+        "a batch is a range of rated players by id: one each"
+    );
     assert_eq!(
         b.store.oldest_uncarried_season("duel", 2).await.unwrap(),
         None

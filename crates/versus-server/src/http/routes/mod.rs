@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod leaderboards;
+pub mod parties;
 pub mod players;
 pub mod queue;
 pub mod sessions;

@@ -29,7 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Start searching for a match. One searching ticket per player; repeating a join with the same
-/// `Idempotency-Key` header answers the same ticket.
+/// `Idempotency-Key` header answers the same ticket. With `party_id`, the party's leader queues
+/// the whole party as one ticket once every member is ready (`POST /api/v1/parties/{id}/ready`).
 #[utoipa::path(
     post, path = "/api/v1/queue/join", tag = "matchmaking",
     security(("bearer" = [])),
@@ -40,7 +41,9 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 200, description = "The ticket of an earlier join with the same Idempotency-Key", body = TicketView),
         (status = 400, description = "Unknown queue or region, bad latency", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already searching (`already_queued`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`party_id` names a party whose leader is someone else (`not_party_leader`) or that the player is not in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`party_id` names no party (`party_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already searching (`already_queued`); a party not every member of which is ready (`party_not_ready`), with a member already searching alone (`member_queued`); a party member queueing alone (`in_party`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The queue is not running or has too many joins waiting", body = Problem, content_type = "application/problem+json"),
@@ -66,7 +69,7 @@ async fn join(
             })?)
         }
     };
-    let joined = state.matchmaking.join(player.id, &request, key).await?;
+    let joined = state.parties.join_queue(player.id, &request, key).await?;
     let status = match joined.created {
         true => StatusCode::CREATED,
         false => StatusCode::OK,

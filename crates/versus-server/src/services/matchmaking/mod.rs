@@ -52,6 +52,10 @@ pub enum JoinError {
     NoReachableRegion,
     #[error("already searching with ticket {0}; leave first")]
     AlreadyQueued(Uuid),
+    #[error(
+        "party member {player} is already searching (ticket {ticket}); they must leave the queue first"
+    )]
+    MemberQueued { player: Uuid, ticket: Uuid },
     #[error("this Idempotency-Key was used for a different join request")]
     KeyReused,
     /// The queue's own rules refused the ticket.
@@ -272,6 +276,35 @@ impl Matchmaking {
         request: &JoinQueueRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Joined, JoinError> {
+        self.join_with(
+            player,
+            &[(player, &request.latencies)],
+            request,
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// Puts a whole party in a queue as one ticket, asked by its leader: `members` with the
+    /// latencies each measured. No member may be searching already.
+    pub async fn join_party(
+        &self,
+        leader: Uuid,
+        members: &[(Uuid, &BTreeMap<String, u32>)],
+        request: &JoinQueueRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Joined, JoinError> {
+        self.join_with(leader, members, request, idempotency_key)
+            .await
+    }
+
+    async fn join_with(
+        &self,
+        player: Uuid,
+        members: &[(Uuid, &BTreeMap<String, u32>)],
+        request: &JoinQueueRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Joined, JoinError> {
         if let Some(key) = idempotency_key
             && let Some(ticket) = self.remembered(player, key, request).await?
         {
@@ -287,21 +320,39 @@ impl Matchmaking {
                 known: self.queue_names().collect::<Vec<_>>().join(", "),
             })?;
         let queue = &self.queues[index];
-        let preferences = self.preferences(player).await?;
-        let region_latency_ms = region_latencies(&queue.queue, request, &preferences)?;
         let ticket_id = Uuid::now_v7();
-        // The player's rating in this queue from their rated games; a new player starts at the
-        // queue's initial rating.
-        let rating = match self.store.player_rating(player, &request.queue).await? {
-            Some(stored) => self.leaderboards.carried(stored).rating,
-            None => queue.initial_rating,
-        };
+        let mut players = Vec::with_capacity(members.len());
+        // Per region, the slowest member's latency: the party plays on one server.
+        let mut region_latency_ms = vec![0; queue.queue.config.regions.len()];
+        for (member, latencies) in members {
+            let preferences = self.preferences(*member).await?;
+            let own = JoinQueueRequest {
+                queue: request.queue.clone(),
+                latencies: (*latencies).clone(),
+                party_id: None,
+            };
+            let measured = region_latencies(&queue.queue, &own, &preferences)?;
+            for (worst, ms) in region_latency_ms.iter_mut().zip(measured) {
+                *worst = (*worst).max(ms);
+            }
+            // The member's rating in this queue from their rated games; a new player starts at
+            // the queue's initial rating.
+            let rating = match self.store.player_rating(*member, &request.queue).await? {
+                Some(stored) => self.leaderboards.carried(stored).rating,
+                None => queue.initial_rating,
+            };
+            players.push((*member, rating));
+        }
+        if region_latency_ms.iter().all(|ms| *ms == UNREACHABLE_MS) {
+            return Err(JoinError::NoReachableRegion);
+        }
         let ticket = NewTicket {
             ticket_id,
-            players: vec![(player, rating)],
+            players,
             region_latency_ms,
         };
-        let answer = match self.claim(player, index, ticket, request, idempotency_key)? {
+        let everyone: Vec<Uuid> = members.iter().map(|(m, _)| *m).collect();
+        let answer = match self.claim(player, &everyone, index, ticket, request, idempotency_key)? {
             Claimed::New(answer) => answer,
             // A retry racing the join it repeats (same key) answers that join's ticket.
             Claimed::Earlier { ticket, queue } => {
@@ -320,23 +371,22 @@ impl Matchmaking {
             .map_err(|_| JoinError::QueueStopped)
             .and_then(|answer| answer.map_err(JoinError::Refused));
         let mut directory = self.directory.lock().expect("directory lock");
-        let ours = directory
-            .get_mut(&player)
-            .filter(|claim| claim.ticket == ticket_id);
-        match accepted {
-            Ok(ticket) => {
-                if let Some(claim) = ours {
-                    claim.pending = false;
+        for member in &everyone {
+            let ours = (directory.get_mut(member)).filter(|claim| claim.ticket == ticket_id);
+            match (&accepted, ours) {
+                (Ok(_), Some(claim)) => claim.pending = false,
+                (Err(_), Some(_)) => {
+                    directory.remove(member);
                 }
-                Ok(Joined {
-                    ticket,
-                    created: true,
-                })
+                (_, None) => {}
             }
+        }
+        match accepted {
+            Ok(ticket) => Ok(Joined {
+                ticket,
+                created: true,
+            }),
             Err(err) => {
-                if ours.is_some() {
-                    directory.remove(&player);
-                }
                 drop(directory);
                 if let Some(key) = idempotency_key {
                     let mut keys = self.idempotency.lock().expect("idempotency lock");
@@ -354,12 +404,26 @@ impl Matchmaking {
     fn claim(
         &self,
         player: Uuid,
+        everyone: &[Uuid],
         queue: usize,
         ticket: NewTicket,
         request: &JoinQueueRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Claimed, JoinError> {
         let mut directory = self.directory.lock().expect("directory lock");
+        for member in everyone.iter().filter(|m| **m != player) {
+            if let Some(claim) = directory.get(member)
+                && (claim.pending
+                    || (self.queues[claim.queue].board)
+                        .is_searching(claim.ticket)
+                        .unwrap_or(false))
+            {
+                return Err(JoinError::MemberQueued {
+                    player: *member,
+                    ticket: claim.ticket,
+                });
+            }
+        }
         if let Some(claim) = directory.get(&player) {
             let searching = claim.pending
                 || self.queues[claim.queue]
@@ -392,14 +456,14 @@ impl Matchmaking {
                 mpsc::error::TrySendError::Full(_) => JoinError::QueueBusy,
                 mpsc::error::TrySendError::Closed(_) => JoinError::QueueStopped,
             })?;
-        directory.insert(
-            player,
-            Claim {
+        for member in everyone {
+            let claim = Claim {
                 ticket: ticket_id,
                 queue,
                 pending: true,
-            },
-        );
+            };
+            directory.insert(*member, claim);
+        }
         if let Some(key) = idempotency_key {
             let mut keys = self.idempotency.lock().expect("idempotency lock");
             let remembered = Remembered {
@@ -460,6 +524,11 @@ impl Matchmaking {
             .expect("directory lock")
             .get(&player)
             .copied()
+    }
+
+    /// A ticket of `queue` by id (a party's).
+    pub async fn ticket_view(&self, queue: &str, ticket: Uuid) -> Option<TicketView> {
+        self.queue(queue)?.view(ticket).await
     }
 
     /// The player's current or most recent ticket.
@@ -587,6 +656,7 @@ mod tests {
         let request = JoinQueueRequest {
             queue: "ranked-1v1".into(),
             latencies: [("eu".to_owned(), 30)].into(),
+            party_id: None,
         };
         matchmaking.join(player, &request, None).await.unwrap();
         // Paused only now: the store's pool times out under a clock that jumps.
