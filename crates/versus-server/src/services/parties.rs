@@ -285,6 +285,18 @@ impl Parties {
         Ok(())
     }
 
+    /// Takes the player out of whatever party they are in (a ban).
+    pub async fn remove(&self, player: Uuid) -> Result<(), PartiesError> {
+        match self.store.party_of(player).await? {
+            Some(party) => match self.leave(player, party).await {
+                // Left between the two reads.
+                Err(PartiesError::NotFound | PartiesError::Rule(PartyError::NotMember)) => Ok(()),
+                other => other,
+            },
+            None => Ok(()),
+        }
+    }
+
     pub async fn kick(
         &self,
         leader: Uuid,

@@ -18,6 +18,8 @@ on_both_backends!(
     a_member_disconnecting_cancels_the_party_ticket,
     twenty_racing_joins_fill_one_free_slot_once,
     a_party_is_queued_whole_or_not_at_all,
+    party_updates_come_in_order_and_are_replayed_after_a_drop,
+    a_banned_member_is_taken_out_of_the_party,
 );
 
 async fn call(
@@ -448,5 +450,80 @@ async fn a_party_is_queued_whole_or_not_at_all(backend: crate::support::Backend)
     let ffa = json!({ "queue": "ranked-1v1", "latencies": { "eu": 30 }, "party_id": party });
     let response = post(&app, &a, "/api/v1/queue/join", ffa).await;
     assert!(response.status().is_client_error(), "{}", response.status());
+    app.finish().await;
+}
+
+/// `party_update` events carry the party's version in the order the changes happened, and a
+/// member who was away gets the ones they missed on reconnecting with their last event id.
+async fn party_updates_come_in_order_and_are_replayed_after_a_drop(
+    backend: crate::support::Backend,
+) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
+    let a = app.player(&unique("oa")).await;
+    let b = app.player(&unique("ob")).await;
+    let c = app.player(&unique("oc")).await;
+    let mut b_ws = Ws::connect(&app, &b, None).await;
+    let party = party_of(&app, &a, &[&b]).await;
+    let seen = loop {
+        let event = b_ws.next_event().await;
+        if event["type"] == "party_update" {
+            break event;
+        }
+    };
+    let last = seen["id"].as_u64().unwrap();
+    drop(b_ws);
+    // While b is away: c is invited and joins, then a hands the lead over by leaving.
+    let invites = format!("/api/v1/parties/{party}/invites");
+    ok(post(&app, &a, &invites, json!({ "player_id": c.id })).await).await;
+    ok(post(
+        &app,
+        &c,
+        &format!("/api/v1/parties/{party}/join"),
+        json!({}),
+    )
+    .await)
+    .await;
+    let leave = format!("/api/v1/parties/{party}/leave");
+    assert_eq!(
+        call(&app, &a, reqwest::Method::POST, &leave, None)
+            .await
+            .status(),
+        204
+    );
+    let mut b_ws = Ws::connect(&app, &b, Some(last)).await;
+    let mut versions = vec![seen["data"]["party"]["version"].as_u64().unwrap()];
+    let mut reasons = Vec::new();
+    while reasons.last().map(String::as_str) != Some("leader_changed") {
+        let event = b_ws.next_event().await;
+        if event["type"] == "party_update" {
+            versions.push(event["data"]["party"]["version"].as_u64().unwrap());
+            reasons.push(event["data"]["reason"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(reasons, ["invited", "joined", "leader_changed"]);
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    app.finish().await;
+}
+
+async fn a_banned_member_is_taken_out_of_the_party(backend: crate::support::Backend) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
+    let root = crate::admin::admin(&app).await;
+    let a = app.player(&unique("ba")).await;
+    let b = app.player(&unique("bb")).await;
+    let party = party_of(&app, &a, &[&b]).await;
+    let banned = post(
+        &app,
+        &root,
+        &format!("/api/v1/admin/players/{}/ban", b.id),
+        json!({}),
+    )
+    .await;
+    assert_eq!(banned.status(), 200);
+    let view = ok(read_party(&app, &a, &party).await).await;
+    assert_eq!(ids(&view), [a.id.to_string()]);
     app.finish().await;
 }

@@ -86,6 +86,8 @@ async fn ban(
     }
     let player = (state.admin.ban(admin.id, id, reason(body)?).await?)
         .ok_or(ApiError::NotFound("player"))?;
+    // Their party goes on without them (its ticket, if searching, is cancelled).
+    state.parties.remove(id).await?;
     Ok(Json(BanView {
         player_id: player.id,
         banned: player.banned,
