@@ -119,7 +119,11 @@ if versus_bin:
                 {"queue": "ranked-1v1", "teams": [{"players": [a]}, {"players": [b]}], "ranked": True}),
                 headers=key)
             r = c.getresponse()
-            sid = json.loads(r.read())["session_id"]
+            created = json.loads(r.read())
+            if r.status != 201:
+                failures.append(("create", r.status, created.get("code")))
+                continue
+            sid = created["session_id"]
             started = time.perf_counter()
             c.request("POST", f"/api/v1/sessions/{sid}/result", body=json.dumps(
                 {"teams": [{"players": [a], "rank": 1}, {"players": [b], "rank": 2}]}), headers=key)

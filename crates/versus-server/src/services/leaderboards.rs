@@ -381,7 +381,12 @@ impl Leaderboards {
         };
         let rank = |player: Uuid| frozen.rank(player.as_u128());
         let (mut after, mut batches) = (None, 0_u64);
+        // SQLite's writers poll for the write lock (its busy timeout) instead of queueing for
+        // it: batches back to back starved a result's transaction past its 5 s timeout. Idle as
+        // long as each batch took, so every other writer gets half the time.
+        let yield_between = self.store.backend() == "sqlite";
         loop {
+            let batch_started = Instant::now();
             let batch = CarryOver {
                 queue,
                 current,
@@ -396,6 +401,9 @@ impl Leaderboards {
                     after = Some(last);
                     batches += 1;
                     backoff = Duration::from_millis(100);
+                    if yield_between {
+                        tokio::time::sleep(batch_started.elapsed()).await;
+                    }
                 }
                 Ok(None) => break,
                 Err(err) if err.is_closed() => return,
