@@ -196,6 +196,27 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database was too busy to take the write in time (SQLite's lock held past its busy
+    /// timeout; a pool out of connections): worth retrying, not a fault.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::PoolTimedOut) => true,
+            Self::Database(sqlx::Error::Database(db)) => {
+                // SQLITE_BUSY and SQLITE_LOCKED, with or without extended codes.
+                db.code().is_some_and(|code| {
+                    let primary = code.parse::<i32>().map(|c| c & 0xff);
+                    matches!(primary, Ok(5 | 6))
+                }) && self.backend_is_sqlite()
+            }
+            _ => false,
+        }
+    }
+
+    fn backend_is_sqlite(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db))
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some())
+    }
+
     /// The store was closed (the server is stopping): retrying cannot help.
     pub fn is_closed(&self) -> bool {
         matches!(self, Self::Closed | Self::Database(sqlx::Error::PoolClosed))

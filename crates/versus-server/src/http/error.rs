@@ -200,6 +200,8 @@ impl From<versus_store::StoreError> for ApiError {
                 field: None,
                 detail: "this account already has a username and password".to_owned(),
             },
+            // Load, not a fault: the client may retry (a write waited out SQLite's lock).
+            other if other.is_busy() => Self::Unavailable("the database is busy; retry shortly"),
             other => Self::Internal(other.into()),
         }
     }
