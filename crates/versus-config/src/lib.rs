@@ -59,6 +59,15 @@ pub struct QueueSpec {
         alias = "window_schedule"
     )]
     pub rating_widening: Vec<StepSpec>,
+    /// `[[after_seconds, quality], ...]`, never growing: the least predicted match quality a
+    /// new match must reach, by its oldest ticket's wait (`[[0, 0]]`: any). Not applied to
+    /// two-player matches (the rating window bounds them) nor to backfills.
+    #[serde(
+        default = "default_min_quality",
+        alias = "quality_floor",
+        alias = "min_quality_schedule"
+    )]
+    pub min_quality: Vec<StepSpec>,
     /// Players met as opponents in each player's last N matches are not matched again...
     #[serde(default = "default_recent_opponent_memory")]
     pub recent_opponent_memory: usize,
@@ -96,6 +105,10 @@ pub fn default_latency_widening() -> Vec<StepSpec> {
 }
 pub fn default_rating_widening() -> Vec<StepSpec> {
     StepSpec::list(&[(0, 50.0), (5, 100.0), (15, 200.0), (30, 300.0), (60, 450.0)])
+}
+pub fn default_min_quality() -> Vec<StepSpec> {
+    // Off by default until its tick cost is measured (BENCHMARKS.md); the 5v5 scenarios set it.
+    StepSpec::list(&[(0, 0.0)])
 }
 pub fn default_recent_opponent_memory() -> usize {
     3
@@ -230,6 +243,7 @@ impl QueueSpec {
             latency_budget_ms: default_latency_budget_ms(),
             latency_widening: default_latency_widening(),
             rating_widening: default_rating_widening(),
+            min_quality: default_min_quality(),
             recent_opponent_memory: default_recent_opponent_memory(),
             rematch_relax_after_s: default_rematch_relax_after_s(),
             max_party_size: None,
@@ -265,6 +279,7 @@ impl QueueSpec {
         config.latency_budget_ms = self.latency_budget_ms;
         config.latency_widening = schedule("latency_widening", &self.latency_widening)?;
         config.rating_widening = schedule("rating_widening", &self.rating_widening)?;
+        config.min_quality = schedule("min_quality", &self.min_quality)?;
         config.recent_opponent_memory = self.recent_opponent_memory;
         config.rematch_relax_after_s = Some(self.rematch_relax_after_s);
         config.max_party_size = self.max_party_size.unwrap_or(self.team_size);
@@ -450,6 +465,12 @@ mod tests {
             &format!("{shape}latency_widening = [[-1, 0]]"),
             "latency_widening",
         );
+        check(
+            &format!("{shape}min_quality = [[0, 0.5], [10, 0.8]]"),
+            "min_quality",
+        );
+        check(&format!("{shape}min_quality = [[0, 1.5]]"), "min_quality");
+        check(&format!("{shape}min_quality = [[5, 0.5]]"), "min_quality");
         check(&format!("{shape}max_party_size = 6"), "max_party_size");
         check(&format!("{shape}party_weight = 2.0"), "party_weight");
         check(&format!("{shape}regions = []"), "regions");

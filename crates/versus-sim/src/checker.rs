@@ -32,6 +32,8 @@ pub struct Checker {
     team_size: usize,
     rating_steps: Vec<(u64, f64)>,
     latency_steps: Vec<(u64, f64)>,
+    /// `min_quality` (falling), for matches of more than two players.
+    quality_steps: Vec<(u64, f64)>,
     budget_ms: f64,
     regions: usize,
     memory: usize,
@@ -71,6 +73,13 @@ impl Checker {
                 .iter()
                 .map(|s| (u64::from(s.after_s) * 1000, s.value))
                 .collect(),
+            quality_steps: if c.players_per_match() > 2 {
+                (c.min_quality.steps().iter())
+                    .map(|s| (u64::from(s.after_s) * 1000, s.value))
+                    .collect()
+            } else {
+                vec![(0, 0.0)]
+            },
             budget_ms: f64::from(c.latency_budget_ms),
             regions: c.regions.len(),
             memory: c.recent_opponent_memory,
@@ -334,6 +343,19 @@ impl Checker {
         {
             self.fail(format!(
                 "match of {id}: quality {} inconsistent with {p:?}",
+                m.quality
+            ));
+        }
+        // Quality floor at the oldest ticket's wait.
+        let oldest = (recs
+            .iter()
+            .map(|(_, r)| now_ms.saturating_sub(r.created_ms)))
+        .max()
+        .unwrap_or(0);
+        let floor = step_value(&self.quality_steps, oldest);
+        if m.quality < floor - 1e-9 {
+            self.fail(format!(
+                "match of {id}: quality {:.4} below the floor {floor} at {oldest} ms",
                 m.quality
             ));
         }

@@ -85,6 +85,21 @@ fn ranked_5v5_with_parties_meets_the_targets() {
     );
     assert!(r.ttm_p50_s <= 15.0, "{r}");
     assert!(r.pct_within_latency_budget >= 95.0, "{r}");
+    assert!(r.mean_quality >= 0.85, "{r}");
+    assert_eq!(r.violations, 0);
+}
+
+#[test]
+fn busy_5v5_with_parties_meets_the_targets() {
+    let (s, r) = load("ranked-5v5-busy.toml");
+    let queue = s.queue.as_ref().unwrap();
+    assert_eq!((queue.teams, queue.team_size), (2, 5));
+    assert_eq!(s.regions.len(), 3);
+    assert!(s.arrivals_per_s >= 50.0);
+    let parties = s.party_sizes.iter().skip(1).sum::<f64>() / s.party_sizes.iter().sum::<f64>();
+    assert!((0.3..=0.4).contains(&parties), "{parties}");
+    assert!(r.ttm_p50_s <= 15.0, "{r}");
+    assert!(r.mean_quality >= 0.85, "{r}");
     assert_eq!(r.violations, 0);
 }
 

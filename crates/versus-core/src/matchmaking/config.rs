@@ -76,6 +76,21 @@ impl Schedule {
         self.0.last().map_or(0.0, |s| s.value)
     }
     fn validate(&self, key: &'static str) -> Result<(), ConfigError> {
+        self.validate_steps(key, false)
+    }
+    /// As [`Self::validate`], but values never *grow* with wait and lie in [0, 1] (a floor that
+    /// relaxes, such as `min_quality`).
+    fn validate_falling(&self, key: &'static str) -> Result<(), ConfigError> {
+        self.validate_steps(key, true)?;
+        if self.0.iter().any(|s| s.value > 1.0) {
+            return Err(ConfigError::Invalid {
+                key,
+                why: "values must be in [0, 1]",
+            });
+        }
+        Ok(())
+    }
+    fn validate_steps(&self, key: &'static str, falling: bool) -> Result<(), ConfigError> {
         let bad = |why: &'static str| Err(ConfigError::Invalid { key, why });
         let Some(first) = self.0.first() else {
             return bad("needs at least one step");
@@ -87,8 +102,11 @@ impl Schedule {
             if w[1].after_s <= w[0].after_s {
                 return bad("steps must be in strictly increasing time order (in whole seconds)");
             }
-            if w[1].value < w[0].value {
+            if !falling && w[1].value < w[0].value {
                 return bad("values must never shrink with wait");
+            }
+            if falling && w[1].value > w[0].value {
+                return bad("values must never grow with wait");
             }
         }
         if self
@@ -119,6 +137,13 @@ pub struct QueueConfig {
     /// Acceptable rating distance (`(after_s, window)`): two tickets may meet when their
     /// ratings differ by at most the smaller of their two windows.
     pub rating_widening: Schedule,
+    /// Least match quality (`1 − (max P − min P)` of the predicted outcome) a new match must
+    /// reach, by the wait of its oldest ticket (`(after_s, min_quality)`, never growing): a group
+    /// of tickets that fits every window but whose best split into teams is unfair (parties
+    /// kept whole force some splits) is passed over while the oldest ticket can still afford to
+    /// wait for a fairer one. `Schedule::constant(0.0)` disables it. Two-player matches are
+    /// bounded by the rating window alone, backfills by the window against the match.
+    pub min_quality: Schedule,
     /// How many past matches of each player count as "recent" (0 disables the rule).
     pub recent_opponent_memory: usize,
     /// After this wait the recent-opponent rule no longer binds a ticket (`None`: never relaxes).
@@ -137,7 +162,7 @@ pub struct QueueConfig {
 
 impl QueueConfig {
     /// Sensible defaults for a queue shape: one region "default", 100 ms budget, Elo-like
-    /// windows (50 → 400 over 60 s), 3 matches of rematch memory relaxing after 60 s.
+    /// windows (50 → 400 over 60 s), a quality floor relaxing 0.9 → 0 over 60 s, 3 matches of rematch memory relaxing after 60 s.
     pub fn new(teams: usize, team_size: usize) -> Self {
         Self {
             teams,
@@ -153,6 +178,9 @@ impl QueueConfig {
                 (30, 300.0),
                 (60, 400.0),
             ]),
+            // Off until its cost on the 100k 5v5 tick is measured on a quiet machine
+            // (BENCHMARKS.md); the 5v5 scenarios turn it on.
+            min_quality: Schedule::new(vec![(0, 0.0)]),
             recent_opponent_memory: 3,
             rematch_relax_after_s: Some(60),
             max_party_size: team_size,
@@ -200,6 +228,7 @@ impl QueueConfig {
         }
         self.latency_widening.validate("latency_widening")?;
         self.rating_widening.validate("rating_widening")?;
+        self.min_quality.validate_falling("min_quality")?;
         if self.max_party_size < 1 || self.max_party_size > self.team_size {
             return bad("max_party_size", "must be between 1 and team_size");
         }

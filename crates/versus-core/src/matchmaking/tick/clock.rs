@@ -127,6 +127,12 @@ impl<'m> Clock<'m> {
         }
     }
 
+    /// Milliseconds a ticket created at `created` (ms) has waited.
+    #[inline(always)]
+    pub(super) fn waited_ms(&self, created: u64) -> u64 {
+        self.now_ms.saturating_sub(created)
+    }
+
     /// The ticket's rating window, acceptable regions among `within` and rematch relaxation
     /// now. A candidate only ever shares a region with its anchor's group, so its regions are
     /// looked up among the anchor's alone (one or two, not all of them).
