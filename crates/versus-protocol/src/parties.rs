@@ -52,6 +52,8 @@ pub struct ReadyRequest {
 pub struct PartyMemberView {
     pub player_id: Uuid,
     pub display_name: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
     pub joined_at: OffsetDateTime,
     /// The answer to the running (or passed) ready check; `null`: not answered.
     pub ready: Option<bool>,
@@ -62,6 +64,8 @@ pub struct PartyMemberView {
 pub struct PartyInviteView {
     pub player_id: Uuid,
     pub invited_by: Uuid,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 
@@ -81,7 +85,11 @@ pub enum ReadyCheckState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReadyCheckView {
     pub state: ReadyCheckState,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
     pub deadline: OffsetDateTime,
 }
 
@@ -110,6 +118,8 @@ pub struct PartyView {
     pub queue: Option<PartyQueueView>,
     /// Increases with every change: events and reads of the same version show the same party.
     pub version: u64,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -133,6 +143,8 @@ pub struct PartyInviteEvent {
     pub party_id: Uuid,
     pub invited_by: Uuid,
     pub invited_by_name: String,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 
@@ -141,6 +153,8 @@ pub struct PartyInviteEvent {
 pub struct ReadyCheckEvent {
     pub party_id: Uuid,
     pub state: ReadyCheckState,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339")]
     pub deadline: OffsetDateTime,
     /// Members who said ready.
     pub ready: Vec<Uuid>,

@@ -235,7 +235,7 @@ impl From<JoinError> for ApiError {
                 Self::validation(format!("latencies.{region}"), &err)
             }
             JoinError::NoReachableRegion => Self::validation("latencies", &err),
-            JoinError::KeyReused => Self::Unprocessable {
+            JoinError::KeyReused => Self::Conflict {
                 code: "idempotency_key_reused",
                 field: Some("Idempotency-Key"),
                 detail: err.to_string(),

@@ -659,7 +659,7 @@ async fn rest_queue_lifecycle_idempotency_and_statistics() {
     let other = json!({"queue": "ranked-5v5", "latencies": {"eu": 41}});
     let reused = expect_problem(
         post(Some("k-1"), other).await.unwrap(),
-        422,
+        409,
         "idempotency_key_reused",
     )
     .await;

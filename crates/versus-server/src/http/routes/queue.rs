@@ -43,9 +43,8 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 401, description = "Missing, invalid or expired access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`party_id` names a party whose leader is someone else (`not_party_leader`) or that the player is not in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`party_id` names no party (`party_not_found`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already searching (`already_queued`); a party not every member of which is ready (`party_not_ready`), with a member already searching alone (`member_queued`); a party member queueing alone (`in_party`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already searching (`already_queued`); the Idempotency-Key was used for a different request (`idempotency_key_reused`); a party not every member of which is ready (`party_not_ready`), with a member already searching alone (`member_queued`); a party member queueing alone (`in_party`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The Idempotency-Key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The queue is not running or has too many joins waiting", body = Problem, content_type = "application/problem+json"),
     )
 )]
