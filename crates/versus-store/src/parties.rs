@@ -15,6 +15,7 @@ use versus_core::matchmaking::PlayerId;
 use versus_core::party::{Invite, Member, Party, PartyError, ReadyCheck};
 
 use crate::dialect::{Dialect, Session, Timestamp, select_for_update, sql};
+use crate::record::is_unique_violation;
 use crate::{StoreError, StoreResult};
 
 /// A party as stored.
@@ -58,10 +59,6 @@ fn at(ms: i64) -> StoreResult<Timestamp> {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map_err(|e| StoreError::Corrupt(format!("party time {ms}: {e}")))?;
     Timestamp::new(t)
-}
-
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 #[derive(sqlx::FromRow)]

@@ -78,6 +78,11 @@ impl PlayerRow {
     }
 }
 
+/// A unique index refused the write.
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
 /// Maps a unique violation to the domain error it means; any other error stays a database
 /// error. The username check looks for the column (SQLite names it in the message) or the
 /// constraint (PostgreSQL reports its name), both of which contain `username_key`.

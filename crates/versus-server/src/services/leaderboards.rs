@@ -360,12 +360,8 @@ impl Leaderboards {
     async fn carry_over(&self, queue: &str, ended: u32, current: u32) {
         let Ok(board) = self.board(queue) else { return };
         let started = Instant::now();
-        let initial = board.rater.initial_rating();
-        let reset = |stored: &StoredRating| {
-            let rating = board.reset.apply(stored.rating, initial);
-            (rating, board.rater.display_rating(&rating))
-        };
-        let mut backoff = Duration::from_millis(100);
+        let reset = |stored: &StoredRating| board.carry(stored);
+        let mut backoff = Backoff::default();
         // The final ranks, from the store: a result committed just before the rollover may not
         // have reached the live index yet.
         let frozen = loop {
@@ -374,8 +370,7 @@ impl Leaderboards {
                 Err(LeaderboardError::Store(err)) if err.is_closed() => return,
                 Err(err) => {
                     tracing::warn!(queue, season = ended, error = %err, "reading a frozen board failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff.wait().await;
                 }
             }
         };
@@ -400,7 +395,7 @@ impl Leaderboards {
                 Ok(Some(last)) => {
                     after = Some(last);
                     batches += 1;
-                    backoff = Duration::from_millis(100);
+                    backoff = Backoff::default();
                     if yield_between {
                         tokio::time::sleep(batch_started.elapsed()).await;
                     }
@@ -409,8 +404,7 @@ impl Leaderboards {
                 Err(err) if err.is_closed() => return,
                 Err(err) => {
                     tracing::warn!(queue, season = ended, error = %err, "season carry-over batch failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff.wait().await;
                 }
             }
         }
@@ -434,8 +428,7 @@ impl Leaderboards {
                 Err(err) if err.is_closed() => return,
                 Err(err) => {
                     tracing::warn!(queue, season = ended, error = %err, "ranking frozen standings failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff.wait().await;
                 }
             }
         }
@@ -784,6 +777,22 @@ impl Leaderboards {
 const ENTRY_TTL: Duration = Duration::from_secs(10);
 /// Entries cached per queue before the cache starts afresh (a few MB).
 const ENTRY_CACHE_MAX: usize = 50_000;
+
+/// The carry-over's wait before retrying a failed store call: 100 ms, doubling up to 5 s.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Duration::from_millis(100))
+    }
+}
+
+impl Backoff {
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+}
 
 /// Players per carry-over transaction: long enough to be cheap per player, short enough that a
 /// result waiting on one of its rows waits a few tens of milliseconds.

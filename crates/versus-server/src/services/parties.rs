@@ -221,11 +221,10 @@ impl Parties {
         party: Uuid,
         code: Option<&str>,
     ) -> Result<PartyView, PartiesError> {
-        if self.store.party_of(player).await? == Some(party) {
-            return Err(PartyError::AlreadyMember.into());
-        }
-        if self.store.party_of(player).await?.is_some() {
-            return Err(PartyError::AlreadyInParty.into());
+        match self.store.party_of(player).await? {
+            Some(current) if current == party => return Err(PartyError::AlreadyMember.into()),
+            Some(_) => return Err(PartyError::AlreadyInParty.into()),
+            None => {}
         }
         let limits = self.limits;
         let mut queued = None;
