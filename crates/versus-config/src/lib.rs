@@ -60,7 +60,8 @@ pub struct QueueSpec {
     )]
     pub rating_widening: Vec<StepSpec>,
     /// `[[after_seconds, quality], ...]`, never growing: the least predicted match quality a
-    /// new match must reach, by its oldest ticket's wait (`[[0, 0]]`: any). Not applied to
+    /// new match must reach, by its oldest ticket's wait (`[[0, 0]]`: any; default
+    /// `[[0, 0.9], [10, 0.8], [20, 0.7], [30, 0.5], [60, 0]]`). Not applied to
     /// two-player matches (the rating window bounds them) nor to backfills.
     #[serde(
         default = "default_min_quality",
@@ -107,8 +108,8 @@ pub fn default_rating_widening() -> Vec<StepSpec> {
     StepSpec::list(&[(0, 50.0), (5, 100.0), (15, 200.0), (30, 300.0), (60, 450.0)])
 }
 pub fn default_min_quality() -> Vec<StepSpec> {
-    // Off by default until its tick cost is measured (BENCHMARKS.md); the 5v5 scenarios set it.
-    StepSpec::list(&[(0, 0.0)])
+    // The core's default (BENCHMARKS.md, "a quality floor"); a two-player queue ignores it.
+    StepSpec::list(&[(0, 0.9), (10, 0.8), (20, 0.7), (30, 0.5), (60, 0.0)])
 }
 pub fn default_recent_opponent_memory() -> usize {
     3

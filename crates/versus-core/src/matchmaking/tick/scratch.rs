@@ -35,6 +35,9 @@ pub(in crate::matchmaking) struct TickScratch {
     pub(super) teams: teams::Scratch,
     /// The players' ratings of the match being written, team after team.
     pub(super) ratings: Vec<PlayerRating>,
+    /// Index positions (one bit each) in a group that fell below the quality floor this tick:
+    /// they do not anchor a search of their own until the next tick (see `group::select`).
+    pub(super) passed: Vec<u64>,
 }
 
 impl TickScratch {
@@ -65,5 +68,6 @@ impl TickScratch {
             + self.placed.capacity() * size_of::<(Pick, usize)>()
             + self.mate.capacity() * 4
             + self.mate_region.capacity() * size_of::<RegionId>()
+            + self.passed.capacity() * 8
     }
 }
