@@ -16,6 +16,7 @@ WORKDIR /var/lib/versus
 # ~2-4 KiB more RSS per connected player at 10k players; see BENCHMARKS.md).
 ENV VERSUS_BIND=0.0.0.0:8080 VERSUS_DATA_DIR=/var/lib/versus/data MALLOC_ARENA_MAX=1
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
+# bash, not sh: Debian's sh (dash) has no /dev/tcp.
+HEALTHCHECK --interval=10s --timeout=3s CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
 ENTRYPOINT ["versus"]
 CMD ["serve"]

@@ -26,7 +26,9 @@ use crate::services::events::{EventBus, InProcessBus};
 use crate::services::hub::Hub;
 use crate::services::leaderboards::{BoardSpec, Leaderboards};
 use crate::services::matchmaking::Matchmaking;
+use crate::services::nats::{NatsBus, NatsOptions};
 use crate::services::parties::Parties;
+use crate::services::redis::Redis;
 use crate::services::sessions::{SessionDeps, Sessions, allocator};
 use crate::{http, secrets, telemetry};
 use versus_core::season::{Schedule, SoftReset};
@@ -69,9 +71,36 @@ impl App {
                  (set sessions.server_key to choose it)"
             );
         }
-        let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+        let bus: Arc<dyn EventBus> = match &config.nats_url {
+            Some(url) => {
+                NatsBus::connect(NatsOptions {
+                    url: url.expose_secret().to_owned(),
+                    prefix: config.cluster_prefix.clone(),
+                    per_player: config.realtime.replay_buffer as i64,
+                    replay_max_age: Duration::from_secs(config.realtime.replay_max_age_secs),
+                    revocations_max_age: Duration::from_secs(
+                        config.auth.access_token_ttl_secs + 60,
+                    ),
+                })
+                .await?
+            }
+            None => Arc::new(InProcessBus::default()),
+        };
+        let redis = match &config.redis_url {
+            Some(url) => Some(Redis::connect(url.expose_secret(), &config.cluster_prefix).await?),
+            None => None,
+        };
+        // Unique per process: presence entries name the node and connection holding a socket.
+        let node = format!("node-{}", uuid::Uuid::now_v7().simple());
         let hub = Hub::new(config.realtime.clone());
-        tokio::spawn(hub.clone().run(bus.subscribe()));
+        if let Some(redis) = &redis {
+            hub.join_cluster(redis.clone(), node);
+        }
+        if bus.numbers_events() {
+            tokio::spawn(hub.clone().run_numbered(bus.clone()));
+        } else {
+            tokio::spawn(hub.clone().run(bus.subscribe()));
+        }
         let (formed_tx, formed_rx) = tokio::sync::mpsc::unbounded_channel();
         let boards = (config.queues.iter())
             .map(|q| {
@@ -155,7 +184,8 @@ impl App {
                 config.auth.max_concurrent_hashes,
                 config.auth.hash_queue,
             )?,
-            limits: RateLimits::new(&config.limits),
+            limits: RateLimits::new(&config.limits, redis.clone()),
+            redis,
             metrics: telemetry::metrics_handle(),
             started: Instant::now(),
             store,

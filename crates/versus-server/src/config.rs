@@ -34,6 +34,15 @@ pub struct Config {
     /// `postgres://…` switches durable storage to PostgreSQL. It may hold a password.
     pub database_url: Option<SecretString>,
     pub database_max_connections: u32,
+    /// `redis://…`, `rediss://…` or `redis+cluster://host:port,host:port`: the state nodes
+    /// share (rate limits, presence). Unset, it stays in this process. It may hold a password.
+    pub redis_url: Option<SecretString>,
+    /// `nats://…` carries events between nodes over NATS JetStream (`NatsBus`); unset, events
+    /// stay in this process. It may hold credentials.
+    pub nats_url: Option<SecretString>,
+    /// What this cluster's names start with on Redis (keys) and NATS (subjects, the stream), so
+    /// that several clusters can share one of each.
+    pub cluster_prefix: String,
     /// The `service` field of every log line.
     pub service_name: String,
     pub log: LogConfig,
@@ -57,6 +66,9 @@ impl Default for Config {
             data_dir: PathBuf::from("versus-data"),
             database_url: None,
             database_max_connections: 16,
+            redis_url: None,
+            nats_url: None,
+            cluster_prefix: "versus".to_owned(),
             service_name: "versus".to_owned(),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
@@ -638,6 +650,34 @@ impl Config {
                     "must start with postgres:// or postgresql://",
                 );
             }
+        }
+        if let Some(url) = &self.nats_url {
+            let url = url.expose_secret();
+            if !["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .any(|s| url.starts_with(s))
+            {
+                return invalid(
+                    "nats_url",
+                    "must start with nats://, tls://, ws:// or wss://",
+                );
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            let url = url.expose_secret();
+            if !["redis://", "rediss://", "redis+cluster://"]
+                .iter()
+                .any(|s| url.starts_with(s))
+            {
+                return invalid(
+                    "redis_url",
+                    "must start with redis://, rediss:// or redis+cluster://",
+                );
+            }
+        }
+        let prefix_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if self.cluster_prefix.is_empty() || !self.cluster_prefix.chars().all(prefix_ok) {
+            return invalid("cluster_prefix", "must be letters, digits, '_' or '-'");
         }
         if self.database_max_connections == 0 {
             return invalid("database_max_connections", "must be at least 1");

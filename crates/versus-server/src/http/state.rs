@@ -16,6 +16,7 @@ use crate::services::hub::Hub;
 use crate::services::leaderboards::Leaderboards;
 use crate::services::matchmaking::Matchmaking;
 use crate::services::parties::Parties;
+use crate::services::redis::Redis;
 use crate::services::sessions::Sessions;
 
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub hasher: PasswordHasher,
     pub limits: Arc<RateLimits>,
+    /// Shared state of a cluster (`redis_url`), if configured.
+    pub redis: Option<Arc<Redis>>,
     pub metrics: PrometheusHandle,
     pub started: Instant,
     pub bus: Arc<dyn EventBus>,

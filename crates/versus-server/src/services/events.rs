@@ -28,6 +28,14 @@ pub enum BusEvent {
     /// Credentials were revoked: sockets opened with them close, and their access tokens stop
     /// being accepted, on every node that hears it.
     Revoked(Revocation),
+    /// A player's stream event numbered by a bus shared between nodes (`NatsBus`): the same
+    /// number on every node, and `frame` the serialised envelope as the client gets it. The
+    /// in-process bus never yields it (its hub numbers events itself).
+    Numbered {
+        player: Uuid,
+        id: u64,
+        frame: Arc<str>,
+    },
 }
 
 /// Whose credentials ended.
@@ -47,10 +55,20 @@ impl BusEvent {
 
 pub type Subscription = mpsc::UnboundedReceiver<Arc<BusEvent>>;
 
+#[async_trait::async_trait]
 pub trait EventBus: Send + Sync + 'static {
     fn publish(&self, event: BusEvent);
     /// A new subscriber sees every event published after it subscribed.
     fn subscribe(&self) -> Subscription;
+    /// The engine behind the bus, if any, and a round trip to it (`/health/detailed`).
+    async fn probe(&self) -> Option<(&'static str, Result<std::time::Duration, String>)> {
+        None
+    }
+    /// Whether events numbered for players come from the bus (`BusEvent::Numbered`) rather
+    /// than from the hub, which then hands announcements on as events for its own players.
+    fn numbers_events(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Default)]

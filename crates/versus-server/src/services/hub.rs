@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -17,7 +17,8 @@ use uuid::Uuid;
 use versus_protocol::ws::{Envelope, ResumeGap, ServerEvent};
 
 use crate::config::RealtimeConfig;
-use crate::services::events::{Audience, BusEvent, Revocation, Subscription};
+use crate::services::events::{Audience, BusEvent, EventBus, Revocation, Subscription};
+use crate::services::redis::Redis;
 
 /// A frame for one connection's writer.
 #[derive(Debug, Clone)]
@@ -113,7 +114,21 @@ pub struct Hub {
     mailboxes: Mutex<HashMap<Uuid, Mailbox>>,
     config: RealtimeConfig,
     next_connection: AtomicU64,
+    /// In a cluster: who is connected anywhere, kept in Redis ([`Hub::join_cluster`]).
+    cluster: OnceLock<Cluster>,
 }
+
+/// This node's part in the cluster-wide presence: connects and drops go to Redis in the order
+/// they happened (one task), and every live socket's entry is renewed while it lives.
+struct Cluster {
+    redis: Arc<Redis>,
+    node: String,
+    changes: mpsc::UnboundedSender<(Uuid, u64, bool)>,
+}
+
+/// How long a presence entry outlives its last renewal: a node that dies takes its players
+/// offline within this.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
 
 pub fn now_millis() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
@@ -137,7 +152,80 @@ impl Hub {
             mailboxes: Mutex::new(HashMap::new()),
             config,
             next_connection: AtomicU64::new(1),
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// Publishes who is connected here to Redis as `node`, so that every node can tell whether
+    /// a player is connected anywhere ([`Hub::away_for`]).
+    pub fn join_cluster(self: &Arc<Self>, redis: Arc<Redis>, node: String) {
+        let (changes, mut rx) = mpsc::unbounded_channel::<(Uuid, u64, bool)>();
+        let cluster = Cluster {
+            redis: redis.clone(),
+            node: node.clone(),
+            changes,
+        };
+        if self.cluster.set(cluster).is_err() {
+            return;
+        }
+        let id = move |connection: u64| format!("{node}/{connection}");
+        let writer_id = id.clone();
+        tokio::spawn(async move {
+            while let Some((player, connection, up)) = rx.recv().await {
+                let connection = writer_id(connection);
+                let done = if up {
+                    redis.set_present(player, &connection, PRESENCE_TTL).await
+                } else {
+                    redis.clear_present(player, &connection).await
+                };
+                if let Err(err) = done {
+                    tracing::warn!(player_id = %player, error = %err, "presence not recorded");
+                }
+            }
+        });
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PRESENCE_TTL / 3);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                let live: Vec<(Uuid, u64)> = {
+                    let mailboxes = hub.mailboxes.lock().expect("hub lock");
+                    (mailboxes.iter())
+                        .filter_map(|(p, m)| m.connection.as_ref().map(|c| (*p, c.id)))
+                        .collect()
+                };
+                let cluster = hub.cluster.get().expect("set above");
+                for (player, connection) in live {
+                    let _ = cluster.changes.send((player, connection, true));
+                }
+            }
+        });
+    }
+
+    fn tell_cluster(&self, player: Uuid, connection: u64, up: bool) {
+        if let Some(cluster) = self.cluster.get() {
+            let _ = cluster.changes.send((player, connection, up));
+        }
+    }
+
+    /// How long the player has been connected nowhere: [`Hub::offline_for`] here, unless (in
+    /// a cluster) another node holds their socket. With Redis unreachable the player is taken
+    /// as connected: an outage must not cost anyone their place in a queue.
+    pub async fn away_for(&self, player: Uuid) -> Option<Duration> {
+        let here = self.offline_for(player)?;
+        let Some(cluster) = self.cluster.get() else {
+            return Some(here);
+        };
+        match cluster.redis.is_present(player).await {
+            Ok(false) => Some(here),
+            Ok(true) => None,
+            Err(err) => {
+                tracing::warn!(player_id = %player, error = %err, node = %cluster.node, "presence unknown; taken as connected");
+                None
+            }
+        }
     }
 
     /// Delivers bus events until the bus closes.
@@ -147,10 +235,43 @@ impl Hub {
         }
     }
 
+    /// Delivers the events of a bus shared between nodes, which numbers players' events
+    /// itself: an announcement for everyone is published on as an event for each player
+    /// connected here, so that it is numbered like the rest.
+    pub async fn run_numbered(self: Arc<Self>, bus: Arc<dyn EventBus>) {
+        let mut subscription = bus.subscribe();
+        while let Some(event) = subscription.recv().await {
+            match &*event {
+                BusEvent::Event {
+                    audience: Audience::Everyone,
+                    event,
+                } => {
+                    let connected = self.connected_players();
+                    if !connected.is_empty() {
+                        bus.publish(BusEvent::to(Audience::Players(connected), event.clone()));
+                    }
+                }
+                other => self.deliver(other),
+            }
+        }
+    }
+
+    fn connected_players(&self) -> Vec<Uuid> {
+        let mailboxes = self.mailboxes.lock().expect("hub lock");
+        (mailboxes.iter())
+            .filter(|(_, m)| m.connection.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub fn deliver(&self, event: &BusEvent) {
         let (audience, event) = match event {
             BusEvent::Event { audience, event } => (audience, event),
             BusEvent::Revoked(revocation) => return self.revoke(revocation),
+            BusEvent::Numbered { player, id, frame } => {
+                let mut mailboxes = self.mailboxes.lock().expect("hub lock");
+                return self.push_frame(&mut mailboxes, *player, Some(*id), frame.clone());
+            }
         };
         let mut mailboxes = self.mailboxes.lock().expect("hub lock");
         match audience {
@@ -174,9 +295,7 @@ impl Hub {
     }
 
     fn push(&self, mailboxes: &mut HashMap<Uuid, Mailbox>, player: Uuid, event: &ServerEvent) {
-        let mailbox = mailboxes.entry(player).or_insert_with(Mailbox::new);
-        let id = mailbox.next_id;
-        mailbox.next_id += 1;
+        let id = mailboxes.get(&player).map_or(1, |m| m.next_id);
         let envelope = Envelope {
             id,
             ts: now_millis(),
@@ -185,6 +304,26 @@ impl Hub {
         let frame: Arc<str> = serde_json::to_string(&envelope)
             .expect("envelopes serialise")
             .into();
+        self.push_frame(mailboxes, player, None, frame);
+    }
+
+    /// Buffers and sends one serialised event: numbered here (`numbered: None`, the frame made
+    /// with the mailbox's next id) or by a shared bus, whose number is taken as given — one
+    /// already held (a redelivery after a NATS reconnect) is dropped.
+    fn push_frame(
+        &self,
+        mailboxes: &mut HashMap<Uuid, Mailbox>,
+        player: Uuid,
+        numbered: Option<u64>,
+        frame: Arc<str>,
+    ) {
+        let mailbox = mailboxes.entry(player).or_insert_with(Mailbox::new);
+        let id = match numbered {
+            None => mailbox.next_id,
+            Some(id) if id < mailbox.next_id => return,
+            Some(id) => id,
+        };
+        mailbox.next_id = id + 1;
         let now = Instant::now();
         mailbox.buffer.push_back((id, now, frame.clone()));
         let max_age = Duration::from_secs(self.config.replay_max_age_secs);
@@ -291,6 +430,7 @@ impl Hub {
             tx,
             kick,
         });
+        self.tell_cluster(player, connection_id, true);
         Attached {
             connection_id,
             rx,
@@ -312,6 +452,7 @@ impl Hub {
         {
             mailbox.connection = None;
             mailbox.went_offline();
+            self.tell_cluster(player, connection_id, false);
         }
     }
 

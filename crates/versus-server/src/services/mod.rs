@@ -13,5 +13,7 @@ pub mod events;
 pub mod hub;
 pub mod leaderboards;
 pub mod matchmaking;
+pub mod nats;
 pub mod parties;
+pub mod redis;
 pub mod sessions;

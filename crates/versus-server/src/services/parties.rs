@@ -537,7 +537,7 @@ impl Parties {
                 return;
             };
             tokio::time::sleep(grace).await;
-            if hub.offline_for(player).is_none_or(|away| away < grace) {
+            if hub.away_for(player).await.is_none_or(|away| away < grace) {
                 return;
             }
             let name = this.name(player).await;

@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod auth;
 mod authorization;
+mod cluster;
 mod connections;
 mod credentials;
 mod guests;

@@ -20,6 +20,7 @@ on_both_backends!(
     a_party_is_queued_whole_or_not_at_all,
     party_updates_come_in_order_and_are_replayed_after_a_drop,
     a_banned_member_is_taken_out_of_the_party,
+    a_leader_leaving_mid_queue_cancels_the_ticket_and_hands_over,
 );
 
 async fn call(
@@ -446,10 +447,99 @@ async fn a_party_is_queued_whole_or_not_at_all(backend: crate::support::Backend)
             .unwrap()
             .contains(&c.id.to_string())
     );
-    // A queue that takes no party this big refuses it.
+    // A queue that takes no party this big refuses it, naming the limit.
+    ok(call(
+        &app,
+        &c,
+        reqwest::Method::DELETE,
+        "/api/v1/queue/leave",
+        None,
+    )
+    .await)
+    .await;
     let ffa = json!({ "queue": "ranked-1v1", "latencies": { "eu": 30 }, "party_id": party });
     let response = post(&app, &a, "/api/v1/queue/join", ffa).await;
-    assert!(response.status().is_client_error(), "{}", response.status());
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("allows 1 to 1"),
+        "{problem}"
+    );
+    app.finish().await;
+}
+
+/// The leader leaving while the party searches: the ticket is cancelled, every member is told
+/// why, the longest-standing member leads, and the new leader can queue the party again once
+/// it is ready (the first ready check does not carry over).
+async fn a_leader_leaving_mid_queue_cancels_the_ticket_and_hands_over(
+    backend: crate::support::Backend,
+) {
+    let Some(app) = spawn(backend, |_| {}).await else {
+        return;
+    };
+    let a = app.player(&unique("la")).await;
+    let b = app.player(&unique("lb")).await;
+    let c = app.player(&unique("lc")).await;
+    let party = party_of(&app, &a, &[&b, &c]).await;
+    let mut b_ws = Ws::connect(&app, &b, None).await;
+    let mut c_ws = Ws::connect(&app, &c, None).await;
+    all_ready(&app, &party, &a, &[&b, &c]).await;
+    // Nobody else plays 5v5: the ticket waits.
+    let join = json!({ "queue": "ranked-5v5", "latencies": { "eu": 30 }, "party_id": party });
+    ok(post(&app, &a, "/api/v1/queue/join", join.clone()).await).await;
+    let status = ok(call(&app, &b, reqwest::Method::GET, "/api/v1/queue/status", None).await).await;
+    assert_eq!(status["state"], "searching", "{status}");
+
+    let path = format!("/api/v1/parties/{party}/leave");
+    ok(post(&app, &a, &path, json!({})).await).await;
+    for ws in [&mut b_ws, &mut c_ws] {
+        let cancelled = loop {
+            let update = next_of(ws, "party_update").await;
+            if update["reason"] == "queue_cancelled" {
+                break update;
+            }
+        };
+        assert_eq!(
+            cancelled["party"]["leader_id"],
+            b.id.to_string(),
+            "{cancelled}"
+        );
+        assert_eq!(cancelled["by"], a.id.to_string(), "{cancelled}");
+    }
+    for player in [&a, &b, &c] {
+        let status = ok(call(
+            &app,
+            player,
+            reqwest::Method::GET,
+            "/api/v1/queue/status",
+            None,
+        )
+        .await)
+        .await;
+        assert_eq!(status["state"], "cancelled", "{status}");
+    }
+    let view = ok(read_party(&app, &b, &party).await).await;
+    assert_eq!(view["leader_id"], b.id.to_string());
+    assert_eq!(ids(&view), [b.id.to_string(), c.id.to_string()]);
+    assert_eq!(read_party(&app, &a, &party).await.status(), 403);
+
+    // The old check is gone: the new leader must run one before queueing again.
+    expect_problem(
+        post(&app, &b, "/api/v1/queue/join", join.clone()).await,
+        409,
+        "party_not_ready",
+    )
+    .await;
+    all_ready(&app, &party, &b, &[&c]).await;
+    ok(post(&app, &b, "/api/v1/queue/join", join).await).await;
+    let status = ok(call(&app, &c, reqwest::Method::GET, "/api/v1/queue/status", None).await).await;
+    assert_eq!(status["state"], "searching", "{status}");
+    // The one who left can queue alone.
+    let solo = json!({ "queue": "ranked-5v5", "latencies": { "eu": 30 } });
+    ok(post(&app, &a, "/api/v1/queue/join", solo).await).await;
     app.finish().await;
 }
 

@@ -35,6 +35,8 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
     database: Option<TestDatabase>,
     data_dir: PathBuf,
+    /// The NATS stream a cluster's first node removes when it finishes: `(url, prefix)`.
+    nats_stream: Option<(String, String)>,
 }
 
 pub fn test_config(data_dir: PathBuf) -> Config {
@@ -99,6 +101,31 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     Some(app)
 }
 
+/// `n` servers as one cluster: one PostgreSQL database, one data dir (so one set of generated
+/// secrets) and one NATS stream (a prefix of its own). `None` when PostgreSQL or NATS is
+/// unreachable and skipping is allowed. Finish the others before the first, which removes
+/// what they share.
+pub async fn spawn_cluster(n: usize, tweak: impl Fn(&mut Config)) -> Option<Vec<TestApp>> {
+    let nats = versus_server::services::nats::test_url().await?;
+    let database = postgres_test_db().await?;
+    let data_dir = std::env::temp_dir().join(format!("versus-test-{}", uuid::Uuid::now_v7()));
+    let prefix = format!("t{}", uuid::Uuid::now_v7().simple());
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut config = test_config(data_dir.clone());
+        config.database_url = Some(SecretString::from(database.url.clone()));
+        config.database_max_connections = 8;
+        config.nats_url = Some(SecretString::from(nats.clone()));
+        config.cluster_prefix = prefix.clone();
+        tweak(&mut config);
+        nodes.push(start(config).await);
+    }
+    nodes[0].database = Some(database);
+    nodes[0].data_dir = data_dir;
+    nodes[0].nats_stream = Some((nats, prefix));
+    Some(nodes)
+}
+
 async fn start(config: Config) -> TestApp {
     versus_server::telemetry::init_logging(&config.log, "versus-test");
     let app = App::build(config.clone())
@@ -123,6 +150,7 @@ async fn start(config: Config) -> TestApp {
         server: Some(server),
         database: None,
         data_dir: PathBuf::new(),
+        nats_stream: None,
     }
 }
 
@@ -143,6 +171,7 @@ impl TestApp {
         let mut restarted = start(self.config.clone()).await;
         restarted.database = self.database.take();
         restarted.data_dir = std::mem::take(&mut self.data_dir);
+        restarted.nats_stream = self.nats_stream.take();
         restarted
     }
 
@@ -167,6 +196,9 @@ impl TestApp {
         }
         if !self.data_dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+        if let Some((url, prefix)) = self.nats_stream.take() {
+            let _ = versus_server::services::nats::delete_stream(&url, &prefix).await;
         }
     }
 

@@ -85,7 +85,7 @@ async fn register(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    state.limits.auth_per_ip.check(&ip)?;
+    state.limits.auth_per_ip.check(&ip).await?;
     let (username, password) = new_credentials(&body.username, &body.password)?;
     let display_name = match body.display_name.as_deref() {
         Some(raw) => {
@@ -131,11 +131,11 @@ async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    state.limits.auth_per_ip.check(&ip)?;
+    state.limits.auth_per_ip.check(&ip).await?;
     // A username that cannot exist still costs a full hash below, and is limited like any other.
     let username = Username::parse(&body.username).ok();
     let limit_key = body.username.to_ascii_lowercase();
-    state.limits.login_per_username.check(&limit_key)?;
+    state.limits.login_per_username.check(&limit_key).await?;
     let credentials = match &username {
         Some(username) => state.store.credentials_by_username(username).await?,
         None => None,
@@ -175,7 +175,7 @@ async fn device_login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<DeviceLoginRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
-    state.limits.auth_per_ip.check(&ip)?;
+    state.limits.auth_per_ip.check(&ip).await?;
     let device_id =
         DeviceId::parse(&body.device_id).map_err(|e| ApiError::validation("device_id", e))?;
     let now = OffsetDateTime::now_utc();
@@ -223,7 +223,7 @@ async fn link(
     player: AuthPlayer,
     ApiJson(body): ApiJson<LinkRequest>,
 ) -> ApiResult<Json<PlayerProfile>> {
-    state.limits.auth_per_ip.check(&ip)?;
+    state.limits.auth_per_ip.check(&ip).await?;
     let (username, password) = new_credentials(&body.username, &body.password)?;
     // Checked before hashing, which is the expensive part; the store checks again atomically.
     let account = state
@@ -274,7 +274,7 @@ async fn refresh(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    state.limits.auth_per_ip.check(&ip)?;
+    state.limits.auth_per_ip.check(&ip).await?;
     let now = OffsetDateTime::now_utc();
     let next = state.tokens.successor(&body.refresh_token, now);
     let presented = hash_refresh_token(&body.refresh_token);
@@ -341,7 +341,7 @@ async fn logout(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    state.limits.auth_per_ip.check(&ip)?;
+    state.limits.auth_per_ip.check(&ip).await?;
     let hash = hash_refresh_token(&body.refresh_token);
     if let Some(family) = state
         .store

@@ -34,30 +34,22 @@ async fn health() -> Json<Health> {
     )
 )]
 async fn health_detailed(State(state): State<AppState>) -> impl IntoResponse {
-    let store = match state.store.ping().await {
-        Ok(latency) => {
-            metrics::histogram!("store_query_duration_seconds", "backend" => state.store.backend())
-                .record(latency.as_secs_f64());
-            BackendHealth {
-                name: "store".to_owned(),
-                kind: state.store.backend().to_owned(),
-                status: "up".to_owned(),
-                latency_ms: Some(latency.as_secs_f64() * 1000.0),
-                error: None,
-            }
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "store health probe failed");
-            BackendHealth {
-                name: "store".to_owned(),
-                kind: state.store.backend().to_owned(),
-                status: "down".to_owned(),
-                latency_ms: None,
-                error: Some("unreachable".to_owned()),
-            }
-        }
-    };
-    let backends = vec![store];
+    let store = state.store.ping().await.map_err(|err| {
+        tracing::warn!(error = %err, "store health probe failed");
+        "unreachable".to_owned()
+    });
+    if let Ok(latency) = &store {
+        metrics::histogram!("store_query_duration_seconds", "backend" => state.store.backend())
+            .record(latency.as_secs_f64());
+    }
+    let mut backends = vec![backend("store", state.store.backend(), store)];
+    if let Some(redis) = &state.redis {
+        let probe = redis.ping().await.map_err(|err| err.to_string());
+        backends.push(backend("shared_state", "redis", probe));
+    }
+    if let Some((kind, probe)) = state.bus.probe().await {
+        backends.push(backend("events", kind, probe));
+    }
     let all_up = backends.iter().all(|b| b.status == "up");
     let body = DetailedHealth {
         status: if all_up { "ok" } else { "degraded" }.to_owned(),
@@ -71,6 +63,20 @@ async fn health_detailed(State(state): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body))
+}
+
+fn backend(name: &str, kind: &str, probe: Result<std::time::Duration, String>) -> BackendHealth {
+    let (status, latency_ms, error) = match probe {
+        Ok(latency) => ("up", Some(latency.as_secs_f64() * 1000.0), None),
+        Err(error) => ("down", None, Some(error)),
+    };
+    BackendHealth {
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        status: status.to_owned(),
+        latency_ms,
+        error,
+    }
 }
 
 /// Prometheus text exposition.

@@ -549,7 +549,7 @@ impl Matchmaking {
             tokio::time::sleep(grace).await;
             // A later drop scheduled its own check; only a player away for the whole grace since
             // their latest drop loses the ticket.
-            let gone = hub.offline_for(player).is_some_and(|away| away >= grace);
+            let gone = hub.away_for(player).await.is_some_and(|away| away >= grace);
             if gone && matchmaking.leave(player).await.is_ok() {
                 tracing::info!(player_id = %player, "ticket cancelled after disconnect grace period");
             }

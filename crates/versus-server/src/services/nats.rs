@@ -1,0 +1,695 @@
+//! The event bus across nodes: NATS JetStream behind the same [`EventBus`] trait.
+//!
+//! One stream, `{PREFIX}_EVENTS`, over subjects `{prefix}.>`:
+//! - `{prefix}.player.{id}.updates` — a player's stream events, each already an [`Envelope`]
+//!   with its number. Numbers are assigned here, at publish, and are the same on every node:
+//!   a publish names the subject's last stream sequence it expects
+//!   (`Nats-Expected-Last-Subject-Sequence`) and carries the id after that message's; if another
+//!   node published to the player meanwhile, JetStream refuses it and the publisher re-reads
+//!   the subject's last message and tries again. A player's events are thereby one numbered
+//!   chain in stream order, whichever nodes produced them, and a client resuming on another
+//!   node finds the same numbers.
+//! - `{prefix}.system.announcements` — events for every connected player: each node hands
+//!   them to its own connections by publishing them on to those players' subjects (so they
+//!   get numbers like any other event).
+//! - `{prefix}.system.revocations` — ended logins; every node closes its sockets on them.
+//!
+//! Every node reads the whole stream (two ordered consumers: players' events from
+//! `replay_max_age` ago at start-up, so a node that restarts refills its replay buffers with
+//! what was published while it was down; revocations from an access token's lifetime ago; after
+//! a NATS outage each resumes after the last sequence it saw). The stream keeps
+//! `replay_buffer` messages per subject, at most [`MAX_BYTES`], none older than [`RETENTION`].
+//!
+//! Publishing never blocks a producer: events queue in memory, in order, and a task publishes
+//! them, retrying while NATS is away. What the events tell is already durable in the store;
+//! an event held here while NATS is down is delivered when it returns (not if this node dies
+//! first: a client then refreshes over REST, as after any `resume_gap`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+use versus_protocol::ws::{Envelope, ServerEvent};
+
+use super::events::{Audience, BusEvent, EventBus, Revocation, Subscription};
+use super::hub::now_millis;
+
+/// How long the stream keeps a message. Long beyond any replay window: a player's last message
+/// is where the next number comes from, so it should outlive quiet spells.
+pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// The most the stream keeps on disk; the oldest messages go first.
+pub const MAX_BYTES: i64 = 1 << 30;
+
+/// Where a bus lives and how much it keeps.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    pub url: String,
+    /// Subject prefix and stream name stem: several clusters (or tests) share one NATS.
+    pub prefix: String,
+    /// Messages kept per player.
+    pub per_player: i64,
+    /// How far back a starting node reads players' events, to fill its replay buffers.
+    pub replay_max_age: Duration,
+    /// How far back a starting node reads revocations: an access token's lifetime, so that no
+    /// token revoked before the node started is accepted by it.
+    pub revocations_max_age: Duration,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireRevocation {
+    player: Uuid,
+    family: Option<Uuid>,
+}
+
+pub struct NatsBus {
+    client: async_nats::Client,
+    outbox: mpsc::UnboundedSender<BusEvent>,
+    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<BusEvent>>>>>,
+}
+
+/// One message to publish.
+struct Outgoing {
+    subject: String,
+    kind: Kind,
+}
+
+enum Kind {
+    /// A player's event: numbered at publish.
+    Player(Uuid, ServerEvent),
+    /// Announcements and revocations: not numbered.
+    Raw(Vec<u8>),
+}
+
+struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    fn player(&self, player: Uuid) -> String {
+        format!("{}.player.{player}.updates", self.prefix)
+    }
+    fn announcements(&self) -> String {
+        format!("{}.system.announcements", self.prefix)
+    }
+    fn revocations(&self) -> String {
+        format!("{}.system.revocations", self.prefix)
+    }
+    /// The player a subject is for, if it is a player's.
+    fn player_of(&self, subject: &str) -> Option<Uuid> {
+        let rest = subject
+            .strip_prefix(&self.prefix)?
+            .strip_prefix(".player.")?;
+        rest.strip_suffix(".updates")?.parse().ok()
+    }
+}
+
+impl NatsBus {
+    /// Connects, creates (or adopts) the stream, and starts publishing and reading.
+    pub async fn connect(options: NatsOptions) -> anyhow::Result<Arc<Self>> {
+        let client = async_nats::ConnectOptions::new()
+            .name("versus")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .connect(&options.url)
+            .await
+            .context("connecting to NATS")?;
+        // `retry_on_initial_connect` returns at once: wait (boundedly) for the first connection
+        // so that a wrong address fails start-up with a clear error.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while client.connection_state() != async_nats::connection::State::Connected {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .with_context(|| format!("NATS at {} did not answer within 10 s", options.url))?;
+        let js = jetstream::new(client.clone());
+        let name = stream_name(&options.prefix);
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{}.>", options.prefix)],
+                max_messages_per_subject: options.per_player.max(1),
+                max_age: RETENTION,
+                max_bytes: MAX_BYTES,
+                storage: stream::StorageType::File,
+                discard: stream::DiscardPolicy::Old,
+                ..Default::default()
+            })
+            .await
+            .context("creating the JetStream event stream")?;
+        let subjects = Arc::new(Subjects {
+            prefix: options.prefix.clone(),
+        });
+        let subscribers = Arc::new(Mutex::new(Vec::new()));
+        let (outbox, rx) = mpsc::unbounded_channel();
+        let bus = Arc::new(Self {
+            client,
+            outbox,
+            subscribers: subscribers.clone(),
+        });
+        let mut stream = stream;
+        let started_at = stream
+            .info()
+            .await
+            .context("reading the event stream")?
+            .state
+            .last_sequence;
+        tokio::spawn(publish_loop(js, stream.clone(), subjects.clone(), rx));
+        let players = format!("{}.player.>", options.prefix);
+        let system = format!("{}.system.>", options.prefix);
+        let reads = [
+            (players, options.replay_max_age),
+            (system, options.revocations_max_age),
+        ];
+        for (filter, max_age) in reads {
+            tokio::spawn(read_loop(
+                stream.clone(),
+                filter,
+                subjects.clone(),
+                subscribers.clone(),
+                started_at,
+                max_age,
+            ));
+        }
+        Ok(bus)
+    }
+
+    /// Round trip to NATS (a flush), for `/health/detailed`.
+    pub async fn ping(&self) -> Result<Duration, String> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err("disconnected".to_owned());
+        }
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await {
+            Ok(Ok(())) => Ok(started.elapsed()),
+            Ok(Err(_)) => Err("unreachable".to_owned()),
+            Err(_) => Err("timed out".to_owned()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for NatsBus {
+    fn publish(&self, event: BusEvent) {
+        // The loop only ends with the process.
+        let _ = self.outbox.send(event);
+    }
+
+    fn subscribe(&self) -> Subscription {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subscribers.lock().expect("bus lock").push(tx);
+        rx
+    }
+
+    async fn probe(&self) -> Option<(&'static str, Result<Duration, String>)> {
+        Some(("nats", self.ping().await))
+    }
+
+    fn numbers_events(&self) -> bool {
+        true
+    }
+}
+
+/// The stream a prefix's events live in.
+pub fn stream_name(prefix: &str) -> String {
+    format!("{}_EVENTS", prefix.to_uppercase())
+}
+
+/// Deletes a prefix's stream (what a test leaves behind on the shared NATS).
+pub async fn delete_stream(url: &str, prefix: &str) -> anyhow::Result<()> {
+    let client = async_nats::connect(url).await?;
+    jetstream::new(client)
+        .delete_stream(stream_name(prefix))
+        .await?;
+    Ok(())
+}
+
+fn fan_out(subscribers: &Mutex<Vec<mpsc::UnboundedSender<Arc<BusEvent>>>>, event: BusEvent) {
+    let event = Arc::new(event);
+    let mut subscribers = subscribers.lock().expect("bus lock");
+    subscribers.retain(|subscriber| subscriber.send(event.clone()).is_ok());
+}
+
+/// Where a player's numbering stands: the stream sequence of their last message and its id.
+#[derive(Clone, Copy)]
+struct Chain {
+    last_sequence: u64,
+    last_id: u64,
+}
+
+async fn publish_loop(
+    js: jetstream::Context,
+    stream: stream::Stream,
+    subjects: Arc<Subjects>,
+    mut rx: mpsc::UnboundedReceiver<BusEvent>,
+) {
+    let mut chains: HashMap<Uuid, Chain> = HashMap::new();
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let mut outgoing = Vec::new();
+        for event in batch.drain(..) {
+            expand(&subjects, event, &mut outgoing);
+        }
+        // Waves: the k-th message of each subject goes in wave k, so one subject's messages
+        // keep their order while different players' are published together.
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut waves: Vec<Vec<&Outgoing>> = Vec::new();
+        for message in &outgoing {
+            let k = seen.entry(message.subject.as_str()).or_default();
+            if waves.len() <= *k {
+                waves.push(Vec::new());
+            }
+            waves[*k].push(message);
+            *k += 1;
+        }
+        for wave in waves {
+            publish_wave(&js, &stream, &mut chains, &wave).await;
+        }
+        metrics::counter!("bus_events_published_total", "bus" => "nats")
+            .increment(outgoing.len() as u64);
+    }
+}
+
+fn expand(subjects: &Subjects, event: BusEvent, out: &mut Vec<Outgoing>) {
+    match event {
+        BusEvent::Event { audience, event } => match audience {
+            Audience::Player(player) => out.push(Outgoing {
+                subject: subjects.player(player),
+                kind: Kind::Player(player, event),
+            }),
+            Audience::Players(players) => out.extend(players.into_iter().map(|player| Outgoing {
+                subject: subjects.player(player),
+                kind: Kind::Player(player, event.clone()),
+            })),
+            Audience::Everyone => out.push(Outgoing {
+                subject: subjects.announcements(),
+                kind: Kind::Raw(serde_json::to_vec(&event).expect("events serialise")),
+            }),
+        },
+        BusEvent::Revoked(Revocation { player, family }) => out.push(Outgoing {
+            subject: subjects.revocations(),
+            kind: Kind::Raw(
+                serde_json::to_vec(&WireRevocation { player, family })
+                    .expect("revocations serialise"),
+            ),
+        }),
+        // Read off the stream, never published.
+        BusEvent::Numbered { .. } => {}
+    }
+}
+
+/// Publishes one message per subject (all sent before any acknowledgement is awaited), each
+/// retried until JetStream has it.
+async fn publish_wave(
+    js: &jetstream::Context,
+    stream: &stream::Stream,
+    chains: &mut HashMap<Uuid, Chain>,
+    wave: &[&Outgoing],
+) {
+    let mut pending: Vec<&Outgoing> = wave.to_vec();
+    let mut backoff = Duration::from_millis(50);
+    while !pending.is_empty() {
+        let mut sent = Vec::with_capacity(pending.len());
+        for &message in &pending {
+            let attempt = match &message.kind {
+                Kind::Raw(payload) => {
+                    js.publish(message.subject.clone(), payload.clone().into())
+                        .await
+                }
+                Kind::Player(player, event) => {
+                    let chain = match chains.get(player) {
+                        Some(chain) => *chain,
+                        None => match last_of(stream, &message.subject).await {
+                            Ok(chain) => *chains.entry(*player).or_insert(chain),
+                            Err(err) => {
+                                sent.push((message, Err(err)));
+                                continue;
+                            }
+                        },
+                    };
+                    let envelope = Envelope {
+                        id: chain.last_id + 1,
+                        ts: now_millis(),
+                        event: event.clone(),
+                    };
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(
+                        async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                        chain.last_sequence.to_string().as_str(),
+                    );
+                    let payload = serde_json::to_vec(&envelope).expect("envelopes serialise");
+                    js.publish_with_headers(message.subject.clone(), headers, payload.into())
+                        .await
+                }
+            };
+            sent.push((message, attempt.map_err(|e| e.to_string())));
+        }
+        let mut retry = Vec::new();
+        for (message, attempt) in sent {
+            let acked = match attempt {
+                Ok(ack) => ack.await.map_err(|e| (e.kind(), e.to_string())),
+                Err(err) => Err((jetstream::context::PublishErrorKind::Other, err)),
+            };
+            match (acked, &message.kind) {
+                (Ok(ack), Kind::Player(player, _)) => {
+                    let chain = chains.get_mut(player).expect("read before publishing");
+                    chain.last_sequence = ack.sequence;
+                    chain.last_id += 1;
+                }
+                (Ok(_), Kind::Raw(_)) => {}
+                (
+                    Err((jetstream::context::PublishErrorKind::WrongLastSequence, _)),
+                    Kind::Player(player, _),
+                ) => {
+                    // Another node published to this player: re-read the chain and go again.
+                    chains.remove(player);
+                    metrics::counter!("bus_publish_conflicts_total").increment(1);
+                    retry.push(message);
+                }
+                (Err((_, err)), _) => {
+                    if let Kind::Player(player, _) = &message.kind {
+                        chains.remove(player);
+                    }
+                    tracing::warn!(subject = %message.subject, error = %err, "NATS publish failed; retrying");
+                    metrics::counter!("bus_publish_retries_total").increment(1);
+                    retry.push(message);
+                }
+            }
+        }
+        if !retry.is_empty() && retry.len() == pending.len() {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        pending = retry;
+    }
+}
+
+/// A player's chain as the stream holds it: their last message's sequence and id (0 and 0
+/// when the stream holds none).
+async fn last_of(stream: &stream::Stream, subject: &str) -> Result<Chain, String> {
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(message) => {
+            let envelope: Envelope = serde_json::from_slice(&message.payload)
+                .map_err(|e| format!("a player message that is not an envelope: {e}"))?;
+            Ok(Chain {
+                last_sequence: message.sequence,
+                last_id: envelope.id,
+            })
+        }
+        Err(err) if err.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(Chain {
+            last_sequence: 0,
+            last_id: 0,
+        }),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Hands out the messages of `filter`, from `max_age` ago at start-up, for as long as the
+/// process lives.
+async fn read_loop(
+    stream: stream::Stream,
+    filter: String,
+    subjects: Arc<Subjects>,
+    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<BusEvent>>>>>,
+    started_at: u64,
+    max_age: Duration,
+) {
+    let mut backoff = Duration::from_millis(100);
+    // The ordered consumer resumes after the last message it handed out when NATS comes back;
+    // this loop only recreates it if creating or reading it failed outright.
+    let mut after = 0u64;
+    loop {
+        let deliver_policy = if after == 0 {
+            // What could still matter: older events would only be dropped.
+            consumer::DeliverPolicy::ByStartTime {
+                start_time: time::OffsetDateTime::now_utc() - max_age,
+            }
+        } else {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            }
+        };
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: filter.clone(),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await;
+        let mut messages = match consumer {
+            Ok(consumer) => match consumer.messages().await {
+                Ok(messages) => messages,
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading the event stream failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "subscribing to the event stream failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(err) => {
+                    tracing::warn!(error = %err, "event stream read failed; resuming");
+                    break;
+                }
+            };
+            let sequence = message
+                .info()
+                .map(|info| info.stream_sequence)
+                .unwrap_or(after + 1);
+            after = after.max(sequence);
+            if let Some(event) = decode(
+                &subjects,
+                &message.subject,
+                &message.payload,
+                sequence > started_at,
+            ) {
+                fan_out(&subscribers, event);
+            }
+        }
+    }
+}
+
+/// What a stream message means to this node. Announcements published before this node started
+/// are not handed out again (their audience was whoever was connected then).
+fn decode(subjects: &Subjects, subject: &str, payload: &[u8], fresh: bool) -> Option<BusEvent> {
+    if let Some(player) = subjects.player_of(subject) {
+        let envelope: Envelope = match serde_json::from_slice(payload) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                tracing::warn!(%subject, error = %err, "skipping a malformed event");
+                return None;
+            }
+        };
+        let frame: Arc<str> = std::str::from_utf8(payload).ok()?.into();
+        return Some(BusEvent::Numbered {
+            player,
+            id: envelope.id,
+            frame,
+        });
+    }
+    if subject == subjects.revocations() {
+        let wire: WireRevocation = serde_json::from_slice(payload).ok()?;
+        return Some(BusEvent::Revoked(Revocation {
+            player: wire.player,
+            family: wire.family,
+        }));
+    }
+    if subject == subjects.announcements() && fresh {
+        let event: ServerEvent = serde_json::from_slice(payload).ok()?;
+        return Some(BusEvent::to(Audience::Everyone, event));
+    }
+    None
+}
+
+/// For tests of the NATS bus: the server at `VERSUS_TEST_NATS_URL` (default
+/// `nats://127.0.0.1:4222`) when it answers; otherwise `None` after printing
+/// `SKIPPED (nats unreachable …)`, or a panic when backends are required (`CI=true` or
+/// `VERSUS_REQUIRE_BACKENDS=1`), so CI cannot pass with these tests unrun.
+pub async fn test_url() -> Option<String> {
+    let url = std::env::var("VERSUS_TEST_NATS_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let probe = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(&url);
+    let why = match tokio::time::timeout(Duration::from_secs(3), probe).await {
+        Ok(Ok(client)) => {
+            drop(client);
+            return Some(url);
+        }
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => "no answer in 3 s".to_owned(),
+    };
+    if versus_store::testing::backends_required() {
+        panic!(
+            "nats unreachable at {url}: {why} (backend tests are required because CI=true or \
+             VERSUS_REQUIRE_BACKENDS=1; set VERSUS_TEST_NATS_URL to a reachable server)"
+        );
+    }
+    eprintln!("SKIPPED (nats unreachable at {url}): {why}");
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use versus_protocol::ws::SystemAnnouncement;
+
+    use super::*;
+
+    fn options(url: &str, prefix: &str) -> NatsOptions {
+        NatsOptions {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            per_player: 256,
+            replay_max_age: Duration::from_secs(60),
+            revocations_max_age: Duration::from_secs(960),
+        }
+    }
+
+    fn note(text: &str) -> ServerEvent {
+        ServerEvent::SystemAnnouncement(SystemAnnouncement {
+            message: text.into(),
+        })
+    }
+
+    async fn next_numbered(sub: &mut Subscription) -> (Uuid, u64, Envelope) {
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+                .await
+                .expect("an event within 10 s")
+                .expect("the bus is open");
+            if let BusEvent::Numbered { player, id, frame } = &*event {
+                let envelope: Envelope = serde_json::from_str(frame).unwrap();
+                assert_eq!(envelope.id, *id);
+                return (*player, *id, envelope);
+            }
+        }
+    }
+
+    /// Two nodes publishing to one player at once: every event gets the next number, none
+    /// twice, and both nodes read the same numbered chain in the same order.
+    #[tokio::test]
+    async fn two_nodes_number_one_players_events_as_one_chain() {
+        let Some(url) = test_url().await else {
+            return;
+        };
+        let prefix = format!("t{}", Uuid::now_v7().simple());
+        let a = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let b = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let mut on_a = a.subscribe();
+        let mut on_b = b.subscribe();
+        let player = Uuid::now_v7();
+        let other = Uuid::now_v7();
+        for i in 0..50 {
+            let (bus, tag) = if i % 2 == 0 { (&a, "a") } else { (&b, "b") };
+            bus.publish(BusEvent::to(
+                Audience::Player(player),
+                note(&format!("{tag}{i}")),
+            ));
+            if i % 5 == 0 {
+                bus.publish(BusEvent::to(
+                    Audience::Players(vec![player, other]),
+                    note("both"),
+                ));
+            }
+        }
+        let total_for_player = 50 + 10;
+        for sub in [&mut on_a, &mut on_b] {
+            let mut ids = Vec::new();
+            let mut other_ids = Vec::new();
+            while ids.len() < total_for_player || other_ids.len() < 10 {
+                let (who, id, _) = next_numbered(sub).await;
+                if who == player {
+                    ids.push(id);
+                } else {
+                    other_ids.push(id);
+                }
+            }
+            assert_eq!(ids, (1..=total_for_player as u64).collect::<Vec<_>>());
+            assert_eq!(other_ids, (1..=10).collect::<Vec<_>>());
+        }
+        assert!(a.probe().await.unwrap().1.is_ok());
+        delete_stream(&url, &prefix).await.unwrap();
+    }
+
+    /// A node started later reads what was published before it (its replay buffers fill), and
+    /// a node's numbering continues the chain the stream holds.
+    #[tokio::test]
+    async fn a_late_node_reads_the_recent_past_and_continues_the_chain() {
+        let Some(url) = test_url().await else {
+            return;
+        };
+        let prefix = format!("t{}", Uuid::now_v7().simple());
+        let a = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let mut on_a = a.subscribe();
+        let player = Uuid::now_v7();
+        for i in 0..3 {
+            a.publish(BusEvent::to(Audience::Player(player), note(&i.to_string())));
+        }
+        for id in 1..=3 {
+            assert_eq!(next_numbered(&mut on_a).await.1, id);
+        }
+        let b = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let mut on_b = b.subscribe();
+        b.publish(BusEvent::to(Audience::Player(player), note("from b")));
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            ids.push(next_numbered(&mut on_b).await.1);
+        }
+        assert_eq!(ids, [1, 2, 3, 4]);
+        let (_, id, envelope) = next_numbered(&mut on_a).await;
+        assert_eq!(id, 4);
+        assert_eq!(envelope.event, note("from b"));
+        delete_stream(&url, &prefix).await.unwrap();
+    }
+
+    /// Announcements and revocations reach every node, not numbered.
+    #[tokio::test]
+    async fn announcements_and_revocations_reach_every_node() {
+        let Some(url) = test_url().await else {
+            return;
+        };
+        let prefix = format!("t{}", Uuid::now_v7().simple());
+        let a = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let b = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let mut on_b = b.subscribe();
+        let revocation = Revocation {
+            player: Uuid::now_v7(),
+            family: Some(Uuid::now_v7()),
+        };
+        a.publish(BusEvent::to(Audience::Everyone, note("hello")));
+        a.publish(BusEvent::Revoked(revocation));
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let event = tokio::time::timeout(Duration::from_secs(10), on_b.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            got.push((*event).clone());
+        }
+        assert_eq!(
+            got,
+            [
+                BusEvent::to(Audience::Everyone, note("hello")),
+                BusEvent::Revoked(revocation)
+            ]
+        );
+        delete_stream(&url, &prefix).await.unwrap();
+    }
+}

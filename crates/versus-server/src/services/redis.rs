@@ -1,0 +1,360 @@
+//! Redis: the hot state every node of a cluster shares — rate-limit buckets, and presence
+//! (which node holds a player's socket, kept alive with a TTL so a dead node's players are
+//! offline within seconds).
+//!
+//! Addresses: `redis://` or `rediss://` (one server; a `ConnectionManager` reconnects by
+//! itself), or `redis+cluster://host:port,host:port` (Redis Cluster, whose client follows
+//! slot moves and failovers). Every key starts with the configured prefix, so several
+//! clusters (or tests) can share one Redis.
+//!
+//! Every call is bounded by [`TIMEOUT`]: with Redis away a request fails fast with a 503
+//! rather than hanging, and works again as soon as Redis is back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use uuid::Uuid;
+
+/// The longest any one Redis call may take before it counts as Redis being down.
+pub const TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// Redis is unreachable or answered with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("redis: {0}")]
+pub struct RedisDown(String);
+
+impl From<redis::RedisError> for RedisDown {
+    fn from(err: redis::RedisError) -> Self {
+        Self(err.to_string())
+    }
+}
+
+pub struct Redis {
+    connection: Connection,
+    prefix: String,
+}
+
+/// The token bucket (GCRA) of one key, in one round trip: the bucket is its "theoretical
+/// arrival time" in ms, which the script moves one emission interval on for each request it
+/// lets through. Returns 0 (allowed) or the ms until a token is free. Redis's clock is the
+/// only clock, so nodes with skewed clocks share one bucket fairly.
+const TAKE: &str = r"
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now_ms)
+if tat < now_ms then tat = now_ms end
+local next_tat = tat + interval
+local allowed_at = next_tat - burst * interval
+if allowed_at > now_ms then return allowed_at - now_ms end
+redis.call('SET', KEYS[1], next_tat, 'PX', math.max(1, next_tat - now_ms))
+return 0
+";
+
+/// Clears a player's presence only if it is still this node's connection's (a newer one
+/// elsewhere must not be erased by an old one closing).
+const CLEAR_IF_MINE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+impl Redis {
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Arc<Self>> {
+        let connection = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
+            let nodes: Vec<String> = (nodes.split(','))
+                .map(|node| format!("redis://{}", node.trim()))
+                .collect();
+            let client = ClusterClient::builder(nodes)
+                .connection_timeout(Duration::from_secs(2))
+                .response_timeout(TIMEOUT)
+                .build()
+                .context("reading the Redis Cluster addresses")?;
+            let connection =
+                tokio::time::timeout(Duration::from_secs(10), client.get_async_connection())
+                    .await
+                    .context("Redis Cluster did not answer within 10 s")?
+                    .context("connecting to Redis Cluster")?;
+            Connection::Cluster(connection)
+        } else {
+            let client = redis::Client::open(url).context("reading redis_url")?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(TIMEOUT))
+                .set_number_of_retries(1);
+            let manager = tokio::time::timeout(
+                Duration::from_secs(10),
+                ConnectionManager::new_with_config(client, config),
+            )
+            .await
+            .context("Redis did not answer within 10 s")?
+            .context("connecting to Redis")?;
+            Connection::Single(manager)
+        };
+        Ok(Arc::new(Self {
+            connection,
+            prefix: prefix.to_owned(),
+        }))
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.prefix.clone();
+        for part in parts {
+            key.push(':');
+            key.push_str(part);
+        }
+        key
+    }
+
+    /// Runs `command` on the connection, bounded by [`TIMEOUT`].
+    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, RedisDown> {
+        let call = async {
+            match self.connection.clone() {
+                Connection::Single(mut c) => command.query_async(&mut c).await,
+                Connection::Cluster(mut c) => command.query_async(&mut c).await,
+            }
+        };
+        match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(RedisDown(format!("no answer within {TIMEOUT:?}"))),
+        }
+    }
+
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[i64],
+    ) -> Result<T, RedisDown> {
+        async fn invoke<T: redis::FromRedisValue, C: ConnectionLike>(
+            script: &redis::Script,
+            keys: &[&str],
+            args: &[i64],
+            mut c: C,
+        ) -> redis::RedisResult<T> {
+            let mut invocation = script.prepare_invoke();
+            for key in keys {
+                invocation.key(*key);
+            }
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            invocation.invoke_async(&mut c).await
+        }
+        let call = async {
+            match self.connection.clone() {
+                Connection::Single(c) => invoke(script, keys, args, c).await,
+                Connection::Cluster(c) => invoke(script, keys, args, c).await,
+            }
+        };
+        match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(RedisDown(format!("no answer within {TIMEOUT:?}"))),
+        }
+    }
+
+    /// A round trip (`PING`), for `/health/detailed`.
+    pub async fn ping(&self) -> Result<Duration, RedisDown> {
+        let started = Instant::now();
+        let _: String = self.run(&redis::cmd("PING")).await?;
+        Ok(started.elapsed())
+    }
+
+    /// Takes one token from bucket `key` of limit `name` (`per_minute` tokens a minute, at most
+    /// `burst` at once): `Ok(None)` when granted, `Ok(Some(wait))` when the next is `wait` away.
+    pub async fn take(
+        &self,
+        name: &str,
+        key: &str,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<Option<Duration>, RedisDown> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(TAKE));
+        let interval = 60_000 / i64::from(per_minute.max(1));
+        let key = self.key(&["rate", name, key]);
+        let wait_ms: i64 = self
+            .script(
+                &SCRIPT,
+                &[&key],
+                &[interval.max(1), i64::from(burst.max(1))],
+            )
+            .await?;
+        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms as u64)))
+    }
+
+    /// Marks `player` as connected to `connection` (a node-unique id) for `ttl`; renewed while
+    /// the socket lives.
+    pub async fn set_present(
+        &self,
+        player: Uuid,
+        connection: &str,
+        ttl: Duration,
+    ) -> Result<(), RedisDown> {
+        let key = self.key(&["presence", &player.to_string()]);
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        self.run::<()>(
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(connection)
+                .arg("PX")
+                .arg(ttl_ms),
+        )
+        .await
+    }
+
+    /// Clears the presence `connection` set, unless a newer connection replaced it.
+    pub async fn clear_present(&self, player: Uuid, connection: &str) -> Result<(), RedisDown> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(CLEAR_IF_MINE));
+        let key = self.key(&["presence", &player.to_string()]);
+        let call = async {
+            let mut invocation = SCRIPT.prepare_invoke();
+            invocation.key(&key).arg(connection);
+            match self.connection.clone() {
+                Connection::Single(mut c) => invocation.invoke_async::<i64>(&mut c).await,
+                Connection::Cluster(mut c) => invocation.invoke_async::<i64>(&mut c).await,
+            }
+        };
+        match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(answer) => answer.map(drop).map_err(RedisDown::from),
+            Err(_) => Err(RedisDown(format!("no answer within {TIMEOUT:?}"))),
+        }
+    }
+
+    /// Whether `player` has a live socket on any node.
+    pub async fn is_present(&self, player: Uuid) -> Result<bool, RedisDown> {
+        let key = self.key(&["presence", &player.to_string()]);
+        self.run(redis::cmd("EXISTS").arg(&key)).await
+    }
+
+    /// Removes every key under this prefix (tests clean up after themselves).
+    pub async fn forget_everything(&self) -> Result<(), RedisDown> {
+        let pattern = format!("{}:*", self.prefix);
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .run(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            if !keys.is_empty() {
+                self.run::<i64>(redis::cmd("DEL").arg(&keys)).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// For tests of the Redis state: the server at `VERSUS_TEST_REDIS_URL` (default
+/// `redis://127.0.0.1:6379`) when it answers; otherwise `None` after printing
+/// `SKIPPED (redis unreachable …)`, or a panic when backends are required (`CI=true` or
+/// `VERSUS_REQUIRE_BACKENDS=1`).
+pub async fn test_url() -> Option<String> {
+    let url =
+        std::env::var("VERSUS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let why = match Redis::connect(&url, "probe").await {
+        Ok(redis) => match redis.ping().await {
+            Ok(_) => return Some(url),
+            Err(err) => err.to_string(),
+        },
+        Err(err) => format!("{err:#}"),
+    };
+    if versus_store::testing::backends_required() {
+        panic!(
+            "redis unreachable at {url}: {why} (backend tests are required because CI=true or \
+             VERSUS_REQUIRE_BACKENDS=1; set VERSUS_TEST_REDIS_URL to a reachable server)"
+        );
+    }
+    eprintln!("SKIPPED (redis unreachable at {url}): {why}");
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn redis() -> Option<Arc<Redis>> {
+        let url = test_url().await?;
+        let prefix = format!("test-{}", Uuid::now_v7().simple());
+        Some(Redis::connect(&url, &prefix).await.unwrap())
+    }
+
+    /// A bucket shared by two connections (two nodes): the burst is granted once between them,
+    /// then each request is told how long until the next token.
+    #[tokio::test]
+    async fn two_nodes_share_one_bucket() {
+        let Some(a) = redis().await else {
+            return;
+        };
+        let b = Redis::connect(&test_url().await.unwrap(), &a.prefix)
+            .await
+            .unwrap();
+        let mut granted = 0;
+        for i in 0..10 {
+            let node = if i % 2 == 0 { &a } else { &b };
+            if node.take("login", "alice", 6, 4).await.unwrap().is_none() {
+                granted += 1;
+            }
+        }
+        assert_eq!(granted, 4, "the burst, once across both nodes");
+        let wait = a.take("login", "alice", 6, 4).await.unwrap().unwrap();
+        assert!(
+            wait > Duration::from_secs(5) && wait <= Duration::from_secs(10),
+            "{wait:?}"
+        );
+        // Another key has its own bucket.
+        assert!(b.take("login", "bob", 6, 4).await.unwrap().is_none());
+        a.forget_everything().await.unwrap();
+    }
+
+    /// Presence: set with a TTL, cleared only by the connection that set it, gone by itself
+    /// when not renewed.
+    #[tokio::test]
+    async fn presence_is_per_connection_and_expires() {
+        let Some(redis) = redis().await else {
+            return;
+        };
+        let player = Uuid::now_v7();
+        assert!(!redis.is_present(player).await.unwrap());
+        redis
+            .set_present(player, "node-a/1", Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(redis.is_present(player).await.unwrap());
+        // The player moved to node B; node A's old socket closing must not erase that.
+        redis
+            .set_present(player, "node-b/7", Duration::from_millis(300))
+            .await
+            .unwrap();
+        redis.clear_present(player, "node-a/1").await.unwrap();
+        assert!(redis.is_present(player).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(!redis.is_present(player).await.unwrap(), "expired");
+        redis
+            .set_present(player, "node-b/8", Duration::from_secs(30))
+            .await
+            .unwrap();
+        redis.clear_present(player, "node-b/8").await.unwrap();
+        assert!(!redis.is_present(player).await.unwrap());
+        redis.forget_everything().await.unwrap();
+    }
+}

@@ -1,0 +1,111 @@
+//! Several nodes as one system over PostgreSQL and NATS JetStream: a socket on one node gets
+//! the events another node produced, numbered the same everywhere, and resumes on any node.
+
+use serde_json::{Value, json};
+
+use crate::realtime::Ws;
+use crate::support::{Player, TestApp, spawn_cluster, unique};
+
+async fn post(node: &TestApp, player: &Player, path: &str, body: Value) -> Value {
+    let response = (node.http.post(node.url(path)))
+        .bearer_auth(player.client.access_token().unwrap())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
+/// The next stream event of `kind` (the whole envelope).
+async fn next_envelope(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let event = ws.next_event().await;
+        if event["type"] == kind {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_socket_on_one_node_gets_events_made_on_another_and_resumes_anywhere() {
+    let Some(nodes) = spawn_cluster(2, |_| {}).await else {
+        return;
+    };
+    let (node_a, node_b) = (&nodes[0], &nodes[1]);
+    let a = node_a.player(&unique("ca")).await;
+    let b = node_b.player(&unique("cb")).await;
+    let mut a_ws = Ws::connect(node_a, &a, None).await;
+    let mut b_ws = Ws::connect(node_b, &b, None).await;
+
+    // B's leader invites A through node B: A's socket on node A hears it.
+    let party = post(node_b, &b, "/api/v1/parties", json!({ "open": false })).await;
+    let party_id = party["party_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/parties/{party_id}/invites");
+    post(node_b, &b, &path, json!({ "player_id": a.id })).await;
+    let invite = next_envelope(&mut a_ws, "party_invite").await;
+    assert_eq!(invite["data"]["party_id"], party_id.as_str(), "{invite}");
+
+    // A joins through node A: B's socket on node B hears it.
+    post(
+        node_a,
+        &a,
+        &format!("/api/v1/parties/{party_id}/join"),
+        json!({}),
+    )
+    .await;
+    let joined = loop {
+        let update = next_envelope(&mut b_ws, "party_update").await;
+        if update["data"]["reason"] == "joined" {
+            break update;
+        }
+    };
+    assert_eq!(joined["data"]["by"], a.id.to_string(), "{joined}");
+    let a_joined = loop {
+        let update = next_envelope(&mut a_ws, "party_update").await;
+        if update["data"]["reason"] == "joined" {
+            break update;
+        }
+    };
+
+    // A's events are numbered once for the cluster: reconnecting to node B after the invite
+    // replays exactly what followed it, under the same numbers.
+    drop(a_ws);
+    let invite_id = invite["id"].as_u64().unwrap();
+    let mut again = Ws::connect(node_b, &a, Some(invite_id)).await;
+    let mut replayed = Vec::new();
+    while let Some(event) = again.try_next(std::time::Duration::from_millis(500)).await {
+        replayed.push(event);
+    }
+    assert!(
+        replayed.iter().all(|e| e["type"] != "resume_gap"),
+        "{replayed:?}"
+    );
+    let ids: Vec<u64> = replayed.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.first(), Some(&(invite_id + 1)), "{replayed:?}");
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    assert!(replayed.contains(&a_joined), "{replayed:?}");
+
+    // Every node reports the event bus in its detailed health.
+    for node in [node_a, node_b] {
+        let health: Value = (node.http.get(node.url("/health/detailed")).send().await)
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = (health["backends"].as_array().unwrap().iter())
+            .find(|b| b["name"] == "events")
+            .unwrap_or_else(|| panic!("{health}"));
+        assert_eq!(events["kind"], "nats");
+        assert_eq!(events["status"], "up", "{health}");
+    }
+
+    let mut nodes = nodes;
+    let first = nodes.remove(0);
+    for node in nodes {
+        node.finish().await;
+    }
+    first.finish().await;
+}
