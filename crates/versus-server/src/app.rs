@@ -22,10 +22,11 @@ use crate::http::serve::{self, ConnectionLimits};
 use crate::http::state::AppState;
 use crate::services::admin::Admin;
 use crate::services::auth::{Accounts, PasswordHasher, TokenIssuer};
+use crate::services::cluster::Leadership;
 use crate::services::events::{EventBus, InProcessBus};
 use crate::services::hub::Hub;
 use crate::services::leaderboards::{BoardSpec, Leaderboards};
-use crate::services::matchmaking::Matchmaking;
+use crate::services::matchmaking::{Link, Matchmaking};
 use crate::services::nats::{NatsBus, NatsOptions};
 use crate::services::parties::Parties;
 use crate::services::redis::Redis;
@@ -71,8 +72,8 @@ impl App {
                  (set sessions.server_key to choose it)"
             );
         }
-        let bus: Arc<dyn EventBus> = match &config.nats_url {
-            Some(url) => {
+        let nats = match &config.nats_url {
+            Some(url) => Some(
                 NatsBus::connect(NatsOptions {
                     url: url.expose_secret().to_owned(),
                     prefix: config.cluster_prefix.clone(),
@@ -82,8 +83,12 @@ impl App {
                         config.auth.access_token_ttl_secs + 60,
                     ),
                 })
-                .await?
-            }
+                .await?,
+            ),
+            None => None,
+        };
+        let bus: Arc<dyn EventBus> = match &nats {
+            Some(nats) => nats.clone(),
             None => Arc::new(InProcessBus::default()),
         };
         let redis = match &config.redis_url {
@@ -94,7 +99,7 @@ impl App {
         let node = format!("node-{}", uuid::Uuid::now_v7().simple());
         let hub = Hub::new(config.realtime.clone());
         if let Some(redis) = &redis {
-            hub.join_cluster(redis.clone(), node);
+            hub.join_cluster(redis.clone(), node.clone());
         }
         if bus.numbers_events() {
             tokio::spawn(hub.clone().run_numbered(bus.clone()));
@@ -129,6 +134,11 @@ impl App {
             leaderboards.clone(),
             formed_tx,
         );
+        // A cluster: one node (the lease holder) runs the queues, the others call it.
+        if let (Some(redis), Some(nats)) = (&redis, &nats) {
+            let leadership = Leadership::start(redis.clone(), node.clone()).await;
+            matchmaking.join_cluster(leadership, Link::new(nats.client(), &config.cluster_prefix));
+        }
         let deps = SessionDeps {
             store: store.clone(),
             bus: bus.clone(),

@@ -675,6 +675,20 @@ impl Config {
                 );
             }
         }
+        // One of the two alone would be a cluster that only half works (events shared but
+        // queues per node, or the reverse); SQLite is one machine's file.
+        if self.redis_url.is_some() != self.nats_url.is_some() {
+            return invalid(
+                "redis_url",
+                "a cluster needs both redis_url and nats_url (set both, or neither)",
+            );
+        }
+        if self.nats_url.is_some() && self.database_url.is_none() {
+            return invalid(
+                "database_url",
+                "a cluster (redis_url, nats_url) needs PostgreSQL: set database_url",
+            );
+        }
         let prefix_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
         if self.cluster_prefix.is_empty() || !self.cluster_prefix.chars().all(prefix_ok) {
             return invalid("cluster_prefix", "must be letters, digits, '_' or '-'");

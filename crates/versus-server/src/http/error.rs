@@ -227,9 +227,9 @@ impl From<HashError> for ApiError {
 impl From<JoinError> for ApiError {
     fn from(err: JoinError) -> Self {
         match err {
-            JoinError::UnknownQueue { .. } | JoinError::Refused(_) => {
-                Self::validation("queue", &err)
-            }
+            JoinError::UnknownQueue { .. }
+            | JoinError::Refused(_)
+            | JoinError::RefusedElsewhere(_) => Self::validation("queue", &err),
             JoinError::UnknownRegion { ref region, .. }
             | JoinError::LatencyTooHigh { ref region } => {
                 Self::validation(format!("latencies.{region}"), &err)

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod events;
 pub mod hub;
 pub mod leaderboards;

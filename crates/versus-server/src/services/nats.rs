@@ -1,6 +1,6 @@
 //! The event bus across nodes: NATS JetStream behind the same [`EventBus`] trait.
 //!
-//! One stream, `{PREFIX}_EVENTS`, over subjects `{prefix}.>`:
+//! One stream, `{PREFIX}_EVENTS`, over subjects `{prefix}.player.>` and `{prefix}.system.>`:
 //! - `{prefix}.player.{id}.updates` — a player's stream events, each already an [`Envelope`]
 //!   with its number. Numbers are assigned here, at publish, and are the same on every node:
 //!   a publish names the subject's last stream sequence it expects
@@ -134,7 +134,12 @@ impl NatsBus {
         let stream = js
             .get_or_create_stream(stream::Config {
                 name: name.clone(),
-                subjects: vec![format!("{}.>", options.prefix)],
+                // Not `{prefix}.>`: request/reply between nodes (`{prefix}.rpc.…`) must not be
+                // stored, nor answered by JetStream's publish acknowledgement.
+                subjects: vec![
+                    format!("{}.player.>", options.prefix),
+                    format!("{}.system.>", options.prefix),
+                ],
                 max_messages_per_subject: options.per_player.max(1),
                 max_age: RETENTION,
                 max_bytes: MAX_BYTES,
@@ -179,6 +184,11 @@ impl NatsBus {
             ));
         }
         Ok(bus)
+    }
+
+    /// The connection, for request/reply between nodes (`matchmaking::Link`).
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
     }
 
     /// Round trip to NATS (a flush), for `/health/detailed`.

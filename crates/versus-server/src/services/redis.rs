@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use uuid::Uuid;
@@ -68,6 +68,20 @@ const CLEAR_IF_MINE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
+
+/// Takes or keeps a lease: granted when free or already the caller's (then extended).
+const HOLD: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Gives a lease up, if it is still the caller's.
+const RELEASE: &str = CLEAR_IF_MINE;
 
 impl Redis {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Arc<Self>> {
@@ -130,39 +144,6 @@ impl Redis {
         }
     }
 
-    async fn script<T: redis::FromRedisValue>(
-        &self,
-        script: &redis::Script,
-        keys: &[&str],
-        args: &[i64],
-    ) -> Result<T, RedisDown> {
-        async fn invoke<T: redis::FromRedisValue, C: ConnectionLike>(
-            script: &redis::Script,
-            keys: &[&str],
-            args: &[i64],
-            mut c: C,
-        ) -> redis::RedisResult<T> {
-            let mut invocation = script.prepare_invoke();
-            for key in keys {
-                invocation.key(*key);
-            }
-            for arg in args {
-                invocation.arg(*arg);
-            }
-            invocation.invoke_async(&mut c).await
-        }
-        let call = async {
-            match self.connection.clone() {
-                Connection::Single(c) => invoke(script, keys, args, c).await,
-                Connection::Cluster(c) => invoke(script, keys, args, c).await,
-            }
-        };
-        match tokio::time::timeout(TIMEOUT, call).await {
-            Ok(answer) => Ok(answer?),
-            Err(_) => Err(RedisDown(format!("no answer within {TIMEOUT:?}"))),
-        }
-    }
-
     /// A round trip (`PING`), for `/health/detailed`.
     pub async fn ping(&self) -> Result<Duration, RedisDown> {
         let started = Instant::now();
@@ -183,13 +164,8 @@ impl Redis {
             std::sync::LazyLock::new(|| redis::Script::new(TAKE));
         let interval = 60_000 / i64::from(per_minute.max(1));
         let key = self.key(&["rate", name, key]);
-        let wait_ms: i64 = self
-            .script(
-                &SCRIPT,
-                &[&key],
-                &[interval.max(1), i64::from(burst.max(1))],
-            )
-            .await?;
+        let (interval, burst) = (interval.max(1).to_string(), burst.max(1).to_string());
+        let wait_ms: i64 = self.script_str(&SCRIPT, &key, &[&interval, &burst]).await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms as u64)))
     }
 
@@ -218,16 +194,62 @@ impl Redis {
         static SCRIPT: std::sync::LazyLock<redis::Script> =
             std::sync::LazyLock::new(|| redis::Script::new(CLEAR_IF_MINE));
         let key = self.key(&["presence", &player.to_string()]);
+        self.script_str::<i64>(&SCRIPT, &key, &[connection])
+            .await
+            .map(drop)
+    }
+
+    /// Takes lease `name` for `holder` for `ttl`, or extends it if `holder` has it: whether
+    /// `holder` holds it now.
+    pub async fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, RedisDown> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(HOLD));
+        let key = self.key(&["lease", name]);
+        let held: i64 = self
+            .script_str(
+                &SCRIPT,
+                &key,
+                &[holder, &ttl.as_millis().max(1).to_string()],
+            )
+            .await?;
+        Ok(held == 1)
+    }
+
+    /// Gives lease `name` up if `holder` still has it (a clean stop hands over at once).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), RedisDown> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(RELEASE));
+        let key = self.key(&["lease", name]);
+        self.script_str::<i64>(&SCRIPT, &key, &[holder])
+            .await
+            .map(drop)
+    }
+
+    /// Runs a script over one key with string arguments, bounded by [`TIMEOUT`].
+    async fn script_str<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        args: &[&str],
+    ) -> Result<T, RedisDown> {
         let call = async {
-            let mut invocation = SCRIPT.prepare_invoke();
-            invocation.key(&key).arg(connection);
+            let mut invocation = script.prepare_invoke();
+            invocation.key(key);
+            for arg in args {
+                invocation.arg(*arg);
+            }
             match self.connection.clone() {
-                Connection::Single(mut c) => invocation.invoke_async::<i64>(&mut c).await,
-                Connection::Cluster(mut c) => invocation.invoke_async::<i64>(&mut c).await,
+                Connection::Single(mut c) => invocation.invoke_async::<T>(&mut c).await,
+                Connection::Cluster(mut c) => invocation.invoke_async::<T>(&mut c).await,
             }
         };
         match tokio::time::timeout(TIMEOUT, call).await {
-            Ok(answer) => answer.map(drop).map_err(RedisDown::from),
+            Ok(answer) => Ok(answer?),
             Err(_) => Err(RedisDown(format!("no answer within {TIMEOUT:?}"))),
         }
     }

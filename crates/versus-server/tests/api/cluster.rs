@@ -1,18 +1,32 @@
-//! Several nodes as one system over PostgreSQL and NATS JetStream: a socket on one node gets
-//! the events another node produced, numbered the same everywhere, and resumes on any node.
+//! Several nodes as one system over PostgreSQL, Redis and NATS JetStream: a socket on one node
+//! gets the events another node produced, numbered the same everywhere, and resumes on any node;
+//! players queued through different nodes meet in one matchmaker.
 
 use serde_json::{Value, json};
 
 use crate::realtime::Ws;
-use crate::support::{Player, TestApp, spawn_cluster, unique};
+use crate::support::{Player, TestApp, expect_problem, spawn_cluster, unique};
 
 async fn post(node: &TestApp, player: &Player, path: &str, body: Value) -> Value {
-    let response = (node.http.post(node.url(path)))
-        .bearer_auth(player.client.access_token().unwrap())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    ok(send(node, player, reqwest::Method::POST, path, Some(body)).await).await
+}
+
+async fn send(
+    node: &TestApp,
+    player: &Player,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = (node.http.request(method, node.url(path)))
+        .bearer_auth(player.client.access_token().unwrap());
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn ok(response: reqwest::Response) -> Value {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     assert!(status.is_success(), "{status}: {body}");
@@ -101,6 +115,100 @@ async fn a_socket_on_one_node_gets_events_made_on_another_and_resumes_anywhere()
         assert_eq!(events["kind"], "nats");
         assert_eq!(events["status"], "up", "{health}");
     }
+
+    let mut nodes = nodes;
+    let first = nodes.remove(0);
+    for node in nodes {
+        node.finish().await;
+    }
+    first.finish().await;
+}
+
+#[tokio::test]
+async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
+    let Some(nodes) = spawn_cluster(2, |_| {}).await else {
+        return;
+    };
+    let (node_a, node_b) = (&nodes[0], &nodes[1]);
+    let a = node_a.player(&unique("ma")).await;
+    let b = node_b.player(&unique("mb")).await;
+    let mut a_ws = Ws::connect(node_a, &a, None).await;
+    let mut b_ws = Ws::connect(node_b, &b, None).await;
+    let join = json!({ "type": "queue.join", "data": { "queue": "ranked-1v1", "latencies": { "eu": 30 } } });
+    a_ws.send(join.clone()).await;
+    b_ws.send(join).await;
+    let a_found = next_envelope(&mut a_ws, "match_found").await;
+    let b_found = next_envelope(&mut b_ws, "match_found").await;
+    assert_eq!(a_found["data"]["match_id"], b_found["data"]["match_id"]);
+    let a_ready = next_envelope(&mut a_ws, "session_ready").await;
+    let b_ready = next_envelope(&mut b_ws, "session_ready").await;
+    assert_eq!(a_ready["data"]["session_id"], a_found["data"]["match_id"]);
+    assert_eq!(b_ready["data"]["session_id"], a_found["data"]["match_id"]);
+    // Either node answers either player's status.
+    for (node, player) in [(node_a, &b), (node_b, &a)] {
+        let status = ok(send(
+            node,
+            player,
+            reqwest::Method::GET,
+            "/api/v1/queue/status",
+            None,
+        )
+        .await)
+        .await;
+        assert_eq!(status["state"], "matched", "{status}");
+        assert_eq!(status["match_id"], a_found["data"]["match_id"], "{status}");
+    }
+
+    // One searching ticket per player across nodes: joined through A, refused through B, and
+    // left through B.
+    let c = node_a.player(&unique("mc")).await;
+    let five = json!({ "queue": "ranked-5v5", "latencies": { "eu": 30 } });
+    post(node_a, &c, "/api/v1/queue/join", five.clone()).await;
+    let path = "/api/v1/queue/join";
+    expect_problem(
+        send(node_b, &c, reqwest::Method::POST, path, Some(five)).await,
+        409,
+        "already_queued",
+    )
+    .await;
+    let stats_a = ok(send(
+        node_a,
+        &c,
+        reqwest::Method::GET,
+        "/api/v1/matchmaking/statistics",
+        None,
+    )
+    .await)
+    .await;
+    let stats_b = ok(send(
+        node_b,
+        &c,
+        reqwest::Method::GET,
+        "/api/v1/matchmaking/statistics",
+        None,
+    )
+    .await)
+    .await;
+    let searching = |stats: &Value| {
+        (stats["queues"].as_array().unwrap().iter())
+            .find(|q| q["queue"] == "ranked-5v5")
+            .map(|q| q["searching_tickets"].clone())
+    };
+    assert_eq!(
+        searching(&stats_a),
+        searching(&stats_b),
+        "{stats_a} {stats_b}"
+    );
+    let left = ok(send(
+        node_b,
+        &c,
+        reqwest::Method::DELETE,
+        "/api/v1/queue/leave",
+        None,
+    )
+    .await)
+    .await;
+    assert_eq!(left["state"], "cancelled", "{left}");
 
     let mut nodes = nodes;
     let first = nodes.remove(0);

@@ -107,6 +107,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
 /// what they share.
 pub async fn spawn_cluster(n: usize, tweak: impl Fn(&mut Config)) -> Option<Vec<TestApp>> {
     let nats = versus_server::services::nats::test_url().await?;
+    let redis = versus_server::services::redis::test_url().await?;
     let database = postgres_test_db().await?;
     let data_dir = std::env::temp_dir().join(format!("versus-test-{}", uuid::Uuid::now_v7()));
     let prefix = format!("t{}", uuid::Uuid::now_v7().simple());
@@ -116,6 +117,7 @@ pub async fn spawn_cluster(n: usize, tweak: impl Fn(&mut Config)) -> Option<Vec<
         config.database_url = Some(SecretString::from(database.url.clone()));
         config.database_max_connections = 8;
         config.nats_url = Some(SecretString::from(nats.clone()));
+        config.redis_url = Some(SecretString::from(redis.clone()));
         config.cluster_prefix = prefix.clone();
         tweak(&mut config);
         nodes.push(start(config).await);

@@ -193,5 +193,5 @@ async fn statistics(
     State(state): State<AppState>,
     _player: AuthPlayer,
 ) -> Json<MatchmakingStatistics> {
-    Json(state.matchmaking.statistics())
+    Json(state.matchmaking.statistics().await)
 }

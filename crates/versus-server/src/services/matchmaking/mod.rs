@@ -14,10 +14,11 @@
 
 mod actor;
 mod board;
+mod remote;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -32,8 +33,10 @@ use versus_store::{Store, StoreError};
 
 pub use actor::{Command, FormedSession, FormedTicket, LeaveOutcome, NewTicket, OpenSlots};
 pub use board::{Board, TicketRecord};
+pub use remote::Link;
 
 use crate::config::MatchmakingConfig;
+use crate::services::cluster::Leadership;
 use crate::services::events::EventBus;
 use crate::services::hub::Hub;
 use crate::services::leaderboards::Leaderboards;
@@ -61,6 +64,9 @@ pub enum JoinError {
     /// The queue's own rules refused the ticket.
     #[error("{0}")]
     Refused(TicketError),
+    /// The same, said by the matchmaker of a cluster running on another node.
+    #[error("{0}")]
+    RefusedElsewhere(String),
     #[error("the queue is not running")]
     QueueStopped,
     #[error("the queue has too many joins waiting; retry shortly")]
@@ -156,6 +162,8 @@ pub struct Matchmaking {
     /// Shows a rating a season rollover has not carried over yet as it will be.
     leaderboards: Arc<Leaderboards>,
     config: MatchmakingConfig,
+    /// In a cluster: who runs the queues, and the way to them when another node does.
+    cluster: OnceLock<(Arc<Leadership>, Arc<Link>)>,
 }
 
 impl Matchmaking {
@@ -205,7 +213,42 @@ impl Matchmaking {
             store,
             leaderboards,
             config: config.clone(),
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// Makes this node one of a cluster's: its queues run only while it holds the matchmaker
+    /// lease, serving the other nodes' calls; otherwise every call goes to the node that does.
+    pub fn join_cluster(self: &Arc<Self>, leadership: Arc<Leadership>, link: Arc<Link>) {
+        if self
+            .cluster
+            .set((leadership.clone(), link.clone()))
+            .is_err()
+        {
+            return;
+        }
+        let matchmaking = self.clone();
+        let mut changes = leadership.watch();
+        tokio::spawn(async move {
+            loop {
+                if *changes.borrow_and_update() {
+                    let mut until = changes.clone();
+                    let stepped_down = async move {
+                        let _ = until.wait_for(|leading| !*leading).await;
+                    };
+                    link.clone().serve(matchmaking.clone(), stepped_down).await;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// The way to the matchmaker when it runs on another node.
+    fn elsewhere(&self) -> Option<&Link> {
+        let (leadership, link) = self.cluster.get()?;
+        (!leadership.is_leader()).then_some(&**link)
     }
 
     fn queue(&self, name: &str) -> Option<&QueueHandle> {
@@ -215,6 +258,13 @@ impl Matchmaking {
     /// Puts back the tickets of a match whose session could not be played (no game server),
     /// at their original place: they keep their wait.
     pub async fn requeue(&self, queue: &str, tickets: Vec<FormedTicket>, reason: String) {
+        match self.elsewhere() {
+            Some(link) => link.requeue(queue, tickets, reason).await,
+            None => self.local_requeue(queue, tickets, reason).await,
+        }
+    }
+
+    async fn local_requeue(&self, queue: &str, tickets: Vec<FormedTicket>, reason: String) {
         if let Some(queue) = self.queue(queue) {
             let _ = queue
                 .commands
@@ -225,6 +275,18 @@ impl Matchmaking {
 
     /// Asks `queue` to fill a running session's open slots before forming new matches.
     pub async fn request_backfill(
+        &self,
+        queue: &str,
+        session: Uuid,
+        request: OpenSlots,
+    ) -> Result<(), JoinError> {
+        match self.elsewhere() {
+            Some(link) => link.request_backfill(queue, session, request).await,
+            None => self.local_request_backfill(queue, session, request).await,
+        }
+    }
+
+    async fn local_request_backfill(
         &self,
         queue: &str,
         session: Uuid,
@@ -246,6 +308,13 @@ impl Matchmaking {
 
     /// The session is over: its open backfill request, if any, is withdrawn.
     pub async fn withdraw_backfill(&self, queue: &str, session: Uuid) {
+        match self.elsewhere() {
+            Some(link) => link.withdraw_backfill(queue, session).await,
+            None => self.local_withdraw_backfill(queue, session).await,
+        }
+    }
+
+    async fn local_withdraw_backfill(&self, queue: &str, session: Uuid) {
         if let Some(queue) = self.queue(queue) {
             let _ = queue.commands.send(Command::Withdraw { session }).await;
         }
@@ -299,6 +368,22 @@ impl Matchmaking {
     }
 
     async fn join_with(
+        &self,
+        player: Uuid,
+        members: &[(Uuid, &BTreeMap<String, u32>)],
+        request: &JoinQueueRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Joined, JoinError> {
+        match self.elsewhere() {
+            Some(link) => link.join(player, members, request, idempotency_key).await,
+            None => {
+                self.local_join(player, members, request, idempotency_key)
+                    .await
+            }
+        }
+    }
+
+    async fn local_join(
         &self,
         player: Uuid,
         members: &[(Uuid, &BTreeMap<String, u32>)],
@@ -505,6 +590,13 @@ impl Matchmaking {
     /// Takes the player's searching ticket out of its queue. Exactly one of: cancelled (no match
     /// will include it), already matched (with the match id), or not queued.
     pub async fn leave(&self, player: Uuid) -> Result<TicketView, LeaveError> {
+        match self.elsewhere() {
+            Some(link) => link.leave(player).await,
+            None => self.local_leave(player).await,
+        }
+    }
+
+    async fn local_leave(&self, player: Uuid) -> Result<TicketView, LeaveError> {
         let claim = self.claim_of(player).ok_or(LeaveError::NotQueued)?;
         let ticket = claim.ticket;
         let outcome = self.queues[claim.queue]
@@ -528,11 +620,25 @@ impl Matchmaking {
 
     /// A ticket of `queue` by id (a party's).
     pub async fn ticket_view(&self, queue: &str, ticket: Uuid) -> Option<TicketView> {
+        match self.elsewhere() {
+            Some(link) => link.ticket_view(queue, ticket).await,
+            None => self.local_ticket_view(queue, ticket).await,
+        }
+    }
+
+    async fn local_ticket_view(&self, queue: &str, ticket: Uuid) -> Option<TicketView> {
         self.queue(queue)?.view(ticket).await
     }
 
     /// The player's current or most recent ticket.
     pub async fn status(&self, player: Uuid) -> Option<TicketView> {
+        match self.elsewhere() {
+            Some(link) => link.status(player).await,
+            None => self.local_status(player).await,
+        }
+    }
+
+    async fn local_status(&self, player: Uuid) -> Option<TicketView> {
         let claim = self.claim_of(player)?;
         self.queues[claim.queue].view(claim.ticket).await
     }
@@ -541,7 +647,9 @@ impl Matchmaking {
     /// back, measured from their latest drop — a player who reconnects and drops again gets the
     /// whole grace again, so a flapping mobile connection keeps its place.
     pub fn hold_for_reconnect(self: &Arc<Self>, hub: Arc<Hub>, player: Uuid, grace: Duration) {
-        if !self.is_searching(player) {
+        // On a follower the ticket lives with the matchmaker: the leave below goes there (and
+        // finds nothing if the player was not searching).
+        if self.elsewhere().is_none() && !self.is_searching(player) {
             return;
         }
         let matchmaking = self.clone();
@@ -566,7 +674,17 @@ impl Matchmaking {
         })
     }
 
-    pub fn statistics(&self) -> MatchmakingStatistics {
+    /// Every queue's statistics, from the node that runs them (empty if none answers).
+    pub async fn statistics(&self) -> MatchmakingStatistics {
+        match self.elsewhere() {
+            Some(link) => {
+                (link.statistics().await).unwrap_or(MatchmakingStatistics { queues: Vec::new() })
+            }
+            None => self.local_statistics(),
+        }
+    }
+
+    fn local_statistics(&self) -> MatchmakingStatistics {
         MatchmakingStatistics {
             queues: (self.by_name.values())
                 .map(|&i| self.queues[i].stats.lock().expect("stats lock").clone())
