@@ -126,6 +126,9 @@ impl App {
                 .await
                 .context("loading the leaderboards")?;
         tokio::spawn(leaderboards.clone().run_schedule());
+        if nats.is_some() {
+            tokio::spawn(leaderboards.clone().follow(bus.subscribe()));
+        }
         let matchmaking = Matchmaking::start(
             config.queues.iter(),
             &config.matchmaking,
@@ -137,7 +140,8 @@ impl App {
         // A cluster: one node (the lease holder) runs the queues, the others call it.
         if let (Some(redis), Some(nats)) = (&redis, &nats) {
             let leadership = Leadership::start(redis.clone(), node.clone()).await;
-            matchmaking.join_cluster(leadership, Link::new(nats.client(), &config.cluster_prefix));
+            let link = Link::new(nats.client(), &config.cluster_prefix);
+            matchmaking.join_cluster(leadership, link, redis.clone(), node.clone());
         }
         let deps = SessionDeps {
             store: store.clone(),
@@ -145,6 +149,7 @@ impl App {
             matchmaking: matchmaking.clone(),
             allocator: allocator::from_config(&config.sessions.allocator)?,
             leaderboards: leaderboards.clone(),
+            redis: redis.clone(),
         };
         let sessions = Sessions::new(
             deps,

@@ -76,11 +76,13 @@ impl Leadership {
     }
 
     fn set(&self, leading: bool) {
+        // Every round, not only on a change: a gauge set before the metrics recorder was
+        // installed (at start-up) would otherwise never show.
+        metrics::gauge!("cluster_matchmaker_leader").set(f64::from(u8::from(leading)));
         self.leading.send_if_modified(|now| {
             let changed = *now != leading;
             if changed {
                 tracing::info!(node = %self.node, leading, "matchmaker lease changed hands");
-                metrics::gauge!("cluster_matchmaker_leader").set(f64::from(u8::from(leading)));
             }
             *now = leading;
             changed

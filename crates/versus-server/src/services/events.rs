@@ -28,6 +28,9 @@ pub enum BusEvent {
     /// Credentials were revoked: sockets opened with them close, and their access tokens stop
     /// being accepted, on every node that hears it.
     Revoked(Revocation),
+    /// Results changed these players' ratings in `queue`: in a cluster every node refreshes its
+    /// leaderboard index from the store (the node that applied the results already did).
+    Ratings { queue: String, players: Vec<Uuid> },
     /// A player's stream event numbered by a bus shared between nodes (`NatsBus`): the same
     /// number on every node, and `frame` the serialised envelope as the client gets it. The
     /// in-process bus never yields it (its hub numbers events itself).

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::services::events::{BusEvent, Subscription};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use versus_core::leaderboard::{RankIndex, Ranked, Standing};
@@ -510,6 +511,18 @@ impl Leaderboards {
     }
 
     /// Rolls every queue's season over when its scheduled end has come, checking once a second.
+    /// In a cluster: refreshes this node's boards from the store for ratings other nodes'
+    /// results changed (`BusEvent::Ratings`), until the bus closes.
+    pub async fn follow(self: Arc<Self>, mut subscription: Subscription) {
+        while let Some(event) = subscription.recv().await {
+            if let BusEvent::Ratings { queue, players } = &*event
+                && let Err(err) = self.refresh(queue, players).await
+            {
+                tracing::warn!(queue, error = %err, "leaderboard not refreshed from another node's result");
+            }
+        }
+    }
+
     pub async fn run_schedule(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

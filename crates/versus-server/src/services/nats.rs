@@ -63,6 +63,12 @@ pub struct NatsOptions {
 }
 
 #[derive(Serialize, Deserialize)]
+struct WireRatings {
+    queue: String,
+    players: Vec<Uuid>,
+}
+
+#[derive(Serialize, Deserialize)]
 struct WireRevocation {
     player: Uuid,
     family: Option<Uuid>,
@@ -100,6 +106,9 @@ impl Subjects {
     }
     fn revocations(&self) -> String {
         format!("{}.system.revocations", self.prefix)
+    }
+    fn ratings(&self) -> String {
+        format!("{}.system.ratings", self.prefix)
     }
     /// The player a subject is for, if it is a player's.
     fn player_of(&self, subject: &str) -> Option<Uuid> {
@@ -308,6 +317,12 @@ fn expand(subjects: &Subjects, event: BusEvent, out: &mut Vec<Outgoing>) {
             kind: Kind::Raw(
                 serde_json::to_vec(&WireRevocation { player, family })
                     .expect("revocations serialise"),
+            ),
+        }),
+        BusEvent::Ratings { queue, players } => out.push(Outgoing {
+            subject: subjects.ratings(),
+            kind: Kind::Raw(
+                serde_json::to_vec(&WireRatings { queue, players }).expect("ratings serialise"),
             ),
         }),
         // Read off the stream, never published.
@@ -520,6 +535,13 @@ fn decode(subjects: &Subjects, subject: &str, payload: &[u8], fresh: bool) -> Op
             player: wire.player,
             family: wire.family,
         }));
+    }
+    if subject == subjects.ratings() && fresh {
+        let wire: WireRatings = serde_json::from_slice(payload).ok()?;
+        return Some(BusEvent::Ratings {
+            queue: wire.queue,
+            players: wire.players,
+        });
     }
     if subject == subjects.announcements() && fresh {
         let event: ServerEvent = serde_json::from_slice(payload).ok()?;

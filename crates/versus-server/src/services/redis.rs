@@ -33,6 +33,12 @@ enum Connection {
 #[error("redis: {0}")]
 pub struct RedisDown(String);
 
+impl RedisDown {
+    pub fn new(why: &str) -> Self {
+        Self(why.to_owned())
+    }
+}
+
 impl From<redis::RedisError> for RedisDown {
     fn from(err: redis::RedisError) -> Self {
         Self(err.to_string())
@@ -83,6 +89,31 @@ return 0
 /// Gives a lease up, if it is still the caller's.
 const RELEASE: &str = CLEAR_IF_MINE;
 
+/// Writes journal entries (field, value pairs) if the lease is still the caller's: 1, or -1
+/// when fenced off (another node holds the lease, or none does).
+const JOURNAL_PUT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1
+";
+
+/// Removes journal entries if the lease is still the caller's: 1, or -1 when fenced off.
+const JOURNAL_REMOVE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+for i = 2, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
+return 1
+";
+
+/// Why a journal write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The caller no longer holds the lease: it must stop acting on what it holds.
+    #[error("fenced off: the lease is no longer this node's")]
+    Fenced,
+    #[error(transparent)]
+    Down(#[from] RedisDown),
+}
+
 impl Redis {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Arc<Self>> {
         let connection = if let Some(nodes) = url.strip_prefix("redis+cluster://") {
@@ -128,6 +159,17 @@ impl Redis {
             key.push_str(part);
         }
         key
+    }
+
+    /// A lease's key: `{name}` is a Redis Cluster hash tag, so that the lease and what it fences
+    /// ([`Redis::journal_key`]) live on one node and one script can read both.
+    fn lease_key(&self, name: &str) -> String {
+        format!("{}:{{{name}}}:lease", self.prefix)
+    }
+
+    /// Where lease `name`'s holder journals `what`.
+    fn journal_key(&self, name: &str, what: &str) -> String {
+        format!("{}:{{{name}}}:journal:{what}", self.prefix)
     }
 
     /// Runs `command` on the connection, bounded by [`TIMEOUT`].
@@ -209,7 +251,7 @@ impl Redis {
     ) -> Result<bool, RedisDown> {
         static SCRIPT: std::sync::LazyLock<redis::Script> =
             std::sync::LazyLock::new(|| redis::Script::new(HOLD));
-        let key = self.key(&["lease", name]);
+        let key = self.lease_key(name);
         let held: i64 = self
             .script_str(
                 &SCRIPT,
@@ -224,7 +266,7 @@ impl Redis {
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), RedisDown> {
         static SCRIPT: std::sync::LazyLock<redis::Script> =
             std::sync::LazyLock::new(|| redis::Script::new(RELEASE));
-        let key = self.key(&["lease", name]);
+        let key = self.lease_key(name);
         self.script_str::<i64>(&SCRIPT, &key, &[holder])
             .await
             .map(drop)
@@ -237,9 +279,80 @@ impl Redis {
         key: &str,
         args: &[&str],
     ) -> Result<T, RedisDown> {
+        self.script_keys(script, &[key.to_owned()], args).await
+    }
+
+    /// Journals `entries` (id, value) under lease `name` for `what`, if `holder` still holds the
+    /// lease (in batches of 500, each fenced).
+    pub async fn journal_put(
+        &self,
+        name: &str,
+        what: &str,
+        holder: &str,
+        entries: &[(String, String)],
+    ) -> Result<(), JournalError> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(JOURNAL_PUT));
+        let keys = [self.lease_key(name), self.journal_key(name, what)];
+        for batch in entries.chunks(500) {
+            let mut args = vec![holder];
+            for (field, value) in batch {
+                args.push(field);
+                args.push(value);
+            }
+            let done: i64 = self.script_keys(&SCRIPT, &keys, &args).await?;
+            if done != 1 {
+                return Err(JournalError::Fenced);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `ids` from lease `name`'s journal for `what`, if `holder` still holds the lease.
+    pub async fn journal_remove(
+        &self,
+        name: &str,
+        what: &str,
+        holder: &str,
+        ids: &[String],
+    ) -> Result<(), JournalError> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(JOURNAL_REMOVE));
+        let keys = [self.lease_key(name), self.journal_key(name, what)];
+        for batch in ids.chunks(1000) {
+            let mut args = vec![holder];
+            args.extend(batch.iter().map(String::as_str));
+            let done: i64 = self.script_keys(&SCRIPT, &keys, &args).await?;
+            if done != 1 {
+                return Err(JournalError::Fenced);
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything in lease `name`'s journal for `what`.
+    pub async fn journal_all(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Vec<(String, String)>, RedisDown> {
+        let key = self.journal_key(name, what);
+        // Unbounded by TIMEOUT's spirit only in size: a journal of 100k tickets is ~20 MB.
+        self.run(redis::cmd("HGETALL").arg(&key)).await
+    }
+
+    /// Runs a script over `keys` with string arguments, bounded by [`TIMEOUT`].
+    async fn script_keys<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        args: &[&str],
+    ) -> Result<T, RedisDown> {
         let call = async {
             let mut invocation = script.prepare_invoke();
-            invocation.key(key);
+            for key in keys {
+                invocation.key(key);
+            }
             for arg in args {
                 invocation.arg(*arg);
             }
@@ -252,6 +365,22 @@ impl Redis {
             Ok(answer) => Ok(answer?),
             Err(_) => Err(RedisDown(format!("no answer within {TIMEOUT:?}"))),
         }
+    }
+
+    /// A game server heartbeated `session`: it lives `ttl` more, on every node.
+    pub async fn heartbeat(&self, session: Uuid, ttl: Duration) -> Result<(), RedisDown> {
+        let key = self.key(&["heartbeat", &session.to_string()]);
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        self.run::<()>(redis::cmd("SET").arg(&key).arg(1).arg("PX").arg(ttl_ms))
+            .await
+    }
+
+    /// How long `session`'s last heartbeat (through any node) still holds; `None` when it ran
+    /// out or never came.
+    pub async fn heartbeat_left(&self, session: Uuid) -> Result<Option<Duration>, RedisDown> {
+        let key = self.key(&["heartbeat", &session.to_string()]);
+        let left: i64 = self.run(redis::cmd("PTTL").arg(&key)).await?;
+        Ok((left > 0).then(|| Duration::from_millis(left as u64)))
     }
 
     /// Whether `player` has a live socket on any node.

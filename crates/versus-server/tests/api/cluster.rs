@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::realtime::Ws;
+use crate::sessions::{GameServer, with_session_keys};
 use crate::support::{Player, TestApp, expect_problem, spawn_cluster, unique};
 
 async fn post(node: &TestApp, player: &Player, path: &str, body: Value) -> Value {
@@ -126,7 +127,12 @@ async fn a_socket_on_one_node_gets_events_made_on_another_and_resumes_anywhere()
 
 #[tokio::test]
 async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
-    let Some(nodes) = spawn_cluster(2, |_| {}).await else {
+    let Some(nodes) = spawn_cluster(2, |config| {
+        with_session_keys(config);
+        config.leaderboards.placement_games = 1;
+    })
+    .await
+    else {
         return;
     };
     let (node_a, node_b) = (&nodes[0], &nodes[1]);
@@ -157,6 +163,36 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
         .await;
         assert_eq!(status["state"], "matched", "{status}");
         assert_eq!(status["match_id"], a_found["data"]["match_id"], "{status}");
+    }
+
+    // The game server talks to the other node than the one that formed the session: its
+    // heartbeats count, its result is applied once, every board shows the new ratings.
+    let session = a_ready["data"]["session_id"].as_str().unwrap().to_owned();
+    // Node A started first, so it took the lease: the session was formed there.
+    let game_server = GameServer { app: node_b };
+    let path = format!("/api/v1/sessions/{session}/heartbeat");
+    let beat = game_server.call(reqwest::Method::POST, &path, None).await;
+    assert_eq!(beat.status(), 200, "{:?}", beat.text().await);
+    let teams = json!([{"players": [a.id], "rank": 1}, {"players": [b.id], "rank": 2}]);
+    assert_eq!(game_server.result(&session, teams).await.status(), 200);
+    for ws in [&mut a_ws, &mut b_ws] {
+        next_envelope(ws, "rating_update").await;
+    }
+    // The other node hears of the result on the bus and refreshes its board from the store.
+    for node in [node_b, node_a] {
+        let path = "/api/v1/leaderboards/ranked-1v1?limit=10";
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let board = ok(send(node, &a, reqwest::Method::GET, path, None).await).await;
+            let ranked: Vec<String> = (board["entries"].as_array().unwrap().iter())
+                .map(|e| e["player_id"].as_str().unwrap().to_owned())
+                .collect();
+            if ranked == [a.id.to_string(), b.id.to_string()] {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{board}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     // One searching ticket per player across nodes: joined through A, refused through B, and

@@ -35,8 +35,8 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
     database: Option<TestDatabase>,
     data_dir: PathBuf,
-    /// The NATS stream a cluster's first node removes when it finishes: `(url, prefix)`.
-    nats_stream: Option<(String, String)>,
+    /// What a cluster's first node removes when it finishes: `(NATS url, Redis url, prefix)`.
+    nats_stream: Option<(String, String, String)>,
 }
 
 pub fn test_config(data_dir: PathBuf) -> Config {
@@ -124,7 +124,7 @@ pub async fn spawn_cluster(n: usize, tweak: impl Fn(&mut Config)) -> Option<Vec<
     }
     nodes[0].database = Some(database);
     nodes[0].data_dir = data_dir;
-    nodes[0].nats_stream = Some((nats, prefix));
+    nodes[0].nats_stream = Some((nats, redis, prefix));
     Some(nodes)
 }
 
@@ -199,8 +199,12 @@ impl TestApp {
         if !self.data_dir.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }
-        if let Some((url, prefix)) = self.nats_stream.take() {
-            let _ = versus_server::services::nats::delete_stream(&url, &prefix).await;
+        if let Some((nats, redis, prefix)) = self.nats_stream.take() {
+            let _ = versus_server::services::nats::delete_stream(&nats, &prefix).await;
+            if let Ok(redis) = versus_server::services::redis::Redis::connect(&redis, &prefix).await
+            {
+                let _ = redis.forget_everything().await;
+            }
         }
     }
 

@@ -12,24 +12,27 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 use versus_config::Queue;
 use versus_core::matchmaking::{
-    BackfillRequest, CancelOutcome, FormedMatch, Member, PlayerId, RegionId, Shard, TickOutcome,
-    Ticket, TicketError, TicketId, Timestamp,
+    BackfillRequest, CancelOutcome, FormedMatch, Member, PlayerId, QueueConfig, RegionId, Shard,
+    TickOutcome, Ticket, TicketError, TicketId, Timestamp,
 };
 use versus_core::rating::{AnyRatingSystem, PlayerRating, RatingSystem as _};
 use versus_protocol::queue::{QueueStatistics, TicketState, TicketView};
 use versus_protocol::ws::{MatchPlayer, MatchTeam, QueueUpdate, ServerEvent};
 
+use super::JoinError;
 use super::board::{Board, TicketRecord};
+use super::journal::{Journal, JournaledTicket};
 use super::stats::Collector;
 use crate::config::MatchmakingConfig;
 use crate::services::events::{Audience, BusEvent, EventBus};
+use crate::services::redis::JournalError;
 
 /// What the matchmaking service asks of a queue. Owned data and one-shot replies only: the
 /// same commands could travel to a queue owned by another node.
 pub enum Command {
     Join {
         ticket: NewTicket,
-        reply: oneshot::Sender<Result<TicketView, TicketError>>,
+        reply: oneshot::Sender<Result<TicketView, JoinError>>,
     },
     Leave {
         ticket: Uuid,
@@ -49,10 +52,20 @@ pub enum Command {
     Backfill {
         session: Uuid,
         request: OpenSlots,
-        reply: oneshot::Sender<Result<(), TicketError>>,
+        reply: oneshot::Sender<Result<(), JoinError>>,
     },
     /// The session ended: its open backfill request, if any, goes.
     Withdraw { session: Uuid },
+    /// In a cluster, this node now runs the queue: start afresh from the journal's tickets and
+    /// journal every change from now on.
+    Load {
+        journal: Arc<Journal>,
+        tickets: Vec<JournaledTicket>,
+        reply: oneshot::Sender<()>,
+    },
+    /// In a cluster, this node no longer runs the queue: forget every ticket and refuse every
+    /// command until the next `Load`.
+    Reset,
 }
 
 /// A running session's teams and open slots, as the session service describes them.
@@ -108,14 +121,21 @@ pub enum LeaveOutcome {
     Matched(Uuid),
     /// Expired, cancelled already, or unknown here.
     NotSearching,
+    /// The queue is not running here now (a cluster's matchmaker changing hands).
+    Unavailable,
 }
 
 pub struct QueueActor {
     shard: Shard,
+    config: QueueConfig,
     desk: Desk,
     epoch: Instant,
     tick_every: Duration,
     last_sweep: Instant,
+    /// In a cluster: where every change is journaled (`journal`), and whether the queue is
+    /// out of service here (`halted`: not this node's, or a journal write failed).
+    journal: Option<Arc<Journal>>,
+    halted: bool,
 }
 
 /// Everything that turns an outcome into records, statistics and events: apart from the shard,
@@ -147,6 +167,7 @@ impl QueueActor {
     ) -> Self {
         Self {
             shard: Shard::new(queue.config.clone()).expect("queues are validated when loaded"),
+            config: queue.config.clone(),
             desk: Desk {
                 queue: queue.name.clone(),
                 regions: queue.config.regions.clone(),
@@ -162,6 +183,8 @@ impl QueueActor {
             epoch,
             tick_every: Duration::from_millis(config.tick_ms),
             last_sweep: Instant::now(),
+            journal: None,
+            halted: false,
         }
     }
 
@@ -175,33 +198,60 @@ impl QueueActor {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(command) => self.apply(command),
+                    Some(command) => self.apply(command).await,
                     None => break,
                 },
-                _ = ticks.tick() => self.tick(),
+                _ = ticks.tick() => self.tick().await,
             }
         }
     }
 
-    fn apply(&mut self, command: Command) {
+    async fn apply(&mut self, command: Command) {
+        if self.halted {
+            return self.refuse(command);
+        }
         match command {
             Command::Join { ticket, reply } => {
-                let _ = reply.send(self.join(ticket));
+                let _ = reply.send(self.join_durably(ticket).await);
             }
             Command::Leave { ticket, reply } => {
-                let _ = reply.send(self.leave(ticket));
+                let mut outcome = self.leave(ticket);
+                if let (LeaveOutcome::Cancelled(_), Some(journal)) = (&outcome, &self.journal)
+                    && let Err(err) = journal.forget(&[ticket]).await
+                {
+                    // Halted: the next matchmaker reloads the ticket, so the leave did not happen.
+                    self.halt(&err);
+                    outcome = LeaveOutcome::Unavailable;
+                }
+                let _ = reply.send(outcome);
             }
             Command::View { ticket, reply } => {
                 let _ = reply.send(self.desk.board.view(ticket));
             }
-            Command::Requeue { tickets, reason } => self.requeue(tickets, &reason),
+            Command::Requeue { tickets, reason } => {
+                let requeued = self.requeue(tickets, &reason);
+                if let Some(journal) = &self.journal
+                    && let Err(err) = journal.record(&requeued).await
+                {
+                    self.halt(&err);
+                }
+            }
             Command::Backfill {
                 session,
                 request,
                 reply,
             } => {
-                let _ = reply.send(self.backfill(session, request));
+                let _ = reply.send(self.backfill(session, request).map_err(JoinError::Refused));
             }
+            Command::Load {
+                journal,
+                tickets,
+                reply,
+            } => {
+                self.load(journal, tickets);
+                let _ = reply.send(());
+            }
+            Command::Reset => self.reset(),
             Command::Withdraw { session } => {
                 let open: Vec<TicketId> = (self.desk.backfills.iter())
                     .filter(|(_, s)| **s == session)
@@ -215,8 +265,120 @@ impl QueueActor {
         }
     }
 
-    fn join(&mut self, ticket: NewTicket) -> Result<TicketView, TicketError> {
-        let created = Instant::now();
+    /// Out of service here: only `Load` and `Reset` are taken; the rest are refused (a
+    /// cluster's calls reach this only in the moments a lease changes hands).
+    fn refuse(&mut self, command: Command) {
+        match command {
+            Command::Join { reply, .. } => {
+                let _ = reply.send(Err(JoinError::QueueStopped));
+            }
+            Command::Leave { reply, .. } => {
+                let _ = reply.send(LeaveOutcome::Unavailable);
+            }
+            Command::View { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            Command::Requeue { tickets, reason } => {
+                tracing::warn!(queue = %self.desk.queue, reason, dropped = tickets.len(), "requeue refused: the queue is not running here");
+            }
+            Command::Backfill { reply, .. } => {
+                let _ = reply.send(Err(JoinError::QueueStopped));
+            }
+            Command::Withdraw { .. } => {}
+            Command::Load {
+                journal,
+                tickets,
+                reply,
+            } => {
+                self.load(journal, tickets);
+                let _ = reply.send(());
+            }
+            Command::Reset => self.reset(),
+        }
+    }
+
+    /// A journal write failed: the queue stops here (its tickets as the journal has them, for
+    /// whichever node runs it next) until a `Load`.
+    fn halt(&mut self, err: &JournalError) {
+        tracing::warn!(queue = %self.desk.queue, error = %err, "journal write failed: the queue stops on this node");
+        metrics::counter!("cluster_matchmaker_halts_total", "queue" => self.desk.queue.clone())
+            .increment(1);
+        self.halted = true;
+    }
+
+    /// Forgets every ticket (tickets, records, backfill requests).
+    fn clear(&mut self) {
+        self.shard = Shard::new(self.config.clone()).expect("validated when the actor started");
+        self.desk.board.write().clear();
+        self.desk.backfills.clear();
+        self.desk.searching_players = 0;
+    }
+
+    fn reset(&mut self) {
+        self.clear();
+        self.journal = None;
+        self.halted = true;
+    }
+
+    /// Starts afresh with the journal's tickets, each keeping its first join time.
+    fn load(&mut self, journal: Arc<Journal>, tickets: Vec<JournaledTicket>) {
+        self.clear();
+        let count = tickets.len();
+        for ticket in tickets {
+            let created = ticket.created();
+            let new = NewTicket {
+                ticket_id: ticket.ticket_id,
+                players: ticket.players(),
+                region_latency_ms: ticket.region_latency_ms,
+            };
+            if let Err(err) = self.join_at(new, created) {
+                tracing::warn!(ticket_id = %ticket.ticket_id, error = %err, "journaled ticket not reloaded");
+            }
+        }
+        tracing::info!(queue = %self.desk.queue, tickets = count, "queue loaded from the journal");
+        self.journal = Some(journal);
+        self.halted = false;
+    }
+
+    /// A join, journaled (in a cluster) before it is answered or announced.
+    async fn join_durably(&mut self, ticket: NewTicket) -> Result<TicketView, JoinError> {
+        let id = ticket.ticket_id;
+        let (view, announce) = self
+            .join_at(ticket, Instant::now())
+            .map_err(JoinError::Refused)?;
+        if let Some(journal) = &self.journal {
+            let record = self.desk.board.with(id, |r| {
+                JournaledTicket::new(
+                    id,
+                    &r.players_with_ratings(),
+                    &r.region_latency_ms,
+                    r.created,
+                )
+            });
+            let written = match record {
+                Some(record) => journal.record(&[record]).await,
+                None => Ok(()),
+            };
+            if let Err(err) = written {
+                self.shard.leave(TicketId(id.as_u128()));
+                if let Some(record) = self.desk.board.write().remove(&id) {
+                    self.desk.searching_players -= record.players.len() as u64;
+                }
+                self.halt(&err);
+                return Err(JoinError::QueueStopped);
+            }
+        }
+        self.desk.bus.publish(announce);
+        Ok(view)
+    }
+
+    /// Adds a ticket first joined at `created`; returns its view and the `queue_update` that
+    /// announces it (the caller publishes it once the ticket is safe).
+    fn join_at(
+        &mut self,
+        ticket: NewTicket,
+        created: Instant,
+    ) -> Result<(TicketView, BusEvent), TicketError> {
         let accepted = self.shard.join(Ticket {
             id: TicketId(ticket.ticket_id.as_u128()),
             members: (ticket.players.iter())
@@ -249,11 +411,11 @@ impl QueueActor {
         self.desk.searching_players += record.players.len() as u64;
         let audience = Audience::Players(record.players.clone());
         self.desk.board.write().insert(ticket.ticket_id, record);
-        self.desk.bus.publish(BusEvent::Event {
+        let announce = BusEvent::Event {
             audience,
             event: update,
-        });
-        Ok(view)
+        };
+        Ok((view, announce))
     }
 
     fn leave(&mut self, ticket: Uuid) -> LeaveOutcome {
@@ -284,12 +446,13 @@ impl QueueActor {
 
     /// Puts tickets back at their first join time. A ticket whose record moved on (its player
     /// left, or joined again elsewhere meanwhile) stays out.
-    fn requeue(&mut self, tickets: Vec<FormedTicket>, reason: &str) {
+    fn requeue(&mut self, tickets: Vec<FormedTicket>, reason: &str) -> Vec<JournaledTicket> {
         let unplayed: Vec<PlayerId> = (tickets.iter())
             .flat_map(|t| t.players.iter().map(|(p, _)| PlayerId(p.as_u128())))
             .collect();
         let mut board = self.desk.board.write();
         let mut events = Vec::new();
+        let mut requeued = Vec::new();
         for ticket in tickets {
             let Some(record) = board.get_mut(&ticket.ticket_id) else {
                 continue;
@@ -325,6 +488,12 @@ impl QueueActor {
             record.match_id = None;
             record.ended = None;
             self.desk.searching_players += record.players.len() as u64;
+            requeued.push(JournaledTicket::new(
+                record.ticket_id,
+                &record.players_with_ratings(),
+                &record.region_latency_ms,
+                record.created,
+            ));
             events.push(BusEvent::Event {
                 audience: Audience::Players(record.players.clone()),
                 event: ServerEvent::QueueUpdate(record.update()),
@@ -335,6 +504,7 @@ impl QueueActor {
         for event in events {
             self.desk.bus.publish(event);
         }
+        requeued
     }
 
     fn backfill(&mut self, session: Uuid, slots: OpenSlots) -> Result<(), TicketError> {
@@ -362,13 +532,35 @@ impl QueueActor {
         Ok(())
     }
 
-    fn tick(&mut self) {
+    async fn tick(&mut self) {
+        if self.halted {
+            return;
+        }
         let started = Instant::now();
         let now = self.timestamp(started);
         self.shard.tick(now);
         let queue = self.desk.queue.clone();
         metrics::histogram!("game_matchmaking_tick_duration_seconds", "queue" => queue.clone())
             .record(started.elapsed().as_secs_f64());
+        // In a cluster the tickets this tick took leave the journal first, under the lease's
+        // fence: if that fails another node may be matching them, so this tick's matches go
+        // nowhere and the queue stops here until it is loaded afresh.
+        if let Some(journal) = &self.journal {
+            let outcome = self.shard.outcome();
+            let taken: Vec<Uuid> = (outcome.matches())
+                .flat_map(|m| {
+                    m.tickets
+                        .iter()
+                        .map(|t| Uuid::from_u128(t.0))
+                        .collect::<Vec<_>>()
+                })
+                .chain(outcome.expired.iter().map(|t| Uuid::from_u128(t.0)))
+                .collect();
+            if let Err(err) = journal.forget(&taken).await {
+                self.halt(&err);
+                return;
+            }
+        }
         self.desk
             .publish(self.shard.outcome(), self.shard.rating_system(), started);
         // Settle the pool once the matches are out, off the path from tick to match_found.

@@ -40,6 +40,13 @@ pub struct TicketRecord {
 }
 
 impl TicketRecord {
+    /// Each player with the rating the ticket was matched on.
+    pub fn players_with_ratings(&self) -> Vec<(Uuid, PlayerRating)> {
+        (self.players.iter().copied())
+            .zip(self.ratings.iter().copied())
+            .collect()
+    }
+
     pub fn view(&self) -> TicketView {
         let searching = self.state == TicketState::Searching;
         let until = self.ended.unwrap_or_else(Instant::now);
@@ -94,6 +101,11 @@ impl Board {
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<Uuid, TicketRecord>> {
         self.tickets.read().expect("board lock")
+    }
+
+    /// `f` of the ticket's record, if the board has it.
+    pub(super) fn with<T>(&self, ticket: Uuid, f: impl FnOnce(&TicketRecord) -> T) -> Option<T> {
+        self.read().get(&ticket).map(f)
     }
 
     /// For the actor only: the one writer.

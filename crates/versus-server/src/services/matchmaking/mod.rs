@@ -14,10 +14,12 @@
 
 mod actor;
 mod board;
+mod journal;
 mod remote;
 mod stats;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,8 @@ use crate::services::cluster::Leadership;
 use crate::services::events::EventBus;
 use crate::services::hub::Hub;
 use crate::services::leaderboards::Leaderboards;
+use crate::services::redis::{JournalError, Redis};
+use journal::Journal;
 
 /// Why a join was refused. The edge turns each into a problem (REST) or an `error` event
 /// (WebSocket) with the same code and words.
@@ -138,7 +142,7 @@ struct Claim {
 /// What [`Matchmaking::claim`] found: the new ticket handed to its queue (the queue's answer to
 /// come), or the searching ticket an earlier join with the same key created.
 enum Claimed {
-    New(oneshot::Receiver<Result<TicketView, TicketError>>),
+    New(oneshot::Receiver<Result<TicketView, JoinError>>),
     Earlier { ticket: Uuid, queue: usize },
 }
 
@@ -164,6 +168,8 @@ pub struct Matchmaking {
     config: MatchmakingConfig,
     /// In a cluster: who runs the queues, and the way to them when another node does.
     cluster: OnceLock<(Arc<Leadership>, Arc<Link>)>,
+    /// In a cluster: this node leads and its queues are loaded from the journal.
+    ready: AtomicBool,
 }
 
 impl Matchmaking {
@@ -214,12 +220,21 @@ impl Matchmaking {
             leaderboards,
             config: config.clone(),
             cluster: OnceLock::new(),
+            ready: AtomicBool::new(false),
         })
     }
 
     /// Makes this node one of a cluster's: its queues run only while it holds the matchmaker
-    /// lease, serving the other nodes' calls; otherwise every call goes to the node that does.
-    pub fn join_cluster(self: &Arc<Self>, leadership: Arc<Leadership>, link: Arc<Link>) {
+    /// lease — loaded from the journal in Redis (as `node`) when it takes the lease, serving the
+    /// other nodes' calls while it holds it, emptied when it loses it; otherwise every call goes
+    /// to the node that holds it.
+    pub fn join_cluster(
+        self: &Arc<Self>,
+        leadership: Arc<Leadership>,
+        link: Arc<Link>,
+        redis: Arc<Redis>,
+        node: String,
+    ) {
         if self
             .cluster
             .set((leadership.clone(), link.clone()))
@@ -227,16 +242,33 @@ impl Matchmaking {
         {
             return;
         }
+        for queue in &self.queues {
+            let _ = queue.commands.try_send(Command::Reset);
+        }
         let matchmaking = self.clone();
         let mut changes = leadership.watch();
         tokio::spawn(async move {
             loop {
                 if *changes.borrow_and_update() {
-                    let mut until = changes.clone();
-                    let stepped_down = async move {
-                        let _ = until.wait_for(|leading| !*leading).await;
-                    };
-                    link.clone().serve(matchmaking.clone(), stepped_down).await;
+                    match matchmaking.take_lead(&redis, &node).await {
+                        Ok(()) => {
+                            let mut until = changes.clone();
+                            let stepped_down = async move {
+                                let _ = until.wait_for(|leading| !*leading).await;
+                            };
+                            link.clone().serve(matchmaking.clone(), stepped_down).await;
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "could not load the matchmaker's journal; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                    matchmaking.step_down().await;
+                    if *changes.borrow() {
+                        // Still leading but not serving (NATS or Redis away): try again shortly.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
                 }
                 if changes.changed().await.is_err() {
                     return;
@@ -245,10 +277,67 @@ impl Matchmaking {
         });
     }
 
+    /// Loads every queue from the journal and rebuilds the directory from its tickets; then
+    /// this node answers matchmaking calls.
+    async fn take_lead(&self, redis: &Arc<Redis>, node: &str) -> Result<(), JournalError> {
+        let mut loaded = 0;
+        for (index, queue) in self.queues.iter().enumerate() {
+            let journal = Arc::new(Journal::new(
+                redis.clone(),
+                node.to_owned(),
+                queue.queue.name.clone(),
+            ));
+            let tickets = journal.load().await?;
+            loaded += tickets.len();
+            {
+                let mut directory = self.directory.lock().expect("directory lock");
+                for ticket in &tickets {
+                    for (player, _) in &ticket.players {
+                        let claim = Claim {
+                            ticket: ticket.ticket_id,
+                            queue: index,
+                            pending: false,
+                        };
+                        directory.insert(*player, claim);
+                    }
+                }
+            }
+            let (reply, done) = oneshot::channel();
+            let load = Command::Load {
+                journal,
+                tickets,
+                reply,
+            };
+            if queue.commands.send(load).await.is_err() || done.await.is_err() {
+                return Err(JournalError::Down(crate::services::redis::RedisDown::new(
+                    "a queue stopped while loading",
+                )));
+            }
+        }
+        tracing::info!(node, tickets = loaded, "this node runs the matchmaker now");
+        self.ready.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// This node no longer runs the matchmaker: its queues, directory and keys are emptied
+    /// (the next matchmaker has the tickets from the journal).
+    async fn step_down(&self) {
+        if !self.ready.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        for queue in &self.queues {
+            let _ = queue.commands.send(Command::Reset).await;
+        }
+        self.directory.lock().expect("directory lock").clear();
+        self.idempotency.lock().expect("idempotency lock").clear();
+        tracing::info!("this node no longer runs the matchmaker");
+    }
+
     /// The way to the matchmaker when it runs on another node.
     fn elsewhere(&self) -> Option<&Link> {
         let (leadership, link) = self.cluster.get()?;
-        (!leadership.is_leader()).then_some(&**link)
+        let here = leadership.is_leader() && self.ready.load(Ordering::SeqCst);
+        (!here).then_some(&**link)
     }
 
     fn queue(&self, name: &str) -> Option<&QueueHandle> {
@@ -303,7 +392,6 @@ impl Matchmaking {
             })
             .await
             .ok_or(JoinError::QueueStopped)?
-            .map_err(JoinError::Refused)
     }
 
     /// The session is over: its open backfill request, if any, is withdrawn.
@@ -454,7 +542,7 @@ impl Matchmaking {
         let accepted = answer
             .await
             .map_err(|_| JoinError::QueueStopped)
-            .and_then(|answer| answer.map_err(JoinError::Refused));
+            .and_then(|answer| answer);
         let mut directory = self.directory.lock().expect("directory lock");
         for member in &everyone {
             let ours = (directory.get_mut(member)).filter(|claim| claim.ticket == ticket_id);
@@ -607,6 +695,7 @@ impl Matchmaking {
             LeaveOutcome::Cancelled(view) => Ok(view),
             LeaveOutcome::Matched(match_id) => Err(LeaveError::AlreadyMatched(match_id)),
             LeaveOutcome::NotSearching => Err(LeaveError::NotQueued),
+            LeaveOutcome::Unavailable => Err(LeaveError::QueueStopped),
         }
     }
 

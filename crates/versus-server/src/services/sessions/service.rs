@@ -49,6 +49,7 @@ use crate::config::SessionsConfig;
 use crate::services::events::{Audience, BusEvent, EventBus};
 use crate::services::leaderboards::Leaderboards;
 use crate::services::matchmaking::{FormedSession, Matchmaking, OpenSlots};
+use crate::services::redis::Redis;
 
 /// Why a session request could not be done. The edge maps each to a problem.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +112,10 @@ pub struct Sessions {
     config: SessionsConfig,
     live: Mutex<HashMap<Uuid, Live>>,
     moves: MoveWriter,
+    /// In a cluster, each heartbeat also lives in Redis (with the heartbeat TTL): every node
+    /// keeps clocks for the sessions it has seen, and before abandoning a silent one asks Redis
+    /// whether the game server heartbeated through another node.
+    redis: Option<Arc<Redis>>,
 }
 
 /// The services a session touches.
@@ -120,6 +125,9 @@ pub struct SessionDeps {
     pub matchmaking: Arc<Matchmaking>,
     pub allocator: Arc<dyn Allocator>,
     pub leaderboards: Arc<Leaderboards>,
+    /// In a cluster: where heartbeats are shared, so that a game server may send them to any
+    /// node.
+    pub redis: Option<Arc<Redis>>,
 }
 
 impl Sessions {
@@ -135,6 +143,7 @@ impl Sessions {
             matchmaking,
             allocator,
             leaderboards,
+            redis,
         } = deps;
         let queues: Vec<&Queue> = queues.into_iter().collect();
         let shapes = (queues.iter())
@@ -168,6 +177,7 @@ impl Sessions {
             token_key,
             config,
             live: Mutex::default(),
+            redis,
         })
     }
 
@@ -460,14 +470,37 @@ impl Sessions {
             live.deadline = Instant::now() + ttl;
             live.state
         });
-        let Some(state) = state else {
-            let record = self
-                .store
-                .session(session)
-                .await?
-                .ok_or(SessionError::Unknown)?;
-            return Err(SessionError::NotLive(record.state));
+        let state = match state {
+            Some(state) => state,
+            None => {
+                let record = self
+                    .store
+                    .session(session)
+                    .await?
+                    .ok_or(SessionError::Unknown)?;
+                let live = matches!(record.state, SessionState::Ready | SessionState::Active);
+                if self.redis.is_none() || !live {
+                    return Err(SessionError::NotLive(record.state));
+                }
+                // In a cluster: a session another node made or moved; this node keeps a clock
+                // for it from now on too.
+                let clock = Live {
+                    queue: record.queue.clone(),
+                    state: record.state,
+                    deadline: Instant::now() + ttl,
+                };
+                self.live
+                    .lock()
+                    .expect("sessions lock")
+                    .insert(session, clock);
+                record.state
+            }
         };
+        if let Some(redis) = &self.redis
+            && let Err(err) = redis.heartbeat(session, ttl).await
+        {
+            tracing::warn!(session_id = %session, error = %err, "heartbeat not shared");
+        }
         Ok(HeartbeatAck {
             state: state_name(state),
             next_within_s: self.config.heartbeat_ttl_secs,
@@ -582,6 +615,13 @@ impl Sessions {
         if let Err(err) = self.leaderboards.refresh(&record.queue, &players).await {
             // The result stands; the board catches up at the player's next result or restart.
             tracing::warn!(session_id = %record.id, error = %err, "leaderboard not refreshed");
+        }
+        if self.redis.is_some() {
+            // The other nodes of a cluster refresh their boards too.
+            self.bus.publish(BusEvent::Ratings {
+                queue: record.queue.clone(),
+                players,
+            });
         }
         self.release(&ended).await;
     }
@@ -945,6 +985,22 @@ impl Sessions {
                 .map(|(id, live)| (*id, live.queue.clone()))
                 .collect();
             for (session, queue) in overdue {
+                if let Some(redis) = &self.redis {
+                    // Heard through another node (or Redis cannot tell: an outage abandons no
+                    // game): wait as long as that heartbeat still holds.
+                    let left = match redis.heartbeat_left(session).await {
+                        Ok(left) => left,
+                        Err(_) => Some(Duration::from_secs(1)),
+                    };
+                    if let Some(left) = left {
+                        if let Some(live) =
+                            self.live.lock().expect("sessions lock").get_mut(&session)
+                        {
+                            live.deadline = Instant::now() + left;
+                        }
+                        continue;
+                    }
+                }
                 let reason = format!(
                     "no heartbeat from the game server for {} s",
                     self.config.heartbeat_ttl_secs
