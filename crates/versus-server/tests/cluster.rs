@@ -3,6 +3,10 @@
 //! killed with SIGKILL; another takes over, keeps the tickets that were searching, and matching
 //! resumes within 5 s; no player is ever in two matches.
 //!
+//! Then the same on private Redis and NATS servers (never the shared ones CI uses), each
+//! stopped for a few seconds: nodes answer 503 within a second and say which engine is down,
+//! recover by themselves, and lose no acknowledged ticket.
+//!
 //! Skips (printing why) when an engine is unreachable, and fails instead under CI.
 
 use std::collections::HashMap;
@@ -53,7 +57,7 @@ fn start(env: &[(&str, String)], data_dir: &std::path::Path, log: std::fs::File)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("VERSUS_BIND", format!("127.0.0.1:{port}"))
         .env("VERSUS_DATA_DIR", data_dir)
-        .stdout(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
         .stderr(log);
     for (key, value) in env {
         command.env(key, value);
@@ -130,6 +134,60 @@ async fn matched(player: &mut Player, wait: Duration) -> Option<Uuid> {
             return Some(found.match_id);
         }
     }
+}
+
+fn node_env(database: &str, redis: &str, nats: &str, prefix: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("VERSUS_DATABASE_URL", database.to_owned()),
+        ("VERSUS_REDIS_URL", redis.to_owned()),
+        ("VERSUS_NATS_URL", nats.to_owned()),
+        ("VERSUS_CLUSTER_PREFIX", prefix.to_owned()),
+        (
+            "VERSUS_AUTH__JWT_SECRET",
+            "cluster-test-signing-key-0123456789abcdef".into(),
+        ),
+        (
+            "VERSUS_SESSIONS__SERVER_KEY",
+            "cluster-test-server-key-0123456789abcdef".into(),
+        ),
+        (
+            "VERSUS_SESSIONS__TOKEN_KEY",
+            "cluster-test-token-key-0123456789abcdef".into(),
+        ),
+        ("VERSUS_AUTH__ARGON2__MEMORY_KIB", "1024".into()),
+        ("VERSUS_AUTH__ARGON2__ITERATIONS", "1".into()),
+        ("VERSUS_LIMITS__AUTH_PER_IP__PER_MINUTE", "100000".into()),
+        ("VERSUS_LIMITS__AUTH_PER_IP__BURST", "10000".into()),
+        ("VERSUS_MATCHMAKING__TICK_MS", "100".into()),
+        ("VERSUS_LOG__LEVEL", "info".into()),
+    ]
+}
+
+/// Starts `n` nodes one at a time (the first to start takes the lease), logging into `dir`.
+async fn start_nodes(n: usize, env: &[(&str, String)], dir: &std::path::Path) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let log = std::fs::File::create(dir.join(format!("node-{i}.log"))).unwrap();
+        let node = start(env, &dir.join(format!("data-{i}")), log);
+        wait_healthy(&node).await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// The node that runs the matchmaker, and the others.
+async fn roles(nodes: &[Node]) -> (usize, Vec<usize>) {
+    // The gauge is set at each lease round (every second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut found = None;
+    for (i, node) in nodes.iter().enumerate() {
+        if leads(node).await {
+            assert!(found.is_none(), "two nodes lead");
+            found = Some(i);
+        }
+    }
+    let leader = found.expect("one node leads");
+    (leader, (0..nodes.len()).filter(|i| *i != leader).collect())
 }
 
 #[tokio::test]
@@ -276,5 +334,297 @@ async fn the_matchmaker_node_is_killed_and_another_takes_over_within_five_second
     if let Ok(redis) = versus_server::services::redis::Redis::connect(&redis, &prefix).await {
         let _ = redis.forget_everything().await;
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A private Redis or NATS server on a spare port, with its data in `dir` (kept across a stop
+/// and a start, as a real restart keeps it).
+struct Engine {
+    program: &'static str,
+    args: Vec<String>,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Engine {
+    fn redis(dir: &std::path::Path) -> Self {
+        let port = free_port();
+        let args = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--dir",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([dir.display().to_string()])
+        .collect();
+        Self {
+            program: "redis-server",
+            args,
+            port,
+            child: None,
+        }
+    }
+
+    fn nats(dir: &std::path::Path) -> Self {
+        let port = free_port();
+        let args = ["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain([dir.display().to_string()])
+            .collect();
+        Self {
+            program: "nats-server",
+            args,
+            port,
+            child: None,
+        }
+    }
+
+    /// Starts it and waits until it accepts connections; `false` if the program is missing.
+    async fn start(&mut self) -> bool {
+        let Ok(child) = Command::new(self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "{} did not start", self.program);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `/health/detailed`: the status code and which backends are down.
+async fn health(node: &Node) -> (u16, Vec<String>) {
+    let Ok(response) = reqwest::get(format!("{}/health/detailed", node.base)).await else {
+        return (0, Vec::new());
+    };
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let down = (body["backends"].as_array().into_iter().flatten())
+        .filter(|b| b["status"] == "down")
+        .map(|b| b["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (status, down)
+}
+
+/// Polls `node`'s health until `done` says so; returns how long that took.
+async fn until_health(
+    node: &Node,
+    within: Duration,
+    done: impl Fn(u16, &[String]) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, down) = health(node).await;
+        if done(status, &down) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "health still {status} {down:?} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Joins, retrying while the answer is 503 (an engine coming back, a lease changing hands),
+/// for at most `within`.
+async fn join_retrying(
+    player: &Player,
+    queue: &str,
+    within: Duration,
+) -> versus_protocol::queue::TicketView {
+    let started = Instant::now();
+    loop {
+        match player.client.join_queue(&join(queue), None).await {
+            Ok(ticket) => return ticket,
+            Err(err) if err.status().is_some_and(|s| s.as_u16() == 503) => {
+                assert!(started.elapsed() < within, "still 503 after {within:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("join: {err}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_and_nats_each_stopped_for_a_few_seconds() {
+    let Some(database) = versus_store::testing::postgres_test_db().await else {
+        return;
+    };
+    let prefix = format!("t{}", Uuid::now_v7().simple());
+    let dir = std::env::temp_dir().join(format!("versus-outage-{prefix}"));
+    for sub in ["redis", "nats"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let mut redis = Engine::redis(&dir.join("redis"));
+    let mut nats = Engine::nats(&dir.join("nats"));
+    if !(redis.start().await && nats.start().await) {
+        let why = "redis-server or nats-server is not installed";
+        assert!(
+            !versus_store::testing::backends_required(),
+            "{why} (backend tests are required)"
+        );
+        eprintln!("SKIPPED (private engines): {why}");
+        return;
+    }
+    let env = node_env(
+        &database.url,
+        &format!("redis://127.0.0.1:{}", redis.port),
+        &format!("nats://127.0.0.1:{}", nats.port),
+        &prefix,
+    );
+    let nodes = start_nodes(2, &env, &dir).await;
+    let (leader, followers) = roles(&nodes).await;
+    let (leading, following) = (&nodes[leader], &nodes[followers[0]]);
+    let mut early = player(leading, "early").await;
+    let mut late = player(following, "late").await;
+    // Acknowledged before the outage: it must still be there after.
+    let ticket = early
+        .client
+        .join_queue(&join("ranked-1v1"), None)
+        .await
+        .expect("join");
+
+    // NATS stops: within a second every node says so and refuses what needs it.
+    nats.stop();
+    for node in [leading, following] {
+        let took = until_health(node, Duration::from_secs(5), |s, down| {
+            s == 503 && down.iter().any(|d| d == "nats")
+        })
+        .await;
+        assert!(
+            took < Duration::from_secs(1),
+            "NATS outage seen after {took:?}"
+        );
+        eprintln!("NATS stopped: {} said so after {took:?}", node.base);
+    }
+    let refused = Instant::now();
+    let err = late
+        .client
+        .join_queue(&join("ranked-1v1"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
+    assert!(
+        refused.elapsed() < Duration::from_secs(1),
+        "answered after {:?}",
+        refused.elapsed()
+    );
+    eprintln!(
+        "NATS stopped: a join through a follower answered 503 in {:?}",
+        refused.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(nats.start().await);
+    for node in [leading, following] {
+        let took = until_health(node, Duration::from_secs(15), |s, _| s == 200).await;
+        eprintln!("NATS back: {} healthy after {took:?}", node.base);
+    }
+    // Recovered by itself: the join goes through the other node to the matchmaker, which still
+    // holds the early ticket, and both players hear of their match wherever they are connected.
+    let back = Instant::now();
+    join_retrying(&late, "ranked-1v1", Duration::from_secs(10)).await;
+    let a = matched(&mut early, Duration::from_secs(10))
+        .await
+        .expect("early matched after NATS returned");
+    let b = matched(&mut late, Duration::from_secs(10))
+        .await
+        .expect("late matched after NATS returned");
+    assert_eq!(a, b);
+    eprintln!(
+        "NATS back: join accepted and both players told of their match in {:?}",
+        back.elapsed()
+    );
+    let status = early.client.queue_status().await.expect("status");
+    assert_eq!(status.ticket_id, ticket.ticket_id);
+
+    // Redis stops: the same, and the searching tickets come back with it.
+    let waiting = player(following, "waiting").await;
+    let searching = waiting
+        .client
+        .join_queue(&join("ranked-5v5"), None)
+        .await
+        .expect("join 5v5");
+    redis.stop();
+    for node in [leading, following] {
+        let took = until_health(node, Duration::from_secs(5), |s, down| {
+            s == 503 && down.iter().any(|d| d == "redis")
+        })
+        .await;
+        assert!(
+            took < Duration::from_secs(1),
+            "Redis outage seen after {took:?}"
+        );
+        eprintln!("Redis stopped: {} said so after {took:?}", node.base);
+    }
+    let refused = Instant::now();
+    let anonymous = Client::new(following.base.clone());
+    let err = anonymous
+        .register("outage-player", "correct horse battery")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
+    assert!(
+        refused.elapsed() < Duration::from_secs(1),
+        "answered after {:?}",
+        refused.elapsed()
+    );
+    eprintln!(
+        "Redis stopped: a sign-up answered 503 in {:?}",
+        refused.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(redis.start().await);
+    for node in [leading, following] {
+        let took = until_health(node, Duration::from_secs(15), |s, _| s == 200).await;
+        eprintln!("Redis back: {} healthy after {took:?}", node.base);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match waiting.client.queue_status().await {
+            Ok(status) => break status,
+            Err(err) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no status after Redis returned: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(status.ticket_id, searching.ticket_id);
+    assert_eq!(status.state, TicketState::Searching);
+
+    drop(nodes);
+    drop((redis, nats));
+    database.drop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -122,8 +122,25 @@ impl Subjects {
 impl NatsBus {
     /// Connects, creates (or adopts) the stream, and starts publishing and reading.
     pub async fn connect(options: NatsOptions) -> anyhow::Result<Arc<Self>> {
+        // Counts (re)connections: the readers start their consumers afresh after each, rather
+        // than wait for the library to notice the server restarted (many seconds).
+        let (connected, reconnects) = tokio::sync::watch::channel(0u64);
         let client = async_nats::ConnectOptions::new()
             .name("versus")
+            .event_callback(move |event| {
+                let connected = connected.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            connected.send_modify(|n| *n += 1);
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("NATS disconnected; events wait until it is back");
+                        }
+                        _ => {}
+                    }
+                }
+            })
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
             .connect(&options.url)
@@ -138,7 +155,11 @@ impl NatsBus {
         })
         .await
         .with_context(|| format!("NATS at {} did not answer within 10 s", options.url))?;
-        let js = jetstream::new(client.clone());
+        // JetStream calls answer in ms; a 5 s default would hold every event behind one that
+        // was asked while NATS restarted.
+        let js = jetstream::context::ContextBuilder::new()
+            .timeout(Duration::from_secs(1))
+            .build(client.clone());
         let name = stream_name(&options.prefix);
         let stream = js
             .get_or_create_stream(stream::Config {
@@ -188,8 +209,8 @@ impl NatsBus {
                 filter,
                 subjects.clone(),
                 subscribers.clone(),
-                started_at,
-                max_age,
+                (started_at, max_age),
+                reconnects.clone(),
             ));
         }
         Ok(bus)
@@ -443,8 +464,8 @@ async fn read_loop(
     filter: String,
     subjects: Arc<Subjects>,
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<BusEvent>>>>>,
-    started_at: u64,
-    max_age: Duration,
+    (started_at, max_age): (u64, Duration),
+    mut reconnects: tokio::sync::watch::Receiver<u64>,
 ) {
     let mut backoff = Duration::from_millis(100);
     // The ordered consumer resumes after the last message it handed out when NATS comes back;
@@ -486,7 +507,14 @@ async fn read_loop(
             }
         };
         backoff = Duration::from_millis(100);
-        while let Some(message) = messages.next().await {
+        reconnects.borrow_and_update();
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                // NATS came back: resume after the last message seen, at once.
+                _ = reconnects.changed() => break,
+            };
+            let Some(message) = message else { break };
             let message = match message {
                 Ok(message) => message,
                 Err(err) => {

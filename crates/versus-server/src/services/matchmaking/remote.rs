@@ -184,6 +184,12 @@ impl Link {
     }
 
     async fn call(&self, call: &Call) -> Option<Answer> {
+        // NATS away: fail now (503) rather than wait out the timeout on a request that
+        // would sit in the reconnect buffer.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            tracing::warn!("no matchmaker reachable: NATS is disconnected");
+            return None;
+        }
         let payload = serde_json::to_vec(call).expect("calls serialise");
         let sent = self.client.request(self.subject.clone(), payload.into());
         match tokio::time::timeout(CALL_TIMEOUT, sent).await {
