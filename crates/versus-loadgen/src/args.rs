@@ -42,7 +42,8 @@ game-server role).";
 /// players. Only loopback addresses (127.0.0.0/8, ::1, localhost) are accepted as targets.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadgenArgs {
-    /// Server root URL; its host must be loopback.
+    /// Server root URL; its host must be loopback. Several, comma-separated (the nodes of a
+    /// cluster): players are spread over them in turn, game servers use the first.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// Simulated players (each registers or logs in, connects a WebSocket and queues).

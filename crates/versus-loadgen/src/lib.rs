@@ -40,7 +40,9 @@ const HARD_STOP_GRACE: Duration = Duration::from_secs(30);
 /// Runs the load described by `args` and reports what it saw. Fails before any load when the
 /// URL is not loopback or the server does not answer `/health`.
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
-    let url = args::loopback_url(&args.url)?;
+    let urls = (args.url.split(','))
+        .map(|url| args::loopback_url(url.trim()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     anyhow::ensure!(
         args.requeue_delay.is_finite() && (0.0..=3600.0).contains(&args.requeue_delay),
         "--requeue-delay must be between 0 and 3600 seconds"
@@ -59,17 +61,24 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
             "the open-file limit is lower than the players need: raise the hard limit (ulimit -Hn)"
         );
     }
-    let base_url = url.as_str().trim_end_matches('/').to_owned();
+    let bases: Vec<String> = (urls.iter())
+        .map(|url| url.as_str().trim_end_matches('/').to_owned())
+        .collect();
+    let base_url = bases[0].clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.rest_concurrency as usize)
         .timeout(Duration::from_secs(30))
         .build()
         .context("building the HTTP client")?;
-    let client = Client::with_http(http, base_url.clone());
-    client
-        .health()
-        .await
-        .with_context(|| format!("the server at {base_url} does not answer /health"))?;
+    let mut clients = Vec::with_capacity(bases.len());
+    for base in &bases {
+        let client = Client::with_http(http.clone(), base.clone());
+        client
+            .health()
+            .await
+            .with_context(|| format!("the server at {base} does not answer /health"))?;
+        clients.push(client);
+    }
 
     let recorder = Arc::new(Recorder::new());
     // The game-server role: its own task and connection pool, the players' link to it.
@@ -99,7 +108,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let duration = Duration::from_secs(args.duration);
     let arena = Arc::new(Arena {
-        client,
+        clients,
         recorder: Arc::clone(&recorder),
         rest_slots: Semaphore::new(args.rest_concurrency as usize),
         queue: args.queue.clone(),
@@ -114,7 +123,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
     let progress = progress_bar(&args);
     let mut players = JoinSet::new();
     let ramp_up = Duration::from_secs(args.ramp_up).min(duration);
-    for (index, plan) in plans(&args, started, ramp_up).enumerate() {
+    for (index, plan) in plans(&args, started, ramp_up, bases.len()).enumerate() {
         tracing::trace!(index, username = plan.username, "player planned");
         players.spawn(player::play(Arc::clone(&arena), plan));
     }
@@ -172,7 +181,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
     progress.finish_and_clear();
 
     let header = SummaryHeader {
-        url: base_url,
+        url: bases.join(","),
         queue: args.queue,
         players: args.players,
         elapsed_s: started.elapsed().as_secs_f64(),
@@ -189,6 +198,7 @@ fn plans(
     args: &LoadgenArgs,
     started: Instant,
     ramp_up: Duration,
+    nodes: usize,
 ) -> impl Iterator<Item = PlayerPlan> + '_ {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let players = args.players;
@@ -202,6 +212,7 @@ fn plans(
             password: format!("loadgen-{}-password", args.seed),
             latencies,
             start_at: started + ramp_up.mul_f64(f64::from(index) / f64::from(players)),
+            node: index as usize % nodes.max(1),
         }
     })
 }
@@ -294,8 +305,8 @@ mod tests {
         };
         let started = Instant::now();
         let ramp = Duration::from_secs(8);
-        let a: Vec<PlayerPlan> = plans(&args, started, ramp).collect();
-        let b: Vec<PlayerPlan> = plans(&args, started, ramp).collect();
+        let a: Vec<PlayerPlan> = plans(&args, started, ramp, 2).collect();
+        let b: Vec<PlayerPlan> = plans(&args, started, ramp, 2).collect();
         assert_eq!(a.len(), 4);
         assert_eq!(a[3].username, "lg7_3");
         let offsets: Vec<u64> = a.iter().map(|p| (p.start_at - started).as_secs()).collect();

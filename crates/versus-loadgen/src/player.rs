@@ -28,7 +28,8 @@ const SESSION_GRACE: Duration = Duration::from_secs(30);
 
 /// What every player shares.
 pub(crate) struct Arena {
-    pub client: Client,
+    /// One per node; a player uses `clients[plan.node]`.
+    pub clients: Vec<Client>,
     pub recorder: Arc<Recorder>,
     pub rest_slots: Semaphore,
     pub queue: String,
@@ -57,6 +58,8 @@ pub(crate) struct PlayerPlan {
     pub password: String,
     pub latencies: BTreeMap<String, u32>,
     pub start_at: Instant,
+    /// Which node (of `Arena::clients`) the player talks to.
+    pub node: usize,
 }
 
 /// What a player reads its event stream for.
@@ -131,7 +134,10 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
         .expect("signed-in clients have a token")
         .to_owned();
     // One refresh token shared by the socket (renewing before expiry) and REST (after a 401).
-    let tokens = Arc::new(RefreshingTokens::new(&arena.client, refresh_token));
+    let tokens = Arc::new(RefreshingTokens::new(
+        &arena.clients[plan.node],
+        refresh_token,
+    ));
     let mut socket = ReconnectingSocket::new(
         client.base_url().to_owned(),
         token,
@@ -183,10 +189,11 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
 /// The player's authenticated client and refresh token, and whether the account existed.
 async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<(Client, String, bool)> {
     let _slot = arena.rest_slots.acquire().await.ok()?;
-    let (tokens, existed) = match arena.client.register(&plan.username, &plan.password).await {
+    let node = &arena.clients[plan.node];
+    let (tokens, existed) = match node.register(&plan.username, &plan.password).await {
         Ok(registered) => (registered.tokens, false),
         Err(err) if err.code() == Some("username_taken") => {
-            match arena.client.login(&plan.username, &plan.password).await {
+            match node.login(&plan.username, &plan.password).await {
                 Ok(tokens) => (tokens, true),
                 Err(err) => {
                     arena.recorder.error(rest_error("login", &err));
@@ -200,7 +207,7 @@ async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<(Client, String, bo
         }
     };
     Some((
-        arena.client.authenticated(tokens.access_token),
+        node.authenticated(tokens.access_token),
         tokens.refresh_token,
         existed,
     ))
@@ -462,7 +469,7 @@ impl Player<'_> {
             .await?;
         match result {
             Ok(access_token) => {
-                self.client = self.arena.client.authenticated(&access_token);
+                self.client = self.client.authenticated(&access_token);
                 self.reader.socket.set_access_token(access_token);
                 Some(())
             }
