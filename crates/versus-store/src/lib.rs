@@ -40,6 +40,14 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// `true` when backend tests must run rather than be skipped (`CI=true` or
+/// `VERSUS_REQUIRE_BACKENDS=1`): outside the `testing` feature too, for the other engines' test
+/// helpers (Redis, NATS) in the server crate.
+pub fn backends_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+        || std::env::var("VERSUS_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
+}
+
 pub use admin::AdminAction;
 pub use bulk::SeededPlayer;
 pub use parties::{PartyFn, PartyRecord};

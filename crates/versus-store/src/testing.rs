@@ -127,11 +127,7 @@ pub fn sqlite_test_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join(SQLITE_TEST_FILE)
 }
 
-/// `true` when backend tests must run rather than be skipped.
-pub fn backends_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
-        || std::env::var("VERSUS_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
-}
+pub use crate::backends_required;
 
 fn unreachable(admin_url: &str, why: &str) -> Option<TestDatabase> {
     let shown = redact(admin_url);

@@ -173,6 +173,9 @@ impl NatsBus {
                 max_messages_per_subject: options.per_player.max(1),
                 max_age: RETENTION,
                 max_bytes: MAX_BYTES,
+                // A chain's last message is read with a direct get (any replica answers, no
+                // round trip through the stream leader's API).
+                allow_direct: true,
                 storage: stream::StorageType::File,
                 discard: stream::DiscardPolicy::Old,
                 ..Default::default()
@@ -362,6 +365,24 @@ async fn publish_wave(
     let mut pending: Vec<&Outgoing> = wave.to_vec();
     let mut backoff = Duration::from_millis(50);
     while !pending.is_empty() {
+        // The chains not known yet, read together (one round trip each, all at once).
+        let unknown: Vec<(Uuid, &str)> = (pending.iter())
+            .filter_map(|m| match &m.kind {
+                Kind::Player(player, _) if !chains.contains_key(player) => {
+                    Some((*player, m.subject.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        let read = futures::future::join_all(
+            (unknown.iter()).map(|(_, subject)| last_of(stream, subject)),
+        )
+        .await;
+        for ((player, _), chain) in unknown.iter().zip(read) {
+            if let Ok(chain) = chain {
+                chains.insert(*player, chain);
+            }
+        }
         let mut sent = Vec::with_capacity(pending.len());
         for &message in &pending {
             let attempt = match &message.kind {
@@ -398,6 +419,7 @@ async fn publish_wave(
             sent.push((message, attempt.map_err(|e| e.to_string())));
         }
         let mut retry = Vec::new();
+        let mut failed = false;
         for (message, attempt) in sent {
             let acked = match attempt {
                 Ok(ack) => ack.await.map_err(|e| (e.kind(), e.to_string())),
@@ -424,12 +446,15 @@ async fn publish_wave(
                         chains.remove(player);
                     }
                     tracing::warn!(subject = %message.subject, error = %err, "NATS publish failed; retrying");
+                    failed = true;
                     metrics::counter!("bus_publish_retries_total").increment(1);
                     retry.push(message);
                 }
             }
         }
-        if !retry.is_empty() && retry.len() == pending.len() {
+        // Only failures back off: a conflict (another node numbered the player's last event)
+        // is retried at once with the chain re-read.
+        if failed {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
@@ -440,7 +465,7 @@ async fn publish_wave(
 /// A player's chain as the stream holds it: their last message's sequence and id (0 and 0
 /// when the stream holds none).
 async fn last_of(stream: &stream::Stream, subject: &str) -> Result<Chain, String> {
-    match stream.get_last_raw_message_by_subject(subject).await {
+    match stream.direct_get_last_for_subject(subject).await {
         Ok(message) => {
             let envelope: Envelope = serde_json::from_slice(&message.payload)
                 .map_err(|e| format!("a player message that is not an envelope: {e}"))?;
@@ -449,7 +474,7 @@ async fn last_of(stream: &stream::Stream, subject: &str) -> Result<Chain, String
                 last_id: envelope.id,
             })
         }
-        Err(err) if err.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(Chain {
+        Err(err) if err.kind() == stream::DirectGetErrorKind::NotFound => Ok(Chain {
             last_sequence: 0,
             last_id: 0,
         }),
@@ -596,7 +621,7 @@ pub async fn test_url() -> Option<String> {
         Ok(Err(err)) => err.to_string(),
         Err(_) => "no answer in 3 s".to_owned(),
     };
-    if versus_store::testing::backends_required() {
+    if versus_store::backends_required() {
         panic!(
             "nats unreachable at {url}: {why} (backend tests are required because CI=true or \
              VERSUS_REQUIRE_BACKENDS=1; set VERSUS_TEST_NATS_URL to a reachable server)"
@@ -750,6 +775,60 @@ mod tests {
                 BusEvent::Revoked(revocation)
             ]
         );
+        delete_stream(&url, &prefix).await.unwrap();
+    }
+}
+
+/// The per-event cost of the bus, measured by hand (not a test of behaviour):
+/// `cargo test --release -p versus-server --all-features --lib -- --ignored --nocapture nats_throughput`
+#[cfg(test)]
+mod throughput {
+    use versus_protocol::ws::SystemAnnouncement;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement: run by hand"]
+    async fn nats_throughput() {
+        let Some(url) = test_url().await else {
+            return;
+        };
+        let prefix = format!("t{}", Uuid::now_v7().simple());
+        let bus = NatsBus::connect(NatsOptions {
+            url: url.clone(),
+            prefix: prefix.clone(),
+            per_player: 256,
+            replay_max_age: Duration::from_secs(60),
+            revocations_max_age: Duration::from_secs(60),
+        })
+        .await
+        .unwrap();
+        let mut sub = bus.subscribe();
+        let players: Vec<Uuid> = (0..2000).map(|_| Uuid::now_v7()).collect();
+        let event = ServerEvent::SystemAnnouncement(SystemAnnouncement {
+            message: "x".repeat(200),
+        });
+        for (label, rounds) in [("first events (chain looked up)", 1), ("cached chains", 10)] {
+            let started = std::time::Instant::now();
+            let total = players.len() * rounds;
+            for _ in 0..rounds {
+                for player in &players {
+                    bus.publish(BusEvent::to(Audience::Player(*player), event.clone()));
+                }
+            }
+            let mut got = 0;
+            while got < total {
+                if let BusEvent::Numbered { .. } = &*sub.recv().await.unwrap() {
+                    got += 1;
+                }
+            }
+            let took = started.elapsed();
+            eprintln!(
+                "{label}: {total} events published and read back in {took:?}: {:.0} events/s, {:.0} µs each",
+                total as f64 / took.as_secs_f64(),
+                took.as_secs_f64() * 1e6 / total as f64
+            );
+        }
         delete_stream(&url, &prefix).await.unwrap();
     }
 }
