@@ -127,7 +127,7 @@ impl App {
                 .context("loading the leaderboards")?;
         tokio::spawn(leaderboards.clone().run_schedule());
         if nats.is_some() {
-            tokio::spawn(leaderboards.clone().follow(bus.subscribe()));
+            tokio::spawn(leaderboards.clone().follow(bus.clone()));
         }
         let matchmaking = Matchmaking::start(
             config.queues.iter(),
@@ -138,10 +138,12 @@ impl App {
             formed_tx,
         );
         // A cluster: one node (the lease holder) runs the queues, the others call it.
+        let mut leadership = None;
         if let (Some(redis), Some(nats)) = (&redis, &nats) {
-            let leadership = Leadership::start(redis.clone(), node.clone()).await;
+            let lease = Leadership::start(redis.clone(), node.clone()).await;
             let link = Link::new(nats.client(), &config.cluster_prefix);
-            matchmaking.join_cluster(leadership, link, redis.clone(), node.clone());
+            matchmaking.join_cluster(lease.clone(), link, redis.clone(), node.clone());
+            leadership = Some(lease);
         }
         let deps = SessionDeps {
             store: store.clone(),
@@ -178,6 +180,9 @@ impl App {
             .recover()
             .await
             .context("recovering parties' ready checks")?;
+        if let Some(leadership) = leadership {
+            parties.sweep_expired_checks(leadership);
+        }
         let accounts = Accounts::new(
             store.clone(),
             Duration::from_secs(config.auth.access_token_ttl_secs),

@@ -121,6 +121,47 @@ fn join(queue: &str) -> JoinQueueRequest {
     }
 }
 
+/// `host` creates an open party through `node`, `guest` joins it by its code, and `host` starts
+/// a ready check there; returns the party's id.
+async fn ready_check_through(node: &Node, host: &Player, guest: &Player) -> Uuid {
+    let http = reqwest::Client::new();
+    let call = |who: &Player, path: String, body: serde_json::Value| {
+        let request = (http.post(format!("{}{path}", node.base)))
+            .bearer_auth(who.client.access_token().unwrap().to_owned())
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let party = call(
+        host,
+        "/api/v1/parties".into(),
+        serde_json::json!({ "open": true }),
+    )
+    .await;
+    let id: Uuid = party["party_id"].as_str().unwrap().parse().unwrap();
+    let code = party["join_code"].clone();
+    call(
+        guest,
+        format!("/api/v1/parties/{id}/join"),
+        serde_json::json!({ "code": code }),
+    )
+    .await;
+    call(
+        host,
+        format!("/api/v1/parties/{id}/ready"),
+        serde_json::json!({ "ready": true }),
+    )
+    .await;
+    id
+}
+
 /// The match id of the player's next `match_found`, within `wait`.
 async fn matched(player: &mut Player, wait: Duration) -> Option<Uuid> {
     let deadline = Instant::now() + wait;
@@ -159,6 +200,7 @@ fn node_env(database: &str, redis: &str, nats: &str, prefix: &str) -> Vec<(&'sta
         ("VERSUS_LIMITS__AUTH_PER_IP__PER_MINUTE", "100000".into()),
         ("VERSUS_LIMITS__AUTH_PER_IP__BURST", "10000".into()),
         ("VERSUS_MATCHMAKING__TICK_MS", "100".into()),
+        ("VERSUS_PARTIES__READY_CHECK_TIMEOUT_SECS", "2".into()),
         ("VERSUS_LOG__LEVEL", "info".into()),
     ]
 }
@@ -204,51 +246,9 @@ async fn the_matchmaker_node_is_killed_and_another_takes_over_within_five_second
     let prefix = format!("t{}", Uuid::now_v7().simple());
     let dir = std::env::temp_dir().join(format!("versus-cluster-{prefix}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let env = [
-        ("VERSUS_DATABASE_URL", database.url.clone()),
-        ("VERSUS_REDIS_URL", redis.clone()),
-        ("VERSUS_NATS_URL", nats.clone()),
-        ("VERSUS_CLUSTER_PREFIX", prefix.clone()),
-        (
-            "VERSUS_AUTH__JWT_SECRET",
-            "cluster-test-signing-key-0123456789abcdef".into(),
-        ),
-        (
-            "VERSUS_SESSIONS__SERVER_KEY",
-            "cluster-test-server-key-0123456789abcdef".into(),
-        ),
-        (
-            "VERSUS_SESSIONS__TOKEN_KEY",
-            "cluster-test-token-key-0123456789abcdef".into(),
-        ),
-        ("VERSUS_AUTH__ARGON2__MEMORY_KIB", "1024".into()),
-        ("VERSUS_AUTH__ARGON2__ITERATIONS", "1".into()),
-        ("VERSUS_LIMITS__AUTH_PER_IP__PER_MINUTE", "100000".into()),
-        ("VERSUS_LIMITS__AUTH_PER_IP__BURST", "10000".into()),
-        ("VERSUS_MATCHMAKING__TICK_MS", "100".into()),
-        ("VERSUS_LOG__LEVEL", "info".into()),
-    ];
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        let log = std::fs::File::create(dir.join(format!("node-{i}.log"))).unwrap();
-        let node = start(&env, &dir.join(format!("data-{i}")), log);
-        // One at a time: the first to start takes the lease.
-        wait_healthy(&node).await;
-        nodes.push(node);
-    }
-    // The gauge is set at each lease round (every second).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let leader = {
-        let mut found = None;
-        for (i, node) in nodes.iter().enumerate() {
-            if leads(node).await {
-                assert!(found.is_none(), "two nodes lead");
-                found = Some(i);
-            }
-        }
-        found.expect("one node leads")
-    };
-    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let env = node_env(&database.url, &redis, &nats, &prefix);
+    let mut nodes = start_nodes(3, &env, &dir).await;
+    let (leader, followers) = roles(&nodes).await;
 
     // Players on every node, matched in pairs across nodes.
     let mut match_of: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
@@ -275,6 +275,12 @@ async fn the_matchmaker_node_is_killed_and_another_takes_over_within_five_second
         .join_queue(&join("ranked-5v5"), None)
         .await
         .expect("join 5v5");
+
+    // A ready check started through the matchmaker's node, whose timer dies with it: the next
+    // lease holder ends it (the host, connected elsewhere, hears `timed_out`).
+    let mut host = player(&nodes[followers[1]], "host").await;
+    let guest = player(&nodes[leader], "guest").await;
+    let party_id = ready_check_through(&nodes[leader], &host, &guest).await;
 
     nodes[leader].kill();
     let killed = Instant::now();
@@ -323,6 +329,22 @@ async fn the_matchmaker_node_is_killed_and_another_takes_over_within_five_second
         .expect("status after failover");
     assert_eq!(status.ticket_id, ticket.ticket_id);
     assert_eq!(status.state, TicketState::Searching);
+    let timed_out = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let envelope = host.socket.next_envelope().await.expect("host socket");
+            if let ServerEvent::ReadyCheck(check) = envelope.event
+                && check.party_id == party_id
+                && check.state == versus_protocol::parties::ReadyCheckState::TimedOut
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        timed_out.is_ok(),
+        "the orphaned ready check never timed out"
+    );
     // Nobody is in two matches.
     for (player, matches) in &match_of {
         assert_eq!(matches.len(), 1, "{player} in {matches:?}");

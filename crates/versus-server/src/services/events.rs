@@ -31,6 +31,9 @@ pub enum BusEvent {
     /// Results changed these players' ratings in `queue`: in a cluster every node refreshes its
     /// leaderboard index from the store (the node that applied the results already did).
     Ratings { queue: String, players: Vec<Uuid> },
+    /// Season `ended` of `queue` was rolled over (by the schedule or an admin): in a cluster
+    /// every other node moves its live leaderboard to the new season.
+    SeasonRolled { queue: String, ended: u32 },
     /// A player's stream event numbered by a bus shared between nodes (`NatsBus`): the same
     /// number on every node, and `frame` the serialised envelope as the client gets it. The
     /// in-process bus never yields it (its hub numbers events itself).

@@ -268,7 +268,7 @@ impl Hub {
         let (audience, event) = match event {
             BusEvent::Event { audience, event } => (audience, event),
             BusEvent::Revoked(revocation) => return self.revoke(revocation),
-            BusEvent::Ratings { .. } => return,
+            BusEvent::Ratings { .. } | BusEvent::SeasonRolled { .. } => return,
             BusEvent::Numbered { player, id, frame } => {
                 let mut mailboxes = self.mailboxes.lock().expect("hub lock");
                 return self.push_frame(&mut mailboxes, *player, Some(*id), frame.clone());

@@ -16,10 +16,10 @@
 //! [`Leaderboards::carried`] shows it as it will be.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::services::events::{BusEvent, Subscription};
+use crate::services::events::{BusEvent, EventBus};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use versus_core::leaderboard::{RankIndex, Ranked, Standing};
@@ -108,6 +108,8 @@ pub struct Leaderboards {
     store: Arc<dyn Store>,
     boards: HashMap<String, Board>,
     placement_games: u64,
+    /// In a cluster: where this node's rollovers are told to the others ([`Self::follow`]).
+    cluster_bus: OnceLock<Arc<dyn EventBus>>,
 }
 
 struct Board {
@@ -211,6 +213,7 @@ impl Leaderboards {
             store,
             boards,
             placement_games,
+            cluster_bus: OnceLock::new(),
         }))
     }
 
@@ -322,6 +325,12 @@ impl Leaderboards {
             Rolled::Done(season) => {
                 metrics::counter!("leaderboard_season_rollovers_total", "queue" => queue.to_owned()).increment(1);
                 tracing::info!(queue, ended = ending, season = season.number, admin = ?admin, "season rolled over");
+                if let Some(bus) = self.cluster_bus.get() {
+                    bus.publish(BusEvent::SeasonRolled {
+                        queue: queue.to_owned(),
+                        ended: ending,
+                    });
+                }
                 (season, true)
             }
             // Another node (or the schedule) was first: take what it started.
@@ -512,13 +521,28 @@ impl Leaderboards {
 
     /// Rolls every queue's season over when its scheduled end has come, checking once a second.
     /// In a cluster: refreshes this node's boards from the store for ratings other nodes'
-    /// results changed (`BusEvent::Ratings`), until the bus closes.
-    pub async fn follow(self: Arc<Self>, mut subscription: Subscription) {
+    /// results changed (`BusEvent::Ratings`), moves a board to the season another node rolled
+    /// over to (`BusEvent::SeasonRolled`), and from now on tells the other nodes of this node's
+    /// rollovers; until the bus closes.
+    pub async fn follow(self: Arc<Self>, bus: Arc<dyn EventBus>) {
+        let mut subscription = bus.subscribe();
+        let _ = self.cluster_bus.set(bus);
         while let Some(event) = subscription.recv().await {
-            if let BusEvent::Ratings { queue, players } = &*event
-                && let Err(err) = self.refresh(queue, players).await
-            {
-                tracing::warn!(queue, error = %err, "leaderboard not refreshed from another node's result");
+            match &*event {
+                BusEvent::Ratings { queue, players } => {
+                    if let Err(err) = self.refresh(queue, players).await {
+                        tracing::warn!(queue, error = %err, "leaderboard not refreshed from another node's result");
+                    }
+                }
+                BusEvent::SeasonRolled { queue, ended } => {
+                    let behind = self.current_season(queue).is_ok_and(|s| s.number == *ended);
+                    let now = OffsetDateTime::now_utc().unix_timestamp();
+                    // The store has the new season: `roll` finds it started and takes it.
+                    if behind && let Err(err) = self.roll(queue, *ended, now, None).await {
+                        tracing::warn!(queue, error = %err, "leaderboard not moved to the new season");
+                    }
+                }
+                _ => {}
             }
         }
     }

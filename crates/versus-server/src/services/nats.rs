@@ -63,6 +63,12 @@ pub struct NatsOptions {
 }
 
 #[derive(Serialize, Deserialize)]
+struct WireSeason {
+    queue: String,
+    ended: u32,
+}
+
+#[derive(Serialize, Deserialize)]
 struct WireRatings {
     queue: String,
     players: Vec<Uuid>,
@@ -109,6 +115,9 @@ impl Subjects {
     }
     fn ratings(&self) -> String {
         format!("{}.system.ratings", self.prefix)
+    }
+    fn seasons(&self) -> String {
+        format!("{}.system.seasons", self.prefix)
     }
     /// The player a subject is for, if it is a player's.
     fn player_of(&self, subject: &str) -> Option<Uuid> {
@@ -347,6 +356,12 @@ fn expand(subjects: &Subjects, event: BusEvent, out: &mut Vec<Outgoing>) {
             subject: subjects.ratings(),
             kind: Kind::Raw(
                 serde_json::to_vec(&WireRatings { queue, players }).expect("ratings serialise"),
+            ),
+        }),
+        BusEvent::SeasonRolled { queue, ended } => out.push(Outgoing {
+            subject: subjects.seasons(),
+            kind: Kind::Raw(
+                serde_json::to_vec(&WireSeason { queue, ended }).expect("seasons serialise"),
             ),
         }),
         // Read off the stream, never published.
@@ -588,6 +603,13 @@ fn decode(subjects: &Subjects, subject: &str, payload: &[u8], fresh: bool) -> Op
             player: wire.player,
             family: wire.family,
         }));
+    }
+    if subject == subjects.seasons() && fresh {
+        let wire: WireSeason = serde_json::from_slice(payload).ok()?;
+        return Some(BusEvent::SeasonRolled {
+            queue: wire.queue,
+            ended: wire.ended,
+        });
     }
     if subject == subjects.ratings() && fresh {
         let wire: WireRatings = serde_json::from_slice(payload).ok()?;

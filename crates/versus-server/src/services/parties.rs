@@ -26,6 +26,7 @@ use versus_protocol::ws::ServerEvent;
 use versus_store::{PartyRecord, Store, StoreError};
 
 use crate::config::PartiesConfig;
+use crate::services::cluster::Leadership;
 use crate::services::events::{Audience, BusEvent, EventBus};
 use crate::services::hub::Hub;
 use crate::services::matchmaking::{JoinError, Joined, Matchmaking};
@@ -104,6 +105,33 @@ impl Parties {
             self.time_out_at(party, (deadline.unix_timestamp_nanos() / 1_000_000) as i64);
         }
         Ok(())
+    }
+
+    /// In a cluster: a ready check's timer lives on the node that started the check, and dies
+    /// with it. The matchmaker lease holder ends, every 2 s, any check whose deadline passed more
+    /// than a second ago (ending one is idempotent: the first to do it wins, the rest find it
+    /// over).
+    pub fn sweep_expired_checks(self: &Arc<Self>, leadership: Arc<Leadership>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                every.tick().await;
+                if !leadership.is_leader() {
+                    continue;
+                }
+                let Ok(running) = this.store.running_ready_checks().await else {
+                    continue;
+                };
+                let overdue = now_ms() - 1000;
+                for (party, deadline) in running {
+                    let deadline = (deadline.unix_timestamp_nanos() / 1_000_000) as i64;
+                    if deadline < overdue {
+                        this.time_out_at(party, deadline);
+                    }
+                }
+            }
+        });
     }
 
     /// The party the player is in, if any.

@@ -195,6 +195,29 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
         }
     }
 
+    // An admin's early rollover through B: A's board moves to the new season too.
+    let root = crate::admin::admin(node_b).await;
+    let rolled = ok(send(
+        node_b,
+        &root,
+        reqwest::Method::POST,
+        "/api/v1/admin/leaderboards/ranked-1v1/rollover",
+        None,
+    )
+    .await)
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let path = "/api/v1/leaderboards/ranked-1v1";
+        let board = ok(send(node_a, &a, reqwest::Method::GET, path, None).await).await;
+        if board["season"]["number"] == rolled["number"] {
+            assert_eq!(board["total"], 0, "{board}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{board}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     // One searching ticket per player across nodes: joined through A, refused through B, and
     // left through B.
     let c = node_a.player(&unique("mc")).await;
