@@ -34,8 +34,10 @@ pub struct Config {
     /// `postgres://…` switches durable storage to PostgreSQL. It may hold a password.
     pub database_url: Option<SecretString>,
     pub database_max_connections: u32,
-    /// `redis://…`, `rediss://…` or `redis+cluster://host:port,host:port`: the state nodes
-    /// share (rate limits, presence). Unset, it stays in this process. It may hold a password.
+    /// `redis://…`, `rediss://…`, `redis+cluster://host:port,host:port` or
+    /// `redis+sentinel://host:port,host:port/master`: the state nodes share (rate limits,
+    /// presence, heartbeats, the matchmaker's lease and journal). Unset, it stays in this
+    /// process. It may hold a password.
     pub redis_url: Option<SecretString>,
     /// `nats://…` carries events between nodes over NATS JetStream (`NatsBus`); unset, events
     /// stay in this process. It may hold credentials.
@@ -665,13 +667,16 @@ impl Config {
         }
         if let Some(url) = &self.redis_url {
             let url = url.expose_secret();
-            if !["redis://", "rediss://", "redis+cluster://"]
-                .iter()
-                .any(|s| url.starts_with(s))
-            {
+            let schemes = [
+                "redis://",
+                "rediss://",
+                "redis+cluster://",
+                "redis+sentinel://",
+            ];
+            if !schemes.iter().any(|s| url.starts_with(s)) {
                 return invalid(
                     "redis_url",
-                    "must start with redis://, rediss:// or redis+cluster://",
+                    "must start with redis://, rediss://, redis+cluster:// or redis+sentinel://",
                 );
             }
         }

@@ -442,6 +442,89 @@ impl Drop for Engine {
     }
 }
 
+/// A Redis master with a replica and a Sentinel watching them (`mymaster`): Versus connects
+/// through the Sentinel; the master is killed; the Sentinel promotes the replica and Versus's
+/// connection follows it.
+#[tokio::test]
+async fn redis_through_sentinel_follows_a_failover() {
+    let dir = std::env::temp_dir().join(format!("versus-sentinel-{}", Uuid::now_v7().simple()));
+    for sub in ["master", "replica", "sentinel"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let mut master = Engine::redis(&dir.join("master"));
+    let mut replica = Engine::redis(&dir.join("replica"));
+    replica.args.extend([
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        master.port.to_string(),
+    ]);
+    let sentinel_port = free_port();
+    let conf = dir.join("sentinel/sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
+             sentinel monitor mymaster 127.0.0.1 {} 1\n\
+             sentinel down-after-milliseconds mymaster 1000\n\
+             sentinel failover-timeout mymaster 5000\n",
+            dir.join("sentinel").display(),
+            master.port
+        ),
+    )
+    .unwrap();
+    let mut sentinel = Engine {
+        program: "redis-server",
+        args: vec![conf.display().to_string(), "--sentinel".into()],
+        port: sentinel_port,
+        child: None,
+    };
+    if !(master.start().await && replica.start().await && sentinel.start().await) {
+        let why = "redis-server is not installed";
+        assert!(
+            !versus_store::testing::backends_required(),
+            "{why} (backend tests are required)"
+        );
+        eprintln!("SKIPPED (sentinel): {why}");
+        return;
+    }
+    let url = format!("redis+sentinel://127.0.0.1:{sentinel_port}/mymaster");
+    let redis = versus_server::services::redis::Redis::connect(&url, "sentinel-test")
+        .await
+        .expect("connects through the Sentinel");
+    redis.ping().await.expect("the master answers");
+    let player = Uuid::now_v7();
+    redis
+        .set_present(player, "node/1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Let the replica copy it, then lose the master.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    master.stop();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(30);
+    loop {
+        if redis
+            .set_present(player, "node/2", Duration::from_secs(60))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no master through the Sentinel after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "Sentinel failover: writes through Versus again {:?} after the master died",
+        killed.elapsed()
+    );
+    assert!(redis.is_present(player).await.unwrap());
+    drop((sentinel, replica));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `/health/detailed`: the status code and which backends are down.
 async fn health(node: &Node) -> (u16, Vec<String>) {
     let Ok(response) = reqwest::get(format!("{}/health/detailed", node.base)).await else {

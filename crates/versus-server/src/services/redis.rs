@@ -3,8 +3,10 @@
 //! offline within seconds).
 //!
 //! Addresses: `redis://` or `rediss://` (one server; a `ConnectionManager` reconnects by
-//! itself), or `redis+cluster://host:port,host:port` (Redis Cluster, whose client follows
-//! slot moves and failovers). Every key starts with the configured prefix, so several
+//! itself), `redis+cluster://host:port,host:port` (Redis Cluster, whose client follows slot
+//! moves and failovers), or `redis+sentinel://host:port,host:port/master-name` (the master the
+//! Sentinels name, asked again every [`SENTINEL_EVERY`]: after a failover the connection moves
+//! to the new master). Every key starts with the configured prefix, so several
 //! clusters (or tests) can share one Redis.
 //!
 //! Every call is bounded by [`TIMEOUT`]: with Redis away a request fails fast with a 503
@@ -17,6 +19,7 @@ use anyhow::Context as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelServerType};
 use uuid::Uuid;
 
 /// The longest any one Redis call may take before it counts as Redis being down.
@@ -46,8 +49,77 @@ impl From<redis::RedisError> for RedisDown {
 }
 
 pub struct Redis {
-    connection: Connection,
+    /// Swapped by the Sentinel watcher when the master moves; cloned for each call.
+    connection: Arc<std::sync::RwLock<Connection>>,
     prefix: String,
+}
+
+/// How often the Sentinels are asked which server is the master.
+pub const SENTINEL_EVERY: Duration = Duration::from_secs(2);
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(TIMEOUT))
+        .set_number_of_retries(1)
+}
+
+async fn manager(client: redis::Client) -> anyhow::Result<ConnectionManager> {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        ConnectionManager::new_with_config(client, manager_config()),
+    )
+    .await
+    .context("Redis did not answer within 10 s")?
+    .context("connecting to Redis")
+}
+
+/// The Sentinels of `redis+sentinel://h:p,h:p/master`, and the master's name.
+fn sentinels(rest: &str) -> anyhow::Result<SentinelClient> {
+    let (hosts, master) = rest
+        .split_once('/')
+        .filter(|(_, m)| !m.is_empty())
+        .context("redis+sentinel:// needs the master's name after the addresses: /name")?;
+    let hosts: Vec<String> = (hosts.split(','))
+        .map(|h| format!("redis://{}", h.trim()))
+        .collect();
+    SentinelClient::build(hosts, master.to_owned(), None, SentinelServerType::Master)
+        .context("reading the Sentinel addresses")
+}
+
+/// Asks the Sentinels for the master every [`SENTINEL_EVERY`]; when it moved, connects to the
+/// new one and swaps it in. Ends with the `Redis` it serves.
+fn watch_sentinels(
+    mut sentinel: SentinelClient,
+    mut current: redis::ConnectionAddr,
+    connection: std::sync::Weak<std::sync::RwLock<Connection>>,
+) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SENTINEL_EVERY);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let Some(connection) = connection.upgrade() else {
+                return;
+            };
+            let asked = tokio::time::timeout(TIMEOUT, sentinel.async_get_client()).await;
+            let Ok(Ok(client)) = asked else { continue };
+            let addr = client.get_connection_info().addr().clone();
+            if addr == current {
+                continue;
+            }
+            match manager(client).await {
+                Ok(moved) => {
+                    tracing::warn!(from = %current, to = %addr, "the Redis master moved (Sentinel)");
+                    *connection.write().expect("redis connection lock") = Connection::Single(moved);
+                    current = addr;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "the new Redis master does not answer yet")
+                }
+            }
+        }
+    });
 }
 
 /// The token bucket (GCRA) of one key, in one round trip: the bucket is its "theoretical
@@ -131,25 +203,36 @@ impl Redis {
                     .context("Redis Cluster did not answer within 10 s")?
                     .context("connecting to Redis Cluster")?;
             Connection::Cluster(connection)
+        } else if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            let mut sentinel = sentinels(rest)?;
+            let client = tokio::time::timeout(Duration::from_secs(10), sentinel.async_get_client())
+                .await
+                .context("the Sentinels did not answer within 10 s")?
+                .context("asking the Sentinels for the master")?;
+            let addr = client.get_connection_info().addr().clone();
+            let connection = Arc::new(std::sync::RwLock::new(Connection::Single(
+                manager(client).await?,
+            )));
+            watch_sentinels(sentinel, addr, Arc::downgrade(&connection));
+            return Ok(Arc::new(Self {
+                connection,
+                prefix: prefix.to_owned(),
+            }));
         } else {
             let client = redis::Client::open(url).context("reading redis_url")?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(TIMEOUT))
-                .set_number_of_retries(1);
-            let manager = tokio::time::timeout(
-                Duration::from_secs(10),
-                ConnectionManager::new_with_config(client, config),
-            )
-            .await
-            .context("Redis did not answer within 10 s")?
-            .context("connecting to Redis")?;
-            Connection::Single(manager)
+            Connection::Single(manager(client).await?)
         };
         Ok(Arc::new(Self {
-            connection,
+            connection: Arc::new(std::sync::RwLock::new(connection)),
             prefix: prefix.to_owned(),
         }))
+    }
+
+    fn connection(&self) -> Connection {
+        self.connection
+            .read()
+            .expect("redis connection lock")
+            .clone()
     }
 
     fn key(&self, parts: &[&str]) -> String {
@@ -175,7 +258,7 @@ impl Redis {
     /// Runs `command` on the connection, bounded by [`TIMEOUT`].
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, RedisDown> {
         let call = async {
-            match self.connection.clone() {
+            match self.connection() {
                 Connection::Single(mut c) => command.query_async(&mut c).await,
                 Connection::Cluster(mut c) => command.query_async(&mut c).await,
             }
@@ -356,7 +439,7 @@ impl Redis {
             for arg in args {
                 invocation.arg(*arg);
             }
-            match self.connection.clone() {
+            match self.connection() {
                 Connection::Single(mut c) => invocation.invoke_async::<T>(&mut c).await,
                 Connection::Cluster(mut c) => invocation.invoke_async::<T>(&mut c).await,
             }
