@@ -39,6 +39,8 @@ pub struct App {
     router: Router,
     state: AppState,
     connections: Arc<ConnectionLimits>,
+    /// In a cluster: the matchmaker lease, handed over at a clean stop.
+    leadership: Option<Arc<Leadership>>,
 }
 
 /// Opens the configured store and applies its migrations.
@@ -180,8 +182,8 @@ impl App {
             .recover()
             .await
             .context("recovering parties' ready checks")?;
-        if let Some(leadership) = leadership {
-            parties.sweep_expired_checks(leadership);
+        if let Some(leadership) = &leadership {
+            parties.sweep_expired_checks(leadership.clone());
         }
         let accounts = Accounts::new(
             store.clone(),
@@ -224,6 +226,7 @@ impl App {
             router,
             state,
             connections,
+            leadership,
         })
     }
 
@@ -254,6 +257,7 @@ impl App {
             router,
             state,
             connections,
+            leadership,
         } = self;
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -297,6 +301,11 @@ impl App {
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests outlived the shutdown grace period"),
         }
         janitor.abort();
+        // The next node takes the matchmaker at its next renewal (~1 s), not when the lease
+        // would have run out; the searching tickets are in the journal.
+        if let Some(leadership) = leadership {
+            leadership.release().await;
+        }
         state.store.close().await;
         tracing::info!("versus stopped");
         Ok(())

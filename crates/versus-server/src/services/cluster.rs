@@ -24,6 +24,8 @@ pub struct Leadership {
     node: String,
     leading: watch::Sender<bool>,
     redis: Arc<Redis>,
+    /// Released for good (a clean stop): asks for the lease no more.
+    released: std::sync::atomic::AtomicBool,
 }
 
 impl Leadership {
@@ -35,6 +37,7 @@ impl Leadership {
             node,
             leading,
             redis,
+            released: std::sync::atomic::AtomicBool::new(false),
         });
         let mut last_held = this.try_hold(None).await;
         let weak = Arc::downgrade(&this);
@@ -52,6 +55,9 @@ impl Leadership {
 
     /// One round: take or renew the lease; returns when it was last held.
     async fn try_hold(&self, last_held: Option<Instant>) -> Option<Instant> {
+        if self.released.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         let asked = Instant::now();
         match self.redis.hold_lease(NAME, &self.node, LEASE).await {
             Ok(true) => {
@@ -98,8 +104,11 @@ impl Leadership {
         self.leading.subscribe()
     }
 
-    /// Hands the lease over now (a clean stop), rather than when it runs out.
+    /// Hands the lease over now (a clean stop), rather than when it runs out, and asks for it
+    /// no more.
     pub async fn release(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.set(false);
         if let Err(err) = self.redis.release_lease(NAME, &self.node).await {
             tracing::warn!(error = %err, "matchmaker lease not released; it runs out by itself");
@@ -144,7 +153,6 @@ mod tests {
         assert!(!c.is_leader());
         b.release().await;
         assert!(!b.is_leader());
-        drop(b);
         let mut c_changes = c.watch();
         tokio::time::timeout(RENEW_EVERY * 3, c_changes.wait_for(|leading| *leading))
             .await

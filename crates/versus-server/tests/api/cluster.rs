@@ -269,8 +269,35 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
     .await;
     assert_eq!(left["state"], "cancelled", "{left}");
 
+    // A clean stop of the matchmaker's node (A) hands the lease over at once: B loads the
+    // journal and answers for the searching ticket within a couple of seconds.
+    let d = node_b.player(&unique("md")).await;
+    let five = json!({ "queue": "ranked-5v5", "latencies": { "eu": 30 } });
+    let d_ticket = post(node_b, &d, "/api/v1/queue/join", five).await;
     let mut nodes = nodes;
-    let first = nodes.remove(0);
+    let stopped = std::time::Instant::now();
+    let restarted = nodes.remove(0).restart().await;
+    loop {
+        let path = "/api/v1/queue/status";
+        let status = send(&restarted, &d, reqwest::Method::GET, path, None).await;
+        if status.status() == 200 {
+            let status: Value = status.json().await.unwrap();
+            assert_eq!(status["ticket_id"], d_ticket["ticket_id"], "{status}");
+            assert_eq!(status["state"], "searching", "{status}");
+            break;
+        }
+        let waited = stopped.elapsed();
+        assert!(
+            waited < std::time::Duration::from_secs(3),
+            "no matchmaker {waited:?} after a clean stop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "clean stop: the ticket answered through the new matchmaker {:?} after",
+        stopped.elapsed()
+    );
+    let first = restarted;
     for node in nodes {
         node.finish().await;
     }
