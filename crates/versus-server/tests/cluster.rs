@@ -559,6 +559,30 @@ async fn until_health(
     }
 }
 
+/// Within a second of `engine` stopping, every node answers `/health/detailed` with a 503
+/// naming it (`kind`).
+async fn outage_seen(nodes: &[&Node], engine: &str, kind: &str) {
+    for node in nodes {
+        let took = until_health(node, Duration::from_secs(5), |s, down| {
+            s == 503 && down.iter().any(|d| d == kind)
+        })
+        .await;
+        assert!(
+            took < Duration::from_secs(1),
+            "{engine} outage seen after {took:?}"
+        );
+        eprintln!("{engine} stopped: {} said so after {took:?}", node.base);
+    }
+}
+
+/// Every node is healthy again after `engine` came back.
+async fn healthy_again(nodes: &[&Node], engine: &str) {
+    for node in nodes {
+        let took = until_health(node, Duration::from_secs(15), |s, _| s == 200).await;
+        eprintln!("{engine} back: {} healthy after {took:?}", node.base);
+    }
+}
+
 /// Joins, retrying while the answer is 503 (an engine coming back, a lease changing hands),
 /// for at most `within`.
 async fn join_retrying(
@@ -620,17 +644,7 @@ async fn redis_and_nats_each_stopped_for_a_few_seconds() {
 
     // NATS stops: within a second every node says so and refuses what needs it.
     nats.stop();
-    for node in [leading, following] {
-        let took = until_health(node, Duration::from_secs(5), |s, down| {
-            s == 503 && down.iter().any(|d| d == "nats")
-        })
-        .await;
-        assert!(
-            took < Duration::from_secs(1),
-            "NATS outage seen after {took:?}"
-        );
-        eprintln!("NATS stopped: {} said so after {took:?}", node.base);
-    }
+    outage_seen(&[leading, following], "NATS", "nats").await;
     let refused = Instant::now();
     let err = late
         .client
@@ -649,10 +663,7 @@ async fn redis_and_nats_each_stopped_for_a_few_seconds() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(nats.start().await);
-    for node in [leading, following] {
-        let took = until_health(node, Duration::from_secs(15), |s, _| s == 200).await;
-        eprintln!("NATS back: {} healthy after {took:?}", node.base);
-    }
+    healthy_again(&[leading, following], "NATS").await;
     // Recovered by itself: the join goes through the other node to the matchmaker, which still
     // holds the early ticket, and both players hear of their match wherever they are connected.
     let back = Instant::now();
@@ -679,17 +690,7 @@ async fn redis_and_nats_each_stopped_for_a_few_seconds() {
         .await
         .expect("join 5v5");
     redis.stop();
-    for node in [leading, following] {
-        let took = until_health(node, Duration::from_secs(5), |s, down| {
-            s == 503 && down.iter().any(|d| d == "redis")
-        })
-        .await;
-        assert!(
-            took < Duration::from_secs(1),
-            "Redis outage seen after {took:?}"
-        );
-        eprintln!("Redis stopped: {} said so after {took:?}", node.base);
-    }
+    outage_seen(&[leading, following], "Redis", "redis").await;
     let refused = Instant::now();
     let anonymous = Client::new(following.base.clone());
     let err = anonymous
@@ -708,10 +709,7 @@ async fn redis_and_nats_each_stopped_for_a_few_seconds() {
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(redis.start().await);
-    for node in [leading, following] {
-        let took = until_health(node, Duration::from_secs(15), |s, _| s == 200).await;
-        eprintln!("Redis back: {} healthy after {took:?}", node.base);
-    }
+    healthy_again(&[leading, following], "Redis").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         match waiting.client.queue_status().await {

@@ -48,6 +48,20 @@ pub fn backends_required() -> bool {
         || std::env::var("VERSUS_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
 }
 
+/// A test's backend `engine` at `at` did not answer (`why`): panics when backends are required
+/// ([`backends_required`]), else prints `SKIPPED (<engine> unreachable at <at>): <why>` so the
+/// caller can skip. `at` must not hold a password.
+pub fn skip_unreachable(engine: &str, at: &str, why: &str) {
+    if backends_required() {
+        panic!(
+            "{engine} unreachable at {at}: {why} (backend tests are required because CI=true or \
+             VERSUS_REQUIRE_BACKENDS=1; set VERSUS_TEST_{}_URL to a reachable server)",
+            engine.to_uppercase()
+        );
+    }
+    eprintln!("SKIPPED ({engine} unreachable at {at}): {why}");
+}
+
 pub use admin::AdminAction;
 pub use bulk::SeededPlayer;
 pub use parties::{PartyFn, PartyRecord};

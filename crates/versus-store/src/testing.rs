@@ -130,15 +130,7 @@ pub fn sqlite_test_path(dir: &tempfile::TempDir) -> PathBuf {
 pub use crate::backends_required;
 
 fn unreachable(admin_url: &str, why: &str) -> Option<TestDatabase> {
-    let shown = redact(admin_url);
-    if backends_required() {
-        panic!(
-            "postgres unreachable at {shown}: {why} \
-             (backend tests are required because CI=true or VERSUS_REQUIRE_BACKENDS=1; \
-             set VERSUS_TEST_POSTGRES_URL to a reachable server)"
-        );
-    }
-    eprintln!("SKIPPED (postgres unreachable at {shown}): {why}");
+    crate::skip_unreachable("postgres", &redact(admin_url), why);
     None
 }
 

@@ -28,9 +28,14 @@ pub enum BusEvent {
     /// Credentials were revoked: sockets opened with them close, and their access tokens stop
     /// being accepted, on every node that hears it.
     Revoked(Revocation),
-    /// Results changed these players' ratings in `queue`: in a cluster every node refreshes its
-    /// leaderboard index from the store (the node that applied the results already did).
-    Ratings { queue: String, players: Vec<Uuid> },
+    /// Results changed these players' ratings in `queue`: in a cluster every other node
+    /// refreshes its leaderboard index from the store (`from`, the node that applied them,
+    /// already did).
+    Ratings {
+        queue: String,
+        players: Vec<Uuid>,
+        from: Uuid,
+    },
     /// Season `ended` of `queue` was rolled over (by the schedule or an admin): in a cluster
     /// every other node moves its live leaderboard to the new season.
     SeasonRolled { queue: String, ended: u32 },

@@ -108,8 +108,10 @@ pub struct Leaderboards {
     store: Arc<dyn Store>,
     boards: HashMap<String, Board>,
     placement_games: u64,
-    /// In a cluster: where this node's rollovers are told to the others ([`Self::follow`]).
+    /// In a cluster: where this node's results and rollovers are told to the others
+    /// ([`Self::follow`]), and this node's name in what it tells.
     cluster_bus: OnceLock<Arc<dyn EventBus>>,
+    instance: Uuid,
 }
 
 struct Board {
@@ -214,6 +216,7 @@ impl Leaderboards {
             boards,
             placement_games,
             cluster_bus: OnceLock::new(),
+            instance: Uuid::now_v7(),
         }))
     }
 
@@ -529,7 +532,11 @@ impl Leaderboards {
         let _ = self.cluster_bus.set(bus);
         while let Some(event) = subscription.recv().await {
             match &*event {
-                BusEvent::Ratings { queue, players } => {
+                BusEvent::Ratings {
+                    queue,
+                    players,
+                    from,
+                } if *from != self.instance => {
                     if let Err(err) = self.refresh(queue, players).await {
                         tracing::warn!(queue, error = %err, "leaderboard not refreshed from another node's result");
                     }
@@ -544,6 +551,18 @@ impl Leaderboards {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Results this node applied changed `players`' ratings in `queue` (its own board already
+    /// refreshed): in a cluster, the other nodes refresh theirs.
+    pub fn tell_others(&self, queue: &str, players: Vec<Uuid>) {
+        if let Some(bus) = self.cluster_bus.get() {
+            bus.publish(BusEvent::Ratings {
+                queue: queue.to_owned(),
+                players,
+                from: self.instance,
+            });
         }
     }
 

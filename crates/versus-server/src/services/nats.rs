@@ -72,6 +72,7 @@ struct WireSeason {
 struct WireRatings {
     queue: String,
     players: Vec<Uuid>,
+    from: Uuid,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,25 +100,28 @@ enum Kind {
     Raw(Vec<u8>),
 }
 
+/// The subjects of one prefix. The system ones are built once: every node compares every
+/// message it reads against them.
 struct Subjects {
     prefix: String,
+    announcements: String,
+    revocations: String,
+    ratings: String,
+    seasons: String,
 }
 
 impl Subjects {
+    fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            announcements: format!("{prefix}.system.announcements"),
+            revocations: format!("{prefix}.system.revocations"),
+            ratings: format!("{prefix}.system.ratings"),
+            seasons: format!("{prefix}.system.seasons"),
+        }
+    }
     fn player(&self, player: Uuid) -> String {
         format!("{}.player.{player}.updates", self.prefix)
-    }
-    fn announcements(&self) -> String {
-        format!("{}.system.announcements", self.prefix)
-    }
-    fn revocations(&self) -> String {
-        format!("{}.system.revocations", self.prefix)
-    }
-    fn ratings(&self) -> String {
-        format!("{}.system.ratings", self.prefix)
-    }
-    fn seasons(&self) -> String {
-        format!("{}.system.seasons", self.prefix)
     }
     /// The player a subject is for, if it is a player's.
     fn player_of(&self, subject: &str) -> Option<Uuid> {
@@ -191,9 +195,7 @@ impl NatsBus {
             })
             .await
             .context("creating the JetStream event stream")?;
-        let subjects = Arc::new(Subjects {
-            prefix: options.prefix.clone(),
-        });
+        let subjects = Arc::new(Subjects::new(&options.prefix));
         let subscribers = Arc::new(Mutex::new(Vec::new()));
         let (outbox, rx) = mpsc::unbounded_channel();
         let bus = Arc::new(Self {
@@ -341,25 +343,34 @@ fn expand(subjects: &Subjects, event: BusEvent, out: &mut Vec<Outgoing>) {
                 kind: Kind::Player(player, event.clone()),
             })),
             Audience::Everyone => out.push(Outgoing {
-                subject: subjects.announcements(),
+                subject: subjects.announcements.clone(),
                 kind: Kind::Raw(serde_json::to_vec(&event).expect("events serialise")),
             }),
         },
         BusEvent::Revoked(Revocation { player, family }) => out.push(Outgoing {
-            subject: subjects.revocations(),
+            subject: subjects.revocations.clone(),
             kind: Kind::Raw(
                 serde_json::to_vec(&WireRevocation { player, family })
                     .expect("revocations serialise"),
             ),
         }),
-        BusEvent::Ratings { queue, players } => out.push(Outgoing {
-            subject: subjects.ratings(),
+        BusEvent::Ratings {
+            queue,
+            players,
+            from,
+        } => out.push(Outgoing {
+            subject: subjects.ratings.clone(),
             kind: Kind::Raw(
-                serde_json::to_vec(&WireRatings { queue, players }).expect("ratings serialise"),
+                serde_json::to_vec(&WireRatings {
+                    queue,
+                    players,
+                    from,
+                })
+                .expect("ratings serialise"),
             ),
         }),
         BusEvent::SeasonRolled { queue, ended } => out.push(Outgoing {
-            subject: subjects.seasons(),
+            subject: subjects.seasons.clone(),
             kind: Kind::Raw(
                 serde_json::to_vec(&WireSeason { queue, ended }).expect("seasons serialise"),
             ),
@@ -597,28 +608,29 @@ fn decode(subjects: &Subjects, subject: &str, payload: &[u8], fresh: bool) -> Op
             frame,
         });
     }
-    if subject == subjects.revocations() {
+    if subject == subjects.revocations {
         let wire: WireRevocation = serde_json::from_slice(payload).ok()?;
         return Some(BusEvent::Revoked(Revocation {
             player: wire.player,
             family: wire.family,
         }));
     }
-    if subject == subjects.seasons() && fresh {
+    if subject == subjects.seasons && fresh {
         let wire: WireSeason = serde_json::from_slice(payload).ok()?;
         return Some(BusEvent::SeasonRolled {
             queue: wire.queue,
             ended: wire.ended,
         });
     }
-    if subject == subjects.ratings() && fresh {
+    if subject == subjects.ratings && fresh {
         let wire: WireRatings = serde_json::from_slice(payload).ok()?;
         return Some(BusEvent::Ratings {
             queue: wire.queue,
             players: wire.players,
+            from: wire.from,
         });
     }
-    if subject == subjects.announcements() && fresh {
+    if subject == subjects.announcements && fresh {
         let event: ServerEvent = serde_json::from_slice(payload).ok()?;
         return Some(BusEvent::to(Audience::Everyone, event));
     }
@@ -643,13 +655,7 @@ pub async fn test_url() -> Option<String> {
         Ok(Err(err)) => err.to_string(),
         Err(_) => "no answer in 3 s".to_owned(),
     };
-    if versus_store::backends_required() {
-        panic!(
-            "nats unreachable at {url}: {why} (backend tests are required because CI=true or \
-             VERSUS_REQUIRE_BACKENDS=1; set VERSUS_TEST_NATS_URL to a reachable server)"
-        );
-    }
-    eprintln!("SKIPPED (nats unreachable at {url}): {why}");
+    versus_store::skip_unreachable("nats", &url, &why);
     None
 }
 

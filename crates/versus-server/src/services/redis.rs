@@ -512,13 +512,7 @@ pub async fn test_url() -> Option<String> {
         },
         Err(err) => format!("{err:#}"),
     };
-    if versus_store::backends_required() {
-        panic!(
-            "redis unreachable at {url}: {why} (backend tests are required because CI=true or \
-             VERSUS_REQUIRE_BACKENDS=1; set VERSUS_TEST_REDIS_URL to a reachable server)"
-        );
-    }
-    eprintln!("SKIPPED (redis unreachable at {url}): {why}");
+    versus_store::skip_unreachable("redis", &url, &why);
     None
 }
 

@@ -4,34 +4,13 @@
 
 use serde_json::{Value, json};
 
+use crate::parties::{call, ok};
 use crate::realtime::Ws;
 use crate::sessions::{GameServer, with_session_keys};
 use crate::support::{Player, TestApp, expect_problem, spawn_cluster, unique};
 
 async fn post(node: &TestApp, player: &Player, path: &str, body: Value) -> Value {
-    ok(send(node, player, reqwest::Method::POST, path, Some(body)).await).await
-}
-
-async fn send(
-    node: &TestApp,
-    player: &Player,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = (node.http.request(method, node.url(path)))
-        .bearer_auth(player.client.access_token().unwrap());
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
-async fn ok(response: reqwest::Response) -> Value {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{status}: {body}");
-    body
+    ok(call(node, player, reqwest::Method::POST, path, Some(body)).await).await
 }
 
 /// The next stream event of `kind` (the whole envelope).
@@ -152,7 +131,7 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
     assert_eq!(b_ready["data"]["session_id"], a_found["data"]["match_id"]);
     // Either node answers either player's status.
     for (node, player) in [(node_a, &b), (node_b, &a)] {
-        let status = ok(send(
+        let status = ok(call(
             node,
             player,
             reqwest::Method::GET,
@@ -183,7 +162,7 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
         let path = "/api/v1/leaderboards/ranked-1v1?limit=10";
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            let board = ok(send(node, &a, reqwest::Method::GET, path, None).await).await;
+            let board = ok(call(node, &a, reqwest::Method::GET, path, None).await).await;
             let ranked: Vec<String> = (board["entries"].as_array().unwrap().iter())
                 .map(|e| e["player_id"].as_str().unwrap().to_owned())
                 .collect();
@@ -197,7 +176,7 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
 
     // An admin's early rollover through B: A's board moves to the new season too.
     let root = crate::admin::admin(node_b).await;
-    let rolled = ok(send(
+    let rolled = ok(call(
         node_b,
         &root,
         reqwest::Method::POST,
@@ -209,7 +188,7 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let path = "/api/v1/leaderboards/ranked-1v1";
-        let board = ok(send(node_a, &a, reqwest::Method::GET, path, None).await).await;
+        let board = ok(call(node_a, &a, reqwest::Method::GET, path, None).await).await;
         if board["season"]["number"] == rolled["number"] {
             assert_eq!(board["total"], 0, "{board}");
             break;
@@ -225,12 +204,12 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
     post(node_a, &c, "/api/v1/queue/join", five.clone()).await;
     let path = "/api/v1/queue/join";
     expect_problem(
-        send(node_b, &c, reqwest::Method::POST, path, Some(five)).await,
+        call(node_b, &c, reqwest::Method::POST, path, Some(five)).await,
         409,
         "already_queued",
     )
     .await;
-    let stats_a = ok(send(
+    let stats_a = ok(call(
         node_a,
         &c,
         reqwest::Method::GET,
@@ -239,7 +218,7 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
     )
     .await)
     .await;
-    let stats_b = ok(send(
+    let stats_b = ok(call(
         node_b,
         &c,
         reqwest::Method::GET,
@@ -258,7 +237,7 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
         searching(&stats_b),
         "{stats_a} {stats_b}"
     );
-    let left = ok(send(
+    let left = ok(call(
         node_b,
         &c,
         reqwest::Method::DELETE,
@@ -279,7 +258,7 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
     let restarted = nodes.remove(0).restart().await;
     loop {
         let path = "/api/v1/queue/status";
-        let status = send(&restarted, &d, reqwest::Method::GET, path, None).await;
+        let status = call(&restarted, &d, reqwest::Method::GET, path, None).await;
         if status.status() == 200 {
             let status: Value = status.json().await.unwrap();
             assert_eq!(status["ticket_id"], d_ticket["ticket_id"], "{status}");

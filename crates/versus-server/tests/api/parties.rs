@@ -23,7 +23,7 @@ on_both_backends!(
     a_leader_leaving_mid_queue_cancels_the_ticket_and_hands_over,
 );
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     player: &Player,
     method: reqwest::Method,
@@ -47,7 +47,7 @@ async fn post(app: &TestApp, player: &Player, path: &str, body: Value) -> reqwes
     call(app, player, reqwest::Method::POST, path, Some(body)).await
 }
 
-async fn ok(response: reqwest::Response) -> Value {
+pub(crate) async fn ok(response: reqwest::Response) -> Value {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     assert!(status.is_success(), "{status}: {body}");
@@ -88,6 +88,16 @@ async fn all_ready(app: &TestApp, party: &str, leader: &Player, members: &[&Play
         last = ok(post(app, member, &path, body).await).await;
     }
     last
+}
+
+/// The next `party_update` for `reason`, skipping the others.
+async fn update_because(ws: &mut Ws, reason: &str) -> Value {
+    loop {
+        let update = next_of(ws, "party_update").await;
+        if update["reason"] == reason {
+            return update;
+        }
+    }
 }
 
 fn ids(party: &Value) -> Vec<String> {
@@ -174,12 +184,7 @@ async fn invites_joins_kicks_and_a_leader_hand_over(backend: crate::support::Bac
     let leave = format!("/api/v1/parties/{party}/leave");
     let left = call(&app, &a, reqwest::Method::POST, &leave, None).await;
     assert_eq!(left.status(), 204);
-    let handed = loop {
-        let update = next_of(&mut b_ws, "party_update").await;
-        if update["reason"] == "leader_changed" {
-            break update;
-        }
-    };
+    let handed = update_because(&mut b_ws, "leader_changed").await;
     assert_eq!(handed["party"]["leader_id"], b.id.to_string());
     let versions: Vec<u64> = vec![handed["party"]["version"].as_u64().unwrap()];
     assert!(versions[0] > view["version"].as_u64().unwrap());
@@ -336,12 +341,7 @@ async fn a_member_disconnecting_cancels_the_party_ticket(backend: crate::support
     let join = json!({ "queue": "ranked-5v5", "latencies": { "eu": 30 }, "party_id": party });
     ok(post(&app, &a, "/api/v1/queue/join", join).await).await;
     drop(b_ws);
-    let cancelled = loop {
-        let update = next_of(&mut a_ws, "party_update").await;
-        if update["reason"] == "queue_cancelled" {
-            break update;
-        }
-    };
+    let cancelled = update_because(&mut a_ws, "queue_cancelled").await;
     assert!(
         cancelled["detail"]
             .as_str()
@@ -496,12 +496,7 @@ async fn a_leader_leaving_mid_queue_cancels_the_ticket_and_hands_over(
     let path = format!("/api/v1/parties/{party}/leave");
     ok(post(&app, &a, &path, json!({})).await).await;
     for ws in [&mut b_ws, &mut c_ws] {
-        let cancelled = loop {
-            let update = next_of(ws, "party_update").await;
-            if update["reason"] == "queue_cancelled" {
-                break update;
-            }
-        };
+        let cancelled = update_because(ws, "queue_cancelled").await;
         assert_eq!(
             cancelled["party"]["leader_id"],
             b.id.to_string(),

@@ -207,10 +207,18 @@ impl QueueActor {
     }
 
     async fn apply(&mut self, command: Command) {
-        if self.halted {
-            return self.refuse(command);
-        }
         match command {
+            // Taken whether or not the queue runs here: they decide that.
+            Command::Load {
+                journal,
+                tickets,
+                reply,
+            } => {
+                self.load(journal, tickets);
+                let _ = reply.send(());
+            }
+            Command::Reset => self.reset(),
+            command if self.halted => self.refuse(command),
             Command::Join { ticket, reply } => {
                 let _ = reply.send(self.join_durably(ticket).await);
             }
@@ -243,15 +251,6 @@ impl QueueActor {
             } => {
                 let _ = reply.send(self.backfill(session, request).map_err(JoinError::Refused));
             }
-            Command::Load {
-                journal,
-                tickets,
-                reply,
-            } => {
-                self.load(journal, tickets);
-                let _ = reply.send(());
-            }
-            Command::Reset => self.reset(),
             Command::Withdraw { session } => {
                 let open: Vec<TicketId> = (self.desk.backfills.iter())
                     .filter(|(_, s)| **s == session)
@@ -265,9 +264,9 @@ impl QueueActor {
         }
     }
 
-    /// Out of service here: only `Load` and `Reset` are taken; the rest are refused (a
-    /// cluster's calls reach this only in the moments a lease changes hands).
-    fn refuse(&mut self, command: Command) {
+    /// Out of service here: every command but `Load` and `Reset` (which `apply` takes first)
+    /// is refused (a cluster's calls reach this only in the moments a lease changes hands).
+    fn refuse(&self, command: Command) {
         match command {
             Command::Join { reply, .. } => {
                 let _ = reply.send(Err(JoinError::QueueStopped));
@@ -284,16 +283,7 @@ impl QueueActor {
             Command::Backfill { reply, .. } => {
                 let _ = reply.send(Err(JoinError::QueueStopped));
             }
-            Command::Withdraw { .. } => {}
-            Command::Load {
-                journal,
-                tickets,
-                reply,
-            } => {
-                self.load(journal, tickets);
-                let _ = reply.send(());
-            }
-            Command::Reset => self.reset(),
+            Command::Withdraw { .. } | Command::Load { .. } | Command::Reset => {}
         }
     }
 

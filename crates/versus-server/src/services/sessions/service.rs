@@ -616,13 +616,7 @@ impl Sessions {
             // The result stands; the board catches up at the player's next result or restart.
             tracing::warn!(session_id = %record.id, error = %err, "leaderboard not refreshed");
         }
-        if self.redis.is_some() {
-            // The other nodes of a cluster refresh their boards too.
-            self.bus.publish(BusEvent::Ratings {
-                queue: record.queue.clone(),
-                players,
-            });
-        }
+        self.leaderboards.tell_others(&record.queue, players);
         self.release(&ended).await;
     }
 
