@@ -509,7 +509,10 @@ pub enum WsEvent {
 /// drop, waits out the backoff and reconnects. `next` is cancel-safe, so it can sit in a
 /// `tokio::select!` beside the caller's other work.
 pub struct ReconnectingSocket {
-    base_url: String,
+    /// Where to connect: the first, then (after a failed connect) the next in turn.
+    base_urls: Vec<String>,
+    /// Which of `base_urls` the next connect tries.
+    current: usize,
     access_token: String,
     /// Fresh tokens before the current one expires; `None`: the caller renews
     /// ([`ReconnectingSocket::set_access_token`]) and expiry ends the connection.
@@ -529,7 +532,7 @@ pub struct ReconnectingSocket {
 impl std::fmt::Debug for ReconnectingSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReconnectingSocket")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_urls[self.current])
             .field("connected", &self.socket.is_some())
             .field("tracker", &self.tracker)
             .field("failures", &self.failures)
@@ -545,7 +548,8 @@ impl ReconnectingSocket {
         policy: ReconnectPolicy,
     ) -> Self {
         Self {
-            base_url: base_url.into(),
+            base_urls: vec![base_url.into()],
+            current: 0,
             access_token: access_token.into(),
             tokens: None,
             renew_at: None,
@@ -571,6 +575,19 @@ impl ReconnectingSocket {
     pub fn with_token_source(mut self, tokens: Arc<dyn TokenSource>) -> Self {
         self.tokens = Some(tokens);
         self
+    }
+
+    /// Other addresses of the same service (the other nodes of a cluster, when no load
+    /// balancer stands in front of them): a connect that fails, or a lost connection whose
+    /// reconnect fails, tries the next address in turn, resuming the same event stream there.
+    pub fn with_fallbacks(mut self, base_urls: impl IntoIterator<Item = String>) -> Self {
+        self.base_urls.extend(base_urls);
+        self
+    }
+
+    /// The address the next connect goes to (or the current connection's).
+    pub fn base_url(&self) -> &str {
+        &self.base_urls[self.current]
     }
 
     /// A seeded jitter source, for reproducible runs.
@@ -691,9 +708,8 @@ impl ReconnectingSocket {
             self.renew().await;
         }
         let resumed_after = self.tracker.last_event_id();
-        match Socket::connect_tracking(&self.base_url, &self.access_token, self.tracker.clone())
-            .await
-        {
+        let base_url = &self.base_urls[self.current];
+        match Socket::connect_tracking(base_url, &self.access_token, self.tracker.clone()).await {
             Ok(socket) => {
                 if self.failures > 0 || self.retry_at.is_some() {
                     self.reconnects += 1;
@@ -718,6 +734,8 @@ impl ReconnectingSocket {
                     self.retry_at = None;
                     return Err(error);
                 }
+                // This address may be gone for good (a node that died): the next one, in turn.
+                self.current = (self.current + 1) % self.base_urls.len();
                 Ok(self.schedule_retry(error))
             }
         }

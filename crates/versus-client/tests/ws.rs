@@ -113,6 +113,54 @@ fn describe(event: &WsEvent) -> String {
     }
 }
 
+/// A node of a cluster dies: the socket's next connect to it fails, the one after goes to the
+/// next address given, and resumes the same stream there.
+#[tokio::test]
+async fn a_dead_address_hands_over_to_the_next_one_resuming() {
+    let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let second = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let first_base = format!("http://{}", first.local_addr().unwrap());
+    let second_base = format!("http://{}", second.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let mut c = accept(&first).await.unwrap();
+        send_all(&mut c.socket, vec![welcome(0, 15), note(1), note(2)]).await;
+        // The node dies: its connection ends and nothing listens there any more.
+        drop((c, first));
+        let mut c = accept(&second).await.unwrap();
+        send_all(&mut c.socket, vec![welcome(3, 15), note(3)]).await;
+        let query = c.query.clone();
+        let _ = c.socket.next().await;
+        query
+    });
+    let mut client = ReconnectingSocket::new(first_base.clone(), TOKEN, fast_policy())
+        .with_fallbacks([second_base.clone()]);
+    assert_eq!(client.base_url(), first_base);
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("E3") {
+        let event = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .expect("the fake servers keep talking")
+            .expect("reconnects elsewhere rather than giving up");
+        seen.push(describe(&event));
+    }
+    // Dropped, then one refused connect to the dead node, then the second node.
+    assert_eq!(
+        seen,
+        [
+            "CNone",
+            "E1",
+            "E2",
+            "D:closed",
+            "D:transport",
+            "CSome(2)",
+            "E3"
+        ]
+    );
+    assert_eq!(client.base_url(), second_base);
+    client.close().await;
+    assert_eq!(server.await.unwrap(), "last_event_id=2");
+}
+
 #[tokio::test]
 async fn reconnects_resume_and_drop_duplicates() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -43,7 +43,9 @@ game-server role).";
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadgenArgs {
     /// Server root URL; its host must be loopback. Several, comma-separated (the nodes of a
-    /// cluster): players are spread over them in turn, game servers use the first.
+    /// cluster): players are spread over them in turn, game servers start on the first; a node
+    /// that does not answer (or answers 502/503/504) is left for the next one, sockets and REST
+    /// calls alike, so a run rides out a node killed mid-run.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// Simulated players (each registers or logs in, connects a WebSocket and queues).

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -29,13 +29,13 @@ use versus_client::session_token;
 use versus_client::{Client, ClientError, ClientResult};
 use versus_protocol::sessions::{ResultReport, ResultTeam, SessionStateName, StateChange};
 
+use crate::player::{OUTAGE_PATIENCE, unavailable};
 use crate::stats::{GamesCheck, PostOutcome, PostedGames, Recorder};
 
 /// Heartbeats at most this far apart, and at least three per heartbeat TTL the server states.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
-/// Attempts of one game-server call (a transport error, 5xx, 408 or 429 is tried again).
-const ATTEMPTS: u32 = 5;
 const FIRST_RETRY: Duration = Duration::from_millis(200);
+const LONGEST_RETRY: Duration = Duration::from_secs(2);
 /// One result in this many is a draw (every team ranked 1).
 const DRAW_ONE_IN: u32 = 50;
 
@@ -52,8 +52,11 @@ pub(crate) struct Arrival {
 
 /// The game servers of every session of the run.
 pub(crate) struct Fleet {
-    /// Sends the server key; its own connection pool, as a separate process would have.
-    client: Client,
+    /// One per node, sending the server key; their own connection pool, as a separate process
+    /// would have.
+    clients: Vec<Client>,
+    /// The node calls go to: the next one after it does not answer (or answers 502/503/504).
+    node: AtomicUsize,
     /// Calls in flight at once.
     slots: Semaphore,
     play_time: Duration,
@@ -73,7 +76,7 @@ enum Beat {
 
 impl Fleet {
     pub fn new(
-        base_url: &str,
+        base_urls: &[String],
         server_key: &str,
         slots: usize,
         play_time: Duration,
@@ -86,7 +89,10 @@ impl Fleet {
             .build()
             .context("building the game servers' HTTP client")?;
         Ok(Self {
-            client: Client::with_http(http, base_url).authenticated(server_key),
+            clients: (base_urls.iter())
+                .map(|base| Client::with_http(http.clone(), base.clone()).authenticated(server_key))
+                .collect(),
+            node: AtomicUsize::new(0),
             slots: Semaphore::new(slots),
             play_time,
             token_key: token_key.map(|key| key.as_bytes().to_vec()),
@@ -97,7 +103,7 @@ impl Fleet {
     /// Fails when the server refuses the key: a heartbeat for a session that cannot exist is a
     /// 404 with the right key and a 401 with a wrong one.
     pub async fn check_key(&self) -> anyhow::Result<()> {
-        match self.client.session_heartbeat(Uuid::nil()).await {
+        match self.clients[0].session_heartbeat(Uuid::nil()).await {
             Err(err) if err.code() == Some("session_not_found") => Ok(()),
             Err(err) if err.status().is_some_and(|s| s.as_u16() == 401) => anyhow::bail!(
                 "the server refuses --server-key (VERSUS_SESSIONS__SERVER_KEY): start it with the same sessions.server_key"
@@ -188,7 +194,10 @@ impl Fleet {
             Some(teams) => teams,
             // The player missed its match_found: ask the server for the roster.
             None => match self
-                .call("session", move || self.client.session(session))
+                .call(
+                    "session",
+                    |client| async move { client.session(session).await },
+                )
                 .await
             {
                 Ok(view) => view.teams.into_iter().map(|t| t.players).collect(),
@@ -209,8 +218,8 @@ impl Fleet {
         };
         let active = &active;
         let started = self
-            .call("state", move || {
-                self.client.set_session_state(session, active)
+            .call("state", |client| async move {
+                client.set_session_state(session, active).await
             })
             .await;
         if let Err(err) = started {
@@ -238,7 +247,9 @@ impl Fleet {
         let fleet = &self.recorder.fleet;
         fleet.heartbeats.fetch_add(1, Ordering::Relaxed);
         match self
-            .call("heartbeat", move || self.client.session_heartbeat(session))
+            .call("heartbeat", |client| async move {
+                client.session_heartbeat(session).await
+            })
             .await
         {
             Ok(ack) => {
@@ -265,9 +276,9 @@ impl Fleet {
             .collect();
         let (players, report) = (&players, &report);
         let answer = self
-            .call("result", move || {
+            .call("result", |client| {
                 fleet.posting(session, players);
-                self.client.report_result(session, report)
+                async move { client.report_result(session, report).await }
             })
             .await;
         let outcome = match answer {
@@ -301,27 +312,42 @@ impl Fleet {
         fleet.posted(session, outcome);
     }
 
-    /// One game-server call holding a slot, tried again (after 200 ms, doubling) on a transport
-    /// error, a 5xx, 408 or 429.
+    /// One game-server call holding a slot, tried again (after 200 ms, doubling to 2 s) on a
+    /// transport error, a 5xx, 408 or 429, for at most [`OUTAGE_PATIENCE`] — as a game server
+    /// rides out a node dying or an engine away rather than drop its result. A node that is
+    /// [`unavailable`] is left for the next one.
     async fn call<T, F, Fut>(&self, what: &str, mut attempt: F) -> ClientResult<T>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(Client) -> Fut,
         Fut: Future<Output = ClientResult<T>>,
     {
+        let give_up = Instant::now() + OUTAGE_PATIENCE;
         let mut delay = FIRST_RETRY;
-        let mut tries = 1;
         loop {
+            let node = self.node.load(Ordering::Relaxed);
             let answer = {
                 let _slot = self.slots.acquire().await.expect("never closed");
-                attempt().await
+                attempt(self.clients[node].clone()).await
             };
             match answer {
-                Err(err) if retryable(&err) && tries < ATTEMPTS => {
+                Err(err) if retryable(&err) && Instant::now() < give_up => {
                     tracing::debug!(what, error = %err, "game-server call retried");
                     self.recorder.fleet.retries.fetch_add(1, Ordering::Relaxed);
+                    if unavailable(&err) && self.clients.len() > 1 {
+                        // Only the first call to see this node fail moves everyone on.
+                        let next = (node + 1) % self.clients.len();
+                        let moved = (self.node).compare_exchange(
+                            node,
+                            next,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                        if moved.is_ok() {
+                            self.recorder.failovers.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    tries += 1;
+                    delay = (delay * 2).min(LONGEST_RETRY);
                 }
                 answer => return answer,
             }
@@ -395,6 +421,7 @@ pub(crate) async fn stored_games(client: &Client, player: Uuid, queue: &str) -> 
 /// included the player: fewer stored is a lost result, more is one applied twice.
 pub(crate) async fn check_games(
     accounts: Vec<Account>,
+    nodes: &[Client],
     queue: &str,
     recorder: &Recorder,
     concurrency: usize,
@@ -402,7 +429,7 @@ pub(crate) async fn check_games(
     let posted = recorder.posted_games();
     let reads = futures::stream::iter(accounts)
         .map(|account| async move {
-            let read = read_games(&account, queue).await;
+            let read = read_games(&account, nodes, queue).await;
             (account, read)
         })
         .buffer_unordered(concurrency.max(1));
@@ -434,20 +461,25 @@ pub(crate) async fn check_games(
     check
 }
 
-async fn read_games(account: &Account, queue: &str) -> ClientResult<u64> {
-    match stored_games(&account.client, account.player_id, queue).await {
-        // The access token expired during a long run: refresh once.
-        Err(err) if err.status().is_some_and(|s| s.as_u16() == 401) => {
-            let token = account.tokens.fresh_token().await?;
-            stored_games(
-                &account.client.authenticated(token),
-                account.player_id,
-                queue,
-            )
-            .await
+/// The player's games, through their own node or, when it is unavailable (killed during the
+/// run), the others.
+async fn read_games(account: &Account, nodes: &[Client], queue: &str) -> ClientResult<u64> {
+    let token = account.client.access_token().unwrap_or_default();
+    let through = std::iter::once(account.client.clone())
+        .chain(nodes.iter().map(|node| node.authenticated(token)));
+    let mut last = None;
+    for client in through {
+        match stored_games(&client, account.player_id, queue).await {
+            // The access token expired during a long run: refresh once.
+            Err(err) if err.status().is_some_and(|s| s.as_u16() == 401) => {
+                let token = account.tokens.fresh_token().await?;
+                return stored_games(&client.authenticated(token), account.player_id, queue).await;
+            }
+            Err(err) if unavailable(&err) => last = Some(err),
+            read => return read,
         }
-        read => read,
     }
+    Err(last.expect("at least the player's own node was asked"))
 }
 
 #[cfg(test)]

@@ -64,7 +64,6 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
     let bases: Vec<String> = (urls.iter())
         .map(|url| url.as_str().trim_end_matches('/').to_owned())
         .collect();
-    let base_url = bases[0].clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.rest_concurrency as usize)
         .timeout(Duration::from_secs(30))
@@ -87,7 +86,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
     let mut link = None;
     if let Some(server_key) = server_key {
         let servers = Fleet::new(
-            &base_url,
+            &bases,
             server_key,
             args.rest_concurrency as usize,
             Duration::from_secs_f64(args.play_time),
@@ -171,6 +170,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<Summary> {
         games = Some(
             fleet::check_games(
                 accounts,
+                &arena.clients,
                 &args.queue,
                 &recorder,
                 args.rest_concurrency as usize,

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 use versus_client::credentials::{RefreshingTokens, TokenSource as _};
 use versus_client::ws::{ReconnectPolicy, ReconnectingSocket, WsEvent, WsResult};
-use versus_client::{Client, ClientError};
+use versus_client::{Client, ClientError, ClientResult};
 use versus_protocol::queue::{JoinQueueRequest, TicketState, TicketView};
 use versus_protocol::sessions::SessionStateName;
 use versus_protocol::ws::{Envelope, ServerEvent, SessionReady};
@@ -44,6 +44,56 @@ pub(crate) struct Arena {
     pub fleet: Option<FleetLink>,
     /// Our players, read back at the end (with the game-server role).
     pub accounts: Mutex<Vec<Account>>,
+}
+
+/// How long a REST call keeps being tried while nodes do not answer or answer 502/503/504: a
+/// node killed, Redis or NATS stopped for a few seconds, a matchmaker lease changing hands.
+pub(crate) const OUTAGE_PATIENCE: Duration = Duration::from_secs(30);
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+const LONGEST_RETRY: Duration = Duration::from_secs(2);
+
+/// Whether another try, perhaps on another node, may succeed: no answer at all (the node is
+/// gone), or 502/503/504 (it is dying, or an engine behind it is away).
+pub(crate) fn unavailable(err: &ClientError) -> bool {
+    match err {
+        ClientError::Transport(_) => true,
+        _ => err
+            .status()
+            .is_some_and(|s| matches!(s.as_u16(), 502..=504)),
+    }
+}
+
+impl Arena {
+    /// One REST call holding a slot, to node `*node` (an index into `clients`). A node that is
+    /// [`unavailable`] is left for the next one and the call made again there, after a pause
+    /// (200 ms, doubling to 2 s), for at most [`OUTAGE_PATIENCE`]. `None` when the slots are
+    /// closed.
+    pub async fn rest<T, F, Fut>(&self, node: &mut usize, mut attempt: F) -> Option<ClientResult<T>>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = ClientResult<T>>,
+    {
+        let give_up = Instant::now() + OUTAGE_PATIENCE;
+        let mut pause = FIRST_RETRY;
+        loop {
+            let result = {
+                let _slot = self.rest_slots.acquire().await.ok()?;
+                attempt(self.clients[*node].clone()).await
+            };
+            match result {
+                Err(err) if unavailable(&err) && Instant::now() < give_up => {
+                    self.recorder.rest_retries.fetch_add(1, Ordering::Relaxed);
+                    if self.clients.len() > 1 {
+                        *node = (*node + 1) % self.clients.len();
+                        self.recorder.failovers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LONGEST_RETRY);
+                }
+                result => return Some(result),
+            }
+        }
+    }
 }
 
 /// How players reach the in-process game servers.
@@ -126,26 +176,25 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
     if Instant::now() >= arena.deadline {
         return;
     }
-    let Some((client, refresh_token, existed)) = sign_in(&arena, &plan).await else {
+    let mut node = plan.node;
+    let Some((token, refresh_token, existed)) = sign_in(&arena, &plan, &mut node).await else {
         return;
     };
-    let token = client
-        .access_token()
-        .expect("signed-in clients have a token")
-        .to_owned();
+    let client = arena.clients[node].authenticated(&token);
     // One refresh token shared by the socket (renewing before expiry) and REST (after a 401).
-    let tokens = Arc::new(RefreshingTokens::new(
-        &arena.clients[plan.node],
-        refresh_token,
-    ));
+    let tokens = Arc::new(RefreshingTokens::new(&arena.clients[node], refresh_token));
+    // The other nodes, in turn after this one, for a socket whose node dies.
+    let count = arena.clients.len();
+    let fallbacks = (1..count).map(|i| arena.clients[(node + i) % count].base_url().to_owned());
     let mut socket = ReconnectingSocket::new(
         client.base_url().to_owned(),
-        token,
+        token.clone(),
         ReconnectPolicy {
             max_attempts: Some(8),
             ..ReconnectPolicy::default()
         },
     )
+    .with_fallbacks(fallbacks)
     .with_token_source(tokens.clone());
     let player_id = match connect(&arena, &mut socket).await {
         Some(id) => id,
@@ -174,7 +223,8 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
     arena.recorder.connected(player_id, true);
     let mut player = Player {
         arena: &arena,
-        client,
+        node,
+        access_token: token,
         reader: Reader::new(socket),
         player_id,
         latencies: plan.latencies,
@@ -186,14 +236,29 @@ pub(crate) async fn play(arena: Arc<Arena>, plan: PlayerPlan) {
     player.set_online(false);
 }
 
-/// The player's authenticated client and refresh token, and whether the account existed.
-async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<(Client, String, bool)> {
-    let _slot = arena.rest_slots.acquire().await.ok()?;
-    let node = &arena.clients[plan.node];
-    let (tokens, existed) = match node.register(&plan.username, &plan.password).await {
+/// The player's access and refresh tokens, and whether the account existed; `node` is where
+/// they were given (another than planned when that one was unavailable).
+async fn sign_in(
+    arena: &Arena,
+    plan: &PlayerPlan,
+    node: &mut usize,
+) -> Option<(String, String, bool)> {
+    let (name, password) = (&plan.username, &plan.password);
+    let registered = arena
+        .rest(node, |client| async move {
+            client.register(name, password).await
+        })
+        .await?;
+    let (tokens, existed) = match registered {
         Ok(registered) => (registered.tokens, false),
         Err(err) if err.code() == Some("username_taken") => {
-            match node.login(&plan.username, &plan.password).await {
+            match arena
+                .rest(
+                    node,
+                    |client| async move { client.login(name, password).await },
+                )
+                .await?
+            {
                 Ok(tokens) => (tokens, true),
                 Err(err) => {
                     arena.recorder.error(rest_error("login", &err));
@@ -206,11 +271,7 @@ async fn sign_in(arena: &Arena, plan: &PlayerPlan) -> Option<(Client, String, bo
             return None;
         }
     };
-    Some((
-        node.authenticated(tokens.access_token),
-        tokens.refresh_token,
-        existed,
-    ))
+    Some((tokens.access_token, tokens.refresh_token, existed))
 }
 
 /// Waits for the first `Connected`; returns the player's id from the welcome.
@@ -293,7 +354,9 @@ impl Reader {
 
 struct Player<'a> {
     arena: &'a Arena,
-    client: Client,
+    /// The node (of `Arena::clients`) REST calls go to; the next one after it fails.
+    node: usize,
+    access_token: String,
     reader: Reader,
     player_id: Uuid,
     latencies: BTreeMap<String, u32>,
@@ -420,13 +483,9 @@ impl Player<'_> {
         };
         let key = Uuid::new_v4().to_string();
         for _ in 0..3 {
-            let (arena, client) = (self.arena, &self.client);
+            let (request, key) = (&request, key.as_str());
             let result = self
-                .reader
-                .during(async {
-                    let _slot = arena.rest_slots.acquire().await.ok()?;
-                    Some(client.join_queue(&request, Some(&key)).await)
-                })
+                .rest(|client| async move { client.join_queue(request, Some(key)).await })
                 .await?;
             match result {
                 Ok(ticket) => return Some(ticket),
@@ -434,11 +493,7 @@ impl Player<'_> {
                 Err(err) if err.code() == Some("already_queued") => {
                     self.arena.recorder.error(rest_error("join", &err));
                     let left = self
-                        .reader
-                        .during(async {
-                            let _slot = arena.rest_slots.acquire().await.ok()?;
-                            Some(client.leave_queue().await)
-                        })
+                        .rest(|client| async move { client.leave_queue().await })
                         .await?;
                     if let Err(err) = left {
                         self.arena.recorder.error(rest_error("leave", &err));
@@ -458,6 +513,17 @@ impl Player<'_> {
         None
     }
 
+    /// One REST call as this player, on its node or (when that is unavailable) the next ones,
+    /// reading the socket meanwhile.
+    async fn rest<T, Fut>(&mut self, attempt: impl Fn(Client) -> Fut) -> Option<ClientResult<T>>
+    where
+        Fut: Future<Output = ClientResult<T>>,
+    {
+        let (arena, token, node) = (self.arena, &self.access_token, &mut self.node);
+        let call = arena.rest(node, |client| attempt(client.authenticated(token)));
+        self.reader.during(call).await
+    }
+
     async fn refresh(&mut self) -> Option<()> {
         let (arena, tokens) = (self.arena, &self.tokens);
         let result = self
@@ -469,7 +535,7 @@ impl Player<'_> {
             .await?;
         match result {
             Ok(access_token) => {
-                self.client = self.client.authenticated(&access_token);
+                self.access_token.clone_from(&access_token);
                 self.reader.socket.set_access_token(access_token);
                 Some(())
             }
@@ -632,13 +698,8 @@ impl Player<'_> {
     /// The run is over while searching: leave. A leave that loses the race to a match is owed
     /// that match's `match_found`; wait for it a little.
     async fn leave_at_the_end(&mut self, ticket_id: Uuid) {
-        let (arena, client) = (self.arena, &self.client);
         let left = self
-            .reader
-            .during(async {
-                let _slot = arena.rest_slots.acquire().await.ok()?;
-                Some(client.leave_queue().await)
-            })
+            .rest(|client| async move { client.leave_queue().await })
             .await;
         let Some(result) = left else {
             return;

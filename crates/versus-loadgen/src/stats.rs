@@ -21,6 +21,10 @@ pub(crate) struct Recorder {
     pub events_received: AtomicU64,
     pub reconnects: AtomicU64,
     pub resume_gaps: AtomicU64,
+    /// Players' REST calls made again after a node was unavailable.
+    pub rest_retries: AtomicU64,
+    /// Times a player or the game servers moved to another node.
+    pub failovers: AtomicU64,
     pub errors_total: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
     /// Milliseconds from the join request to `match_found`.
@@ -62,6 +66,8 @@ impl Recorder {
             events_received: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             resume_gaps: AtomicU64::new(0),
+            rest_retries: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
             errors_total: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
             time_to_match: Mutex::new(histogram()),
@@ -167,6 +173,8 @@ impl Recorder {
             events_received: load(&self.events_received),
             reconnects: load(&self.reconnects),
             resume_gaps: load(&self.resume_gaps),
+            rest_retries: load(&self.rest_retries),
+            failovers: load(&self.failovers),
             errors_total: load(&self.errors_total),
             errors: self.errors.lock().expect("poisoned").clone(),
             game_servers,
@@ -530,6 +538,10 @@ pub struct Summary {
     pub events_received: u64,
     pub reconnects: u64,
     pub resume_gaps: u64,
+    /// Players' REST calls made again because a node did not answer or answered 502/503/504.
+    pub rest_retries: u64,
+    /// Moves of a player's calls (or the game servers') to another node after such an answer.
+    pub failovers: u64,
     pub errors_total: u64,
     /// Errors by kind, e.g. `join: already_queued`, `ws: closed`.
     pub errors: BTreeMap<String, u64>,
@@ -647,6 +659,13 @@ impl fmt::Display for Summary {
             "  events / reconnects {} events, {} reconnects, {} resume gaps",
             self.events_received, self.reconnects, self.resume_gaps
         )?;
+        if self.rest_retries + self.failovers > 0 {
+            writeln!(
+                f,
+                "  unavailable nodes   {} REST calls retried, {} moves to another node",
+                self.rest_retries, self.failovers
+            )?;
+        }
         if let Some(limit) = self.nofile_limit {
             writeln!(f, "  open-file limit     {limit}")?;
         }

@@ -75,6 +75,9 @@ pub trait EventBus: Send + Sync + 'static {
     async fn probe(&self) -> Option<(&'static str, Result<std::time::Duration, String>)> {
         None
     }
+    /// Resolves once every event published before the call is as durable as the bus makes it
+    /// (in the stream, for a shared bus); at once for the in-process bus.
+    async fn flushed(&self) {}
     /// Whether events numbered for players come from the bus (`BusEvent::Numbered`) rather
     /// than from the hub, which then hands announcements on as events for its own players.
     fn numbers_events(&self) -> bool {

@@ -33,7 +33,7 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 use versus_protocol::ws::{Envelope, ServerEvent};
 
@@ -83,14 +83,25 @@ struct WireRevocation {
 
 pub struct NatsBus {
     client: async_nats::Client,
-    outbox: mpsc::UnboundedSender<BusEvent>,
+    outbox: mpsc::UnboundedSender<Outbound>,
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<BusEvent>>>>>,
+}
+
+/// What the publisher is handed, in order.
+enum Outbound {
+    Event(BusEvent),
+    /// Answered once everything handed over before it is in the stream.
+    Flushed(oneshot::Sender<()>),
 }
 
 /// One message to publish.
 struct Outgoing {
     subject: String,
     kind: Kind,
+    /// `Nats-Msg-Id`: the stream keeps one message per id within its duplicate window, so an
+    /// event announced again (a new matchmaker finishing what a dead one formed) reaches each
+    /// player once.
+    once: Option<String>,
 }
 
 enum Kind {
@@ -253,7 +264,14 @@ impl NatsBus {
 impl EventBus for NatsBus {
     fn publish(&self, event: BusEvent) {
         // The loop only ends with the process.
-        let _ = self.outbox.send(event);
+        let _ = self.outbox.send(Outbound::Event(event));
+    }
+
+    async fn flushed(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.outbox.send(Outbound::Flushed(done)).is_ok() {
+            let _ = flushed.await;
+        }
     }
 
     fn subscribe(&self) -> Subscription {
@@ -302,32 +320,65 @@ async fn publish_loop(
     js: jetstream::Context,
     stream: stream::Stream,
     subjects: Arc<Subjects>,
-    mut rx: mpsc::UnboundedReceiver<BusEvent>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
     let mut chains: HashMap<Uuid, Chain> = HashMap::new();
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 512).await > 0 {
         let mut outgoing = Vec::new();
-        for event in batch.drain(..) {
-            expand(&subjects, event, &mut outgoing);
-        }
-        // Waves: the k-th message of each subject goes in wave k, so one subject's messages
-        // keep their order while different players' are published together.
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        let mut waves: Vec<Vec<&Outgoing>> = Vec::new();
-        for message in &outgoing {
-            let k = seen.entry(message.subject.as_str()).or_default();
-            if waves.len() <= *k {
-                waves.push(Vec::new());
+        for item in batch.drain(..) {
+            match item {
+                Outbound::Event(event) => expand(&subjects, event, &mut outgoing),
+                Outbound::Flushed(done) => {
+                    publish_all(&js, &stream, &mut chains, std::mem::take(&mut outgoing)).await;
+                    let _ = done.send(());
+                }
             }
-            waves[*k].push(message);
-            *k += 1;
         }
-        for wave in waves {
-            publish_wave(&js, &stream, &mut chains, &wave).await;
+        publish_all(&js, &stream, &mut chains, outgoing).await;
+    }
+}
+
+async fn publish_all(
+    js: &jetstream::Context,
+    stream: &stream::Stream,
+    chains: &mut HashMap<Uuid, Chain>,
+    outgoing: Vec<Outgoing>,
+) {
+    if outgoing.is_empty() {
+        return;
+    }
+    // Waves: the k-th message of each subject goes in wave k, so one subject's messages keep
+    // their order while different players' are published together.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut waves: Vec<Vec<&Outgoing>> = Vec::new();
+    for message in &outgoing {
+        let k = seen.entry(message.subject.as_str()).or_default();
+        if waves.len() <= *k {
+            waves.push(Vec::new());
         }
-        metrics::counter!("bus_events_published_total", "bus" => "nats")
-            .increment(outgoing.len() as u64);
+        waves[*k].push(message);
+        *k += 1;
+    }
+    for wave in waves {
+        publish_wave(js, stream, chains, &wave).await;
+    }
+    metrics::counter!("bus_events_published_total", "bus" => "nats")
+        .increment(outgoing.len() as u64);
+}
+
+/// The `Nats-Msg-Id` of the events a player must never get twice however often they are
+/// announced: a match, its session's address, the ticket's "matched".
+fn once_id(event: &ServerEvent, player: Uuid) -> Option<String> {
+    match event {
+        ServerEvent::MatchFound(found) => Some(format!("match_found.{}.{player}", found.match_id)),
+        ServerEvent::SessionReady(ready) => {
+            Some(format!("session_ready.{}.{player}", ready.session_id))
+        }
+        ServerEvent::QueueUpdate(update) => (update.match_id)
+            .filter(|_| update.state == versus_protocol::queue::TicketState::Matched)
+            .map(|session| format!("matched.{}.{session}.{player}", update.ticket_id)),
+        _ => None,
     }
 }
 
@@ -336,19 +387,23 @@ fn expand(subjects: &Subjects, event: BusEvent, out: &mut Vec<Outgoing>) {
         BusEvent::Event { audience, event } => match audience {
             Audience::Player(player) => out.push(Outgoing {
                 subject: subjects.player(player),
+                once: once_id(&event, player),
                 kind: Kind::Player(player, event),
             }),
             Audience::Players(players) => out.extend(players.into_iter().map(|player| Outgoing {
                 subject: subjects.player(player),
+                once: once_id(&event, player),
                 kind: Kind::Player(player, event.clone()),
             })),
             Audience::Everyone => out.push(Outgoing {
                 subject: subjects.announcements.clone(),
                 kind: Kind::Raw(serde_json::to_vec(&event).expect("events serialise")),
+                once: None,
             }),
         },
         BusEvent::Revoked(Revocation { player, family }) => out.push(Outgoing {
             subject: subjects.revocations.clone(),
+            once: None,
             kind: Kind::Raw(
                 serde_json::to_vec(&WireRevocation { player, family })
                     .expect("revocations serialise"),
@@ -360,6 +415,7 @@ fn expand(subjects: &Subjects, event: BusEvent, out: &mut Vec<Outgoing>) {
             from,
         } => out.push(Outgoing {
             subject: subjects.ratings.clone(),
+            once: None,
             kind: Kind::Raw(
                 serde_json::to_vec(&WireRatings {
                     queue,
@@ -371,6 +427,7 @@ fn expand(subjects: &Subjects, event: BusEvent, out: &mut Vec<Outgoing>) {
         }),
         BusEvent::SeasonRolled { queue, ended } => out.push(Outgoing {
             subject: subjects.seasons.clone(),
+            once: None,
             kind: Kind::Raw(
                 serde_json::to_vec(&WireSeason { queue, ended }).expect("seasons serialise"),
             ),
@@ -437,6 +494,9 @@ async fn publish_wave(
                         async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
                         chain.last_sequence.to_string().as_str(),
                     );
+                    if let Some(once) = &message.once {
+                        headers.insert(async_nats::header::NATS_MESSAGE_ID, once.as_str());
+                    }
                     let payload = serde_json::to_vec(&envelope).expect("envelopes serialise");
                     js.publish_with_headers(message.subject.clone(), headers, payload.into())
                         .await
@@ -452,6 +512,10 @@ async fn publish_wave(
                 Err(err) => Err((jetstream::context::PublishErrorKind::Other, err)),
             };
             match (acked, &message.kind) {
+                // Announced before (its `once` id is in the stream): nothing was added.
+                (Ok(ack), Kind::Player(..)) if ack.duplicate => {
+                    metrics::counter!("bus_duplicates_dropped_total").increment(1);
+                }
                 (Ok(ack), Kind::Player(player, _)) => {
                     let chain = chains.get_mut(player).expect("read before publishing");
                     chain.last_sequence = ack.sequence;

@@ -176,6 +176,17 @@ for i = 2, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
 return 1
 ";
 
+/// Moves journal entries out (KEYS[2]) and matches in (KEYS[3]) at once if the lease (KEYS[1]) is
+/// still the caller's: ARGV = holder, how many ids to remove, the ids, then field/value pairs.
+/// 1, or -1 when fenced off.
+const JOURNAL_FORM: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local removed = tonumber(ARGV[2])
+for i = 3, 2 + removed do redis.call('HDEL', KEYS[2], ARGV[i]) end
+for i = 3 + removed, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+return 1
+";
+
 /// Why a journal write did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -253,6 +264,11 @@ impl Redis {
     /// Where lease `name`'s holder journals `what`.
     fn journal_key(&self, name: &str, what: &str) -> String {
         format!("{}:{{{name}}}:journal:{what}", self.prefix)
+    }
+
+    /// Matches that left the journal and are not yet known stored (same slot as the journal).
+    fn forming_key(&self, name: &str, what: &str) -> String {
+        format!("{}:{{{name}}}:forming:{what}", self.prefix)
     }
 
     /// Runs `command` on the connection, bounded by [`TIMEOUT`].
@@ -411,6 +427,61 @@ impl Redis {
             }
         }
         Ok(())
+    }
+
+    /// Takes `ids` out of lease `name`'s journal for `what` and puts `forming` (id, value) in its
+    /// forming set, in one step, if `holder` still holds the lease.
+    pub async fn journal_form(
+        &self,
+        name: &str,
+        what: &str,
+        holder: &str,
+        ids: &[String],
+        forming: &[(String, String)],
+    ) -> Result<(), JournalError> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(JOURNAL_FORM));
+        let keys = [
+            self.lease_key(name),
+            self.journal_key(name, what),
+            self.forming_key(name, what),
+        ];
+        let removed = ids.len().to_string();
+        let mut args = vec![holder, removed.as_str()];
+        args.extend(ids.iter().map(String::as_str));
+        for (field, value) in forming {
+            args.push(field);
+            args.push(value);
+        }
+        let done: i64 = self.script_keys(&SCRIPT, &keys, &args).await?;
+        match done {
+            1 => Ok(()),
+            _ => Err(JournalError::Fenced),
+        }
+    }
+
+    /// Removes `ids` from the forming set: their matches are stored (by whichever node).
+    pub async fn forming_remove(
+        &self,
+        name: &str,
+        what: &str,
+        ids: &[String],
+    ) -> Result<(), RedisDown> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let key = self.forming_key(name, what);
+        self.run(redis::cmd("HDEL").arg(&key).arg(ids)).await
+    }
+
+    /// Everything in lease `name`'s forming set for `what`.
+    pub async fn forming_all(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Vec<(String, String)>, RedisDown> {
+        let key = self.forming_key(name, what);
+        self.run(redis::cmd("HGETALL").arg(&key)).await
     }
 
     /// Everything in lease `name`'s journal for `what`.

@@ -252,7 +252,19 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
     // journal and answers for the searching ticket within a couple of seconds.
     let d = node_b.player(&unique("md")).await;
     let five = json!({ "queue": "ranked-5v5", "latencies": { "eu": 30 } });
-    let d_ticket = post(node_b, &d, "/api/v1/queue/join", five).await;
+    let keyed_join = |node: &TestApp, key: &str| {
+        (node.http.post(node.url("/api/v1/queue/join")))
+            .bearer_auth(d.client.access_token().unwrap())
+            .header("Idempotency-Key", key)
+            .json(&five)
+            .send()
+    };
+    let d_ticket: Value = keyed_join(node_b, "d-join-1")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut nodes = nodes;
     let stopped = std::time::Instant::now();
     let restarted = nodes.remove(0).restart().await;
@@ -276,6 +288,15 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
         "clean stop: the ticket answered through the new matchmaker {:?} after",
         stopped.elapsed()
     );
+    // The join's key moved with its ticket: the same join sent again (its answer lost, say)
+    // is answered with that ticket, not refused as a second one.
+    let node_b = &nodes[0];
+    let again = keyed_join(node_b, "d-join-1").await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["ticket_id"], d_ticket["ticket_id"], "{again}");
+    let other = keyed_join(node_b, "d-join-2").await.unwrap();
+    expect_problem(other, 409, "already_queued").await;
     let first = restarted;
     for node in nodes {
         node.finish().await;

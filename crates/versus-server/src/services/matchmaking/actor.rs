@@ -21,11 +21,11 @@ use versus_protocol::ws::{MatchPlayer, MatchTeam, QueueUpdate, ServerEvent};
 
 use super::JoinError;
 use super::board::{Board, TicketRecord};
-use super::journal::{Journal, JournaledTicket};
+use super::journal::{FormingMatch, Journal, JournaledKey, JournaledTicket};
 use super::stats::Collector;
 use crate::config::MatchmakingConfig;
 use crate::services::events::{Audience, BusEvent, EventBus};
-use crate::services::redis::JournalError;
+use crate::services::redis::{JournalError, RedisDown};
 
 /// What the matchmaking service asks of a queue. Owned data and one-shot replies only: the
 /// same commands could travel to a queue owned by another node.
@@ -91,6 +91,21 @@ pub struct FormedSession {
     pub tickets: Vec<FormedTicket>,
     /// `Some(session)` when this fills a running session's open slots.
     pub backfill_of: Option<Uuid>,
+    /// In a cluster: the journal holding this match as forming, told once it is stored.
+    pub forming: Option<Arc<Journal>>,
+    /// Formed by a matchmaker that is gone: perhaps stored and announced already.
+    pub resumed: bool,
+}
+
+impl FormedSession {
+    /// `sessions` (of this match's queue) are stored and announced: the journal stops holding
+    /// them as forming.
+    pub async fn settle(&self, sessions: &[Uuid]) -> Result<(), RedisDown> {
+        match &self.forming {
+            Some(journal) => journal.formed(sessions).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// One ticket a match took, with what it takes to put it back in its place.
@@ -111,6 +126,8 @@ pub struct NewTicket {
     pub players: Vec<(Uuid, PlayerRating)>,
     /// Latency to each of the queue's regions, in the queue's order.
     pub region_latency_ms: Vec<u32>,
+    /// Journaled with the ticket (in a cluster), for the next matchmaker to remember.
+    pub idempotency: Option<JournaledKey>,
 }
 
 /// How a leave ended: exactly one of these.
@@ -320,6 +337,7 @@ impl QueueActor {
                 ticket_id: ticket.ticket_id,
                 players: ticket.players(),
                 region_latency_ms: ticket.region_latency_ms,
+                idempotency: None,
             };
             if let Err(err) = self.join_at(new, created) {
                 tracing::warn!(ticket_id = %ticket.ticket_id, error = %err, "journaled ticket not reloaded");
@@ -331,8 +349,9 @@ impl QueueActor {
     }
 
     /// A join, journaled (in a cluster) before it is answered or announced.
-    async fn join_durably(&mut self, ticket: NewTicket) -> Result<TicketView, JoinError> {
+    async fn join_durably(&mut self, mut ticket: NewTicket) -> Result<TicketView, JoinError> {
         let id = ticket.ticket_id;
+        let key = ticket.idempotency.take();
         let (view, announce) = self
             .join_at(ticket, Instant::now())
             .map_err(JoinError::Refused)?;
@@ -344,6 +363,7 @@ impl QueueActor {
                     &r.region_latency_ms,
                     r.created,
                 )
+                .with_key(key)
             });
             let written = match record {
                 Some(record) => journal.record(&[record]).await,
@@ -532,27 +552,40 @@ impl QueueActor {
         let queue = self.desk.queue.clone();
         metrics::histogram!("game_matchmaking_tick_duration_seconds", "queue" => queue.clone())
             .record(started.elapsed().as_secs_f64());
-        // In a cluster the tickets this tick took leave the journal first, under the lease's
-        // fence: if that fails another node may be matching them, so this tick's matches go
-        // nowhere and the queue stops here until it is loaded afresh.
+        let (mut formed, events) =
+            self.desk
+                .record(self.shard.outcome(), self.shard.rating_system(), started);
+        // In a cluster the tickets this tick took leave the journal before anything leaves the
+        // matchmaker, under the lease's fence (the matches moving to the forming set in the same
+        // step): if that fails another node may be matching them, so this tick's outcome never
+        // happened here and the queue stops until it is loaded afresh.
         if let Some(journal) = &self.journal {
-            let outcome = self.shard.outcome();
-            let taken: Vec<Uuid> = (outcome.matches())
-                .flat_map(|m| {
-                    m.tickets
-                        .iter()
-                        .map(|t| Uuid::from_u128(t.0))
-                        .collect::<Vec<_>>()
-                })
-                .chain(outcome.expired.iter().map(|t| Uuid::from_u128(t.0)))
-                .collect();
-            if let Err(err) = journal.forget(&taken).await {
+            let expired = self.shard.outcome().expired.iter();
+            let mut gone: Vec<Uuid> = expired.map(|t| Uuid::from_u128(t.0)).collect();
+            let mut forming = Vec::with_capacity(formed.len());
+            for session in &mut formed {
+                // A backfill joins a session that exists already, so a new matchmaker could
+                // not tell whether it was stored: its tickets just leave.
+                if session.backfill_of.is_some() {
+                    gone.extend(session.tickets.iter().map(|t| t.ticket_id));
+                } else {
+                    forming.push(FormingMatch::of(session));
+                    session.forming = Some(journal.clone());
+                }
+            }
+            if let Err(err) = journal.take(&gone, &forming).await {
+                self.clear();
                 self.halt(&err);
                 return;
             }
         }
-        self.desk
-            .publish(self.shard.outcome(), self.shard.rating_system(), started);
+        // The session service stores each session before anyone hears of its match.
+        for session in formed {
+            let _ = self.desk.formed.send(session);
+        }
+        for event in events {
+            self.desk.bus.publish(event);
+        }
         // Settle the pool once the matches are out, off the path from tick to match_found.
         let settling = Instant::now();
         self.shard.settle();
@@ -573,15 +606,21 @@ impl QueueActor {
 }
 
 impl Desk {
-    /// Writes the outcome into the board, then tells the players. Records first: a player told
-    /// "matched" also reads "matched" over REST, and a leave arriving now gets the match id.
-    fn publish(&mut self, outcome: &TickOutcome, rater: &AnyRatingSystem, now: Instant) {
+    /// Writes the outcome into the board and returns what must leave the matchmaker: the
+    /// matches formed and the players' updates. Records first: a player told "matched" also
+    /// reads "matched" over REST, and a leave arriving now gets the match id.
+    fn record(
+        &mut self,
+        outcome: &TickOutcome,
+        rater: &AnyRatingSystem,
+        now: Instant,
+    ) -> (Vec<FormedSession>, Vec<BusEvent>) {
         let mut events = Vec::new();
         let board = self.board.clone();
         let mut tickets = board.write();
-        for formed in outcome.matches() {
-            self.matched(&formed, rater, now, &mut tickets);
-        }
+        let formed = (outcome.matches())
+            .map(|formed| self.matched(&formed, rater, now, &mut tickets))
+            .collect();
         for request in &outcome.expired_backfills {
             self.backfills.remove(request);
         }
@@ -614,9 +653,7 @@ impl Desk {
             }
         }
         drop(tickets);
-        for event in events {
-            self.bus.publish(event);
-        }
+        (formed, events)
     }
 
     fn matched(
@@ -625,7 +662,7 @@ impl Desk {
         rater: &AnyRatingSystem,
         now: Instant,
         tickets: &mut HashMap<Uuid, TicketRecord>,
-    ) {
+    ) -> FormedSession {
         let backfill_of = formed
             .backfill
             .and_then(|request| self.backfills.remove(&request));
@@ -683,17 +720,18 @@ impl Desk {
                 });
             }
         }
-        // The session service stores the session before anyone hears of the match.
-        let _ = self.formed.send(FormedSession {
+        self.collector.record_match(now, mean_rating, &region);
+        tracing::info!(queue = %queue, session_id = %session_id, quality = formed.quality, region = %region, "match formed");
+        FormedSession {
             session_id,
-            queue: queue.clone(),
-            region: region.clone(),
+            queue,
+            region,
             quality: formed.quality,
             teams,
             tickets: taken,
             backfill_of,
-        });
-        self.collector.record_match(now, mean_rating, &region);
-        tracing::info!(queue = %queue, session_id = %session_id, quality = formed.quality, region = %region, "match formed");
+            forming: None,
+            resumed: false,
+        }
     }
 }

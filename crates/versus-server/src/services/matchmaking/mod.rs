@@ -18,7 +18,7 @@ mod journal;
 mod remote;
 mod stats;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ use crate::services::events::EventBus;
 use crate::services::hub::Hub;
 use crate::services::leaderboards::Leaderboards;
 use crate::services::redis::{JournalError, Redis};
-use journal::Journal;
+use journal::{FormingMatch, Journal, JournaledKey};
 
 /// Why a join was refused. The edge turns each into a problem (REST) or an `error` event
 /// (WebSocket) with the same code and words.
@@ -170,6 +170,8 @@ pub struct Matchmaking {
     cluster: OnceLock<(Arc<Leadership>, Arc<Link>)>,
     /// In a cluster: this node leads and its queues are loaded from the journal.
     ready: AtomicBool,
+    /// To the session service: what a previous matchmaker left forming, to finish.
+    formed: mpsc::UnboundedSender<FormedSession>,
 }
 
 impl Matchmaking {
@@ -221,6 +223,7 @@ impl Matchmaking {
             config: config.clone(),
             cluster: OnceLock::new(),
             ready: AtomicBool::new(false),
+            formed,
         })
     }
 
@@ -289,8 +292,18 @@ impl Matchmaking {
             ));
             let tickets = journal.load().await?;
             loaded += tickets.len();
+            // Matches the previous matchmaker formed but may not have finished; those whose
+            // tickets are back in the journal (put back for want of a game server) are done.
+            let searching: HashSet<Uuid> = tickets.iter().map(|t| t.ticket_id).collect();
+            let (done, unfinished): (Vec<FormingMatch>, Vec<FormingMatch>) = (journal.forming())
+                .await?
+                .into_iter()
+                .partition(|m| (m.tickets.iter()).any(|t| searching.contains(&t.ticket.ticket_id)));
+            let done: Vec<Uuid> = done.iter().map(|m| m.session_id).collect();
+            journal.formed(&done).await?;
             {
                 let mut directory = self.directory.lock().expect("directory lock");
+                let mut keys = self.idempotency.lock().expect("idempotency lock");
                 for ticket in &tickets {
                     for (player, _) in &ticket.players {
                         let claim = Claim {
@@ -300,11 +313,26 @@ impl Matchmaking {
                         };
                         directory.insert(*player, claim);
                     }
+                    // Remembered afresh: the key lives its full time from the takeover.
+                    if let Some(JournaledKey {
+                        player,
+                        key,
+                        request,
+                    }) = &ticket.idempotency
+                    {
+                        let remembered = Remembered {
+                            ticket: ticket.ticket_id,
+                            queue: index,
+                            request: request.clone(),
+                            at: Instant::now(),
+                        };
+                        keys.insert((*player, key.clone()), remembered);
+                    }
                 }
             }
             let (reply, done) = oneshot::channel();
             let load = Command::Load {
-                journal,
+                journal: journal.clone(),
                 tickets,
                 reply,
             };
@@ -312,6 +340,13 @@ impl Matchmaking {
                 return Err(JournalError::Down(crate::services::redis::RedisDown::new(
                     "a queue stopped while loading",
                 )));
+            }
+            if !unfinished.is_empty() {
+                tracing::info!(queue = %queue.queue.name, matches = unfinished.len(), "finishing the matches the previous matchmaker formed");
+            }
+            for formed in unfinished {
+                let formed = formed.into_formed(&queue.queue.name, Some(journal.clone()));
+                let _ = self.formed.send(formed);
             }
         }
         tracing::info!(node, tickets = loaded, "this node runs the matchmaker now");
@@ -523,6 +558,11 @@ impl Matchmaking {
             ticket_id,
             players,
             region_latency_ms,
+            idempotency: idempotency_key.map(|key| JournaledKey {
+                player,
+                key: key.to_owned(),
+                request: request.clone(),
+            }),
         };
         let everyone: Vec<Uuid> = members.iter().map(|(m, _)| *m).collect();
         let answer = match self.claim(player, &everyone, index, ticket, request, idempotency_key)? {

@@ -196,7 +196,10 @@ impl Sessions {
         while formed.recv_many(&mut batch, MAX_BATCH).await > 0 {
             let mut placed_in_memory = Vec::new();
             for match_ in batch.drain(..) {
-                if match_.backfill_of.is_none() && self.allocator.answers_in_memory() {
+                if match_.resumed {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.resume(match_).await });
+                } else if match_.backfill_of.is_none() && self.allocator.answers_in_memory() {
                     placed_in_memory.push(match_);
                 } else {
                     // Each goes its own way: one slow allocation must not hold up the next
@@ -223,6 +226,7 @@ impl Sessions {
             return self.not_stored(formed, err).await;
         }
         self.matched(&formed);
+        self.settled([&formed]).await;
         if let Err(why) = self.allocate(allocation_request(&new)).await {
             self.matchmaking
                 .requeue(&formed.queue, formed.tickets, why)
@@ -254,7 +258,10 @@ impl Sessions {
             tracing::warn!(sessions = sessions.len(), error = %err, "storing a tick's sessions together failed; storing them one by one");
             for (formed, new) in batch.into_iter().zip(sessions) {
                 match self.store.create_session(new.clone()).await {
-                    Ok(()) => self.placed(formed, &new).await,
+                    Ok(()) => {
+                        self.placed(&formed, &new).await;
+                        self.settled([&formed]).await;
+                    }
                     Err(err) => {
                         self.allocator.release(new.id).await;
                         self.not_stored(formed, err).await;
@@ -263,14 +270,81 @@ impl Sessions {
             }
             return;
         }
-        for (formed, new) in batch.into_iter().zip(sessions) {
-            self.placed(formed, &new).await;
+        for (formed, new) in batch.iter().zip(&sessions) {
+            self.placed(formed, new).await;
+        }
+        self.settled(&batch).await;
+    }
+
+    /// A match a matchmaker that died (or lost its lease) left forming, finished by this one:
+    /// announced again when it was stored (the bus drops what its players already got),
+    /// stored under its id when not.
+    async fn resume(self: Arc<Self>, formed: FormedSession) {
+        let session = formed.session_id;
+        match self.store.session(session).await {
+            // Stored cancelled (no game server), but its tickets never went back.
+            Ok(Some(record)) if record.state == SessionState::Cancelled => {
+                tracing::info!(session_id = %session, "a cancelled match of the previous matchmaker: its tickets go back");
+                self.matchmaking
+                    .requeue(
+                        &formed.queue,
+                        formed.tickets.clone(),
+                        "no game server".into(),
+                    )
+                    .await;
+                self.settled([&formed]).await;
+            }
+            Ok(Some(record)) => {
+                tracing::info!(session_id = %session, state = record.state.as_str(), "a match formed by the previous matchmaker announced again");
+                self.matched(&formed);
+                if record.state == SessionState::Ready
+                    && let Some(endpoint) = &record.endpoint
+                {
+                    self.send_ready(&record, endpoint);
+                }
+                self.settled([&formed]).await;
+            }
+            Ok(None) => {
+                tracing::info!(session_id = %session, "a match formed by the previous matchmaker stored now");
+                if self.allocator.answers_in_memory() {
+                    self.formed_placed(vec![formed]).await;
+                } else {
+                    self.formed(formed).await;
+                }
+            }
+            // Left forming: the next matchmaker to take over tries again.
+            Err(err) => {
+                tracing::warn!(session_id = %session, error = %err, "a match left forming could not be read")
+            }
+        }
+    }
+
+    /// These matches are stored and announced: once the bus holds their announcements the
+    /// journal stops keeping them as forming. (A matchmaker taking over before that announces
+    /// them again, and the bus drops what was sent already.)
+    async fn settled<'a>(&self, formed: impl IntoIterator<Item = &'a FormedSession>) {
+        let mut by_queue: HashMap<&str, (&FormedSession, Vec<Uuid>)> = HashMap::new();
+        for match_ in formed.into_iter().filter(|f| f.forming.is_some()) {
+            let (_, ids) = by_queue
+                .entry(match_.queue.as_str())
+                .or_insert_with(|| (match_, Vec::new()));
+            ids.push(match_.session_id);
+        }
+        if by_queue.is_empty() {
+            return;
+        }
+        self.bus.flushed().await;
+        for (first, ids) in by_queue.into_values() {
+            if let Err(err) = first.settle(&ids).await {
+                // The next matchmaker announces these again, to no effect.
+                tracing::warn!(sessions = ids.len(), error = %err, "formed matches not cleared from the journal");
+            }
         }
     }
 
     /// Tells the players of a session stored already placed.
-    async fn placed(&self, formed: FormedSession, new: &NewSession) {
-        self.matched(&formed);
+    async fn placed(&self, formed: &FormedSession, new: &NewSession) {
+        self.matched(formed);
         let record = as_stored(new);
         match &new.placed {
             Placement::Ready { endpoint, reason } => {
@@ -282,19 +356,29 @@ impl Sessions {
                 tracing::warn!(session_id = %new.id, reason = %reason, "session cancelled");
                 self.after_transition(&record, reason).await;
                 self.matchmaking
-                    .requeue(&formed.queue, formed.tickets, reason.clone())
+                    .requeue(&formed.queue, formed.tickets.clone(), reason.clone())
                     .await;
             }
             Placement::Allocating => {}
         }
     }
 
-    /// Nobody was told of this match: its tickets go back as if it never formed.
+    /// Nobody was told of this match: its tickets go back as if it never formed — unless the
+    /// session is there after all (another matchmaker finished the match first, under its id).
     async fn not_stored(&self, formed: FormedSession, err: StoreError) {
+        if let Ok(Some(_)) = self.store.session(formed.session_id).await {
+            tracing::info!(session_id = %formed.session_id, "a formed match was stored by another matchmaker");
+            return;
+        }
         tracing::error!(session_id = %formed.session_id, error = %err, "a formed match could not be stored");
         self.matchmaking
-            .requeue(&formed.queue, formed.tickets, "match not stored".into())
+            .requeue(
+                &formed.queue,
+                formed.tickets.clone(),
+                "match not stored".into(),
+            )
             .await;
+        self.settled([&formed]).await;
     }
 
     /// A stored match's players hear of it: `queue_update` (matched) and `match_found`.
