@@ -836,6 +836,50 @@ mod tests {
         delete_stream(&url, &prefix).await.unwrap();
     }
 
+    /// A match announced again by another node (a new matchmaker finishing what a dead one
+    /// formed) reaches its player once: JetStream drops the repeat by its message id, the
+    /// chain's numbering carries on unbroken, and `flushed` answers once the stream has it all.
+    #[tokio::test]
+    async fn a_match_announced_twice_reaches_its_player_once() {
+        let Some(url) = test_url().await else {
+            return;
+        };
+        let prefix = format!("t{}", Uuid::now_v7().simple());
+        let a = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let b = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let mut on_a = a.subscribe();
+        let player = Uuid::now_v7();
+        let found = ServerEvent::MatchFound(versus_protocol::ws::MatchFound {
+            match_id: Uuid::now_v7(),
+            queue: "ranked-1v1".into(),
+            ticket_id: Uuid::now_v7(),
+            region: "eu".into(),
+            quality: 0.9,
+            teams: Vec::new(),
+        });
+        a.publish(BusEvent::to(Audience::Player(player), found.clone()));
+        a.flushed().await;
+        b.publish(BusEvent::to(Audience::Players(vec![player]), found.clone()));
+        b.publish(BusEvent::to(Audience::Player(player), note("after")));
+        b.flushed().await;
+        let (_, first, envelope) = next_numbered(&mut on_a).await;
+        assert_eq!((first, envelope.event), (1, found));
+        let (_, second, envelope) = next_numbered(&mut on_a).await;
+        assert_eq!((second, envelope.event), (2, note("after")));
+        // Nothing else: the stream holds exactly two messages for the player.
+        let stream = async_nats::jetstream::new(a.client())
+            .get_stream(stream_name(&prefix))
+            .await
+            .unwrap();
+        let last = stream
+            .direct_get_last_for_subject(Subjects::new(&prefix).player(player))
+            .await
+            .unwrap();
+        let envelope: Envelope = serde_json::from_slice(&last.payload).unwrap();
+        assert_eq!(envelope.id, 2);
+        delete_stream(&url, &prefix).await.unwrap();
+    }
+
     /// Announcements and revocations reach every node, not numbered.
     #[tokio::test]
     async fn announcements_and_revocations_reach_every_node() {

@@ -2,6 +2,7 @@
 //! gets the events another node produced, numbered the same everywhere, and resumes on any node;
 //! players queued through different nodes meet in one matchmaker.
 
+use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
 use crate::parties::{call, ok};
@@ -302,4 +303,177 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
         node.finish().await;
     }
     first.finish().await;
+}
+
+/// A forming entry as the matchmaker journals it (`matchmaking::journal::FormingMatch`), for a
+/// one-against-one match of `players` (ticket, player) in `session`. Written by hand: a format
+/// change must keep reading what a node of the previous version left.
+fn forming_entry(session: uuid::Uuid, players: &[(uuid::Uuid, uuid::Uuid)]) -> Value {
+    let joined_at_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 2000;
+    let tickets: Vec<Value> = (players.iter().enumerate())
+        .map(|(team, (ticket, player))| {
+            json!({
+                "ticket": {
+                    "ticket_id": ticket,
+                    "players": [[player, [1500.0, 350.0, 0.06]]],
+                    "region_latency_ms": [30, 30, 30],
+                    "joined_at_ms": joined_at_ms,
+                },
+                "team": team,
+                "update": {
+                    "ticket_id": ticket, "queue": "ranked-1v1", "state": "matched",
+                    "position": null, "estimated_wait": null, "elapsed_s": 2.0,
+                    "match_id": session,
+                },
+            })
+        })
+        .collect();
+    let teams: Vec<Value> = (players.iter())
+        .map(|(_, player)| {
+            json!({ "players": [{ "player_id": player, "display_rating": 1500.0 }],
+                    "win_probability": 0.5 })
+        })
+        .collect();
+    json!({ "session_id": session, "region": "eu", "quality": 0.9, "teams": teams, "tickets": tickets })
+}
+
+/// The next event of `kind` within `wait`, if any.
+async fn event_within(ws: &mut Ws, kind: &str, wait: std::time::Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let event = ws.try_next(left).await?;
+        if event["type"] == kind {
+            return Some(event);
+        }
+    }
+}
+
+/// What a matchmaker that stopped left between a tick and its sessions, the next one finishes:
+/// a match never stored is stored under its id and its players told; a match stored and
+/// announced already is not announced twice; a match whose tickets went back to the queue is
+/// dropped, the tickets kept searching.
+#[tokio::test]
+async fn a_new_matchmaker_finishes_the_matches_the_old_one_left_forming() {
+    let Some(mut nodes) = spawn_cluster(2, with_session_keys).await else {
+        return;
+    };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let join = json!({ "type": "queue.join", "data": { "queue": "ranked-1v1", "latencies": { "eu": 30 } } });
+    // Stored and announced by A (which leads: it started first).
+    let p3 = b.player(&unique("f3")).await;
+    let p4 = b.player(&unique("f4")).await;
+    let mut p3_ws = Ws::connect(b, &p3, None).await;
+    let mut p4_ws = Ws::connect(b, &p4, None).await;
+    p3_ws.send(join.clone()).await;
+    p4_ws.send(join).await;
+    let found = next_envelope(&mut p3_ws, "match_found").await;
+    next_envelope(&mut p4_ws, "match_found").await;
+    let stored: uuid::Uuid = found["data"]["match_id"].as_str().unwrap().parse().unwrap();
+    let tickets = |ws_found: &Value| {
+        ws_found["data"]["ticket_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let p3_ticket: uuid::Uuid = tickets(&found);
+    let p4_status =
+        ok(call(b, &p4, reqwest::Method::GET, "/api/v1/queue/status", None).await).await;
+    let p4_ticket: uuid::Uuid = p4_status["ticket_id"].as_str().unwrap().parse().unwrap();
+    // Never stored: the old matchmaker died after its tick.
+    let p1 = b.player(&unique("f1")).await;
+    let p2 = b.player(&unique("f2")).await;
+    let mut p1_ws = Ws::connect(b, &p1, None).await;
+    let mut p2_ws = Ws::connect(b, &p2, None).await;
+    let unstored = uuid::Uuid::now_v7();
+    // Put back (no game server) after forming: its ticket is in the journal again.
+    let p5 = b.player(&unique("f5")).await;
+    let p5_ticket = uuid::Uuid::now_v7();
+    let put_back = uuid::Uuid::now_v7();
+
+    let redis_url = a.config.redis_url.as_ref().unwrap().expose_secret();
+    let prefix = &a.config.cluster_prefix;
+    let mut redis = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let forming = format!("{prefix}:{{matchmaker}}:forming:ranked-1v1");
+    let journal = format!("{prefix}:{{matchmaker}}:journal:ranked-1v1");
+    let other = uuid::Uuid::now_v7();
+    let entries = [
+        (
+            unstored,
+            forming_entry(
+                unstored,
+                &[(uuid::Uuid::now_v7(), p1.id), (uuid::Uuid::now_v7(), p2.id)],
+            ),
+        ),
+        (
+            stored,
+            forming_entry(stored, &[(p3_ticket, p3.id), (p4_ticket, p4.id)]),
+        ),
+        (
+            put_back,
+            forming_entry(
+                put_back,
+                &[(p5_ticket, p5.id), (uuid::Uuid::now_v7(), other)],
+            ),
+        ),
+    ];
+    for (session, entry) in &entries {
+        let _: () = redis::cmd("HSET")
+            .arg(&forming)
+            .arg(session.to_string())
+            .arg(entry.to_string())
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    let searching = &entries[2].1["tickets"][0]["ticket"];
+    let _: () = redis::cmd("HSET")
+        .arg(&journal)
+        .arg(p5_ticket.to_string())
+        .arg(searching.to_string())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    // A stops: B takes the lease, loads the journal and finishes what was forming.
+    let restarted = nodes.remove(0).restart().await;
+    let b = &nodes[0];
+    for ws in [&mut p1_ws, &mut p2_ws] {
+        let found = next_envelope(ws, "match_found").await;
+        assert_eq!(found["data"]["match_id"], unstored.to_string(), "{found}");
+        let ready = next_envelope(ws, "session_ready").await;
+        assert_eq!(ready["data"]["session_id"], unstored.to_string(), "{ready}");
+    }
+    let game_server = GameServer { app: b };
+    let path = format!("/api/v1/sessions/{unstored}");
+    let session = game_server.call(reqwest::Method::GET, &path, None).await;
+    assert_eq!(session.status(), 200, "the unstored match is stored now");
+    let path = format!("/api/v1/sessions/{put_back}");
+    let session = game_server.call(reqwest::Method::GET, &path, None).await;
+    assert_eq!(session.status(), 404, "a match put back is not stored");
+    let status = ok(call(b, &p5, reqwest::Method::GET, "/api/v1/queue/status", None).await).await;
+    assert_eq!(status["ticket_id"], p5_ticket.to_string(), "{status}");
+    assert_eq!(status["state"], "searching", "{status}");
+    // Announced again, and dropped by the bus: no second match_found.
+    for ws in [&mut p3_ws, &mut p4_ws] {
+        let again = event_within(ws, "match_found", std::time::Duration::from_secs(1)).await;
+        assert_eq!(again, None, "announced twice");
+    }
+    // Nothing is left forming.
+    let left: Vec<String> = redis::cmd("HKEYS")
+        .arg(&forming)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+
+    for node in nodes {
+        node.finish().await;
+    }
+    restarted.finish().await;
 }
