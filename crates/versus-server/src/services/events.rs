@@ -78,6 +78,13 @@ pub trait EventBus: Send + Sync + 'static {
     /// Resolves once every event published before the call is as durable as the bus makes it
     /// (in the stream, for a shared bus); at once for the in-process bus.
     async fn flushed(&self) {}
+    /// Whether a repeat of an event a player must get once (`match_found`, `session_ready`,
+    /// `rating_update`, a session's state, a ticket's `matched`) is dropped by the bus, so that
+    /// announcing it again after a node may have died before sending it is safe. A bus in one
+    /// process loses nothing that way and does not drop repeats.
+    fn drops_repeats(&self) -> bool {
+        false
+    }
     /// Whether events numbered for players come from the bus (`BusEvent::Numbered`) rather
     /// than from the hub, which then hands announcements on as events for its own players.
     fn numbers_events(&self) -> bool {

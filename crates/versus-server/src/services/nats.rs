@@ -287,6 +287,10 @@ impl EventBus for NatsBus {
     fn numbers_events(&self) -> bool {
         true
     }
+
+    fn drops_repeats(&self) -> bool {
+        true
+    }
 }
 
 /// The stream a prefix's events live in.
@@ -368,13 +372,23 @@ async fn publish_all(
 }
 
 /// The `Nats-Msg-Id` of the events a player must never get twice however often they are
-/// announced: a match, its session's address, the ticket's "matched".
+/// announced: a match, its session's address and states, the ticket's "matched", a result's
+/// rating change.
 fn once_id(event: &ServerEvent, player: Uuid) -> Option<String> {
     match event {
         ServerEvent::MatchFound(found) => Some(format!("match_found.{}.{player}", found.match_id)),
         ServerEvent::SessionReady(ready) => {
             Some(format!("session_ready.{}.{player}", ready.session_id))
         }
+        ServerEvent::RatingUpdate(change) => {
+            Some(format!("rating_update.{}.{player}", change.session_id))
+        }
+        // A session enters each state once.
+        ServerEvent::GameStateUpdate(update) => Some(format!(
+            "session_state.{}.{}.{player}",
+            update.session_id,
+            serde_json::to_value(update.state).ok()?.as_str()?
+        )),
         ServerEvent::QueueUpdate(update) => (update.match_id)
             .filter(|_| update.state == versus_protocol::queue::TicketState::Matched)
             .map(|session| format!("matched.{}.{session}.{player}", update.ticket_id)),

@@ -154,9 +154,20 @@ async fn players_queued_through_different_nodes_meet_in_one_matchmaker() {
     let beat = game_server.call(reqwest::Method::POST, &path, None).await;
     assert_eq!(beat.status(), 200, "{:?}", beat.text().await);
     let teams = json!([{"players": [a.id], "rank": 1}, {"players": [b.id], "rank": 2}]);
-    assert_eq!(game_server.result(&session, teams).await.status(), 200);
+    assert_eq!(
+        game_server.result(&session, teams.clone()).await.status(),
+        200
+    );
     for ws in [&mut a_ws, &mut b_ws] {
         next_envelope(ws, "rating_update").await;
+    }
+    // The same result again through the other node (its first answer lost, say): the same 200,
+    // its rating changes announced again — and dropped by the bus, so nobody hears twice.
+    let again = GameServer { app: node_a }.result(&session, teams).await;
+    assert_eq!(again.status(), 200);
+    for ws in [&mut a_ws, &mut b_ws] {
+        let twice = event_within(ws, "rating_update", std::time::Duration::from_secs(1)).await;
+        assert_eq!(twice, None, "rating_update twice");
     }
     // The other node hears of the result on the bus and refreshes its board from the store.
     for node in [node_b, node_a] {

@@ -661,20 +661,46 @@ impl Sessions {
                 carry: &carry,
             })
             .await?;
-        let answer = match recorded {
+        let applied: ResultApplied = match recorded {
             Recorded::Applied(answer) => {
-                let applied: ResultApplied =
+                let applied =
                     serde_json::from_value(answer).expect("the answer was written by this code");
                 self.after_result(&record, &applied).await;
-                return Ok(applied);
+                applied
             }
-            Recorded::Duplicate(answer) => answer,
+            // The game server asks again because the first answer never reached it — in a
+            // cluster perhaps lost with a node that died before its players heard: told again
+            // (the bus drops what they already got), the boards refreshed again (idempotent).
+            Recorded::Duplicate(answer) => {
+                let applied =
+                    serde_json::from_value(answer).expect("the answer was written by this code");
+                if self.bus.drops_repeats() {
+                    self.announce_ratings(&applied);
+                    let players: Vec<Uuid> = applied.players.iter().map(|c| c.player_id).collect();
+                    let _ = self.leaderboards.refresh(&record.queue, &players).await;
+                    self.leaderboards.tell_others(&record.queue, players);
+                }
+                applied
+            }
             Recorded::Conflict => return Err(SessionError::ResultConflict),
             Recorded::NotLive(state) => return Err(SessionError::NotLive(state)),
             Recorded::Rejected(why) => return Err(SessionError::BadRoster(why)),
             Recorded::Unknown => return Err(SessionError::Unknown),
         };
-        Ok(serde_json::from_value(answer).expect("the answer was written by this code"))
+        // Acknowledged once its announcements are on the bus (for NATS, in the stream), so a
+        // node dying after the answer loses none of them; bounded, since the result itself is
+        // durable already and an engine outage must not hold the game server for long.
+        let _ = tokio::time::timeout(ANNOUNCE_WAIT, self.bus.flushed()).await;
+        Ok(applied)
+    }
+
+    fn announce_ratings(&self, applied: &ResultApplied) {
+        for change in &applied.players {
+            self.bus.publish(BusEvent::to(
+                Audience::Player(change.player_id),
+                ServerEvent::RatingUpdate(change.clone()),
+            ));
+        }
     }
 
     async fn after_result(&self, record: &SessionRecord, applied: &ResultApplied) {
@@ -688,12 +714,7 @@ impl Sessions {
         if record.state != SessionState::Ended {
             self.after_transition(&ended, "result reported").await;
         }
-        for change in &applied.players {
-            self.bus.publish(BusEvent::to(
-                Audience::Player(change.player_id),
-                ServerEvent::RatingUpdate(change.clone()),
-            ));
-        }
+        self.announce_ratings(applied);
         // Before the 200: the board shows the result by the time the game server hears back.
         let players: Vec<Uuid> = applied.players.iter().map(|c| c.player_id).collect();
         if let Err(err) = self.leaderboards.refresh(&record.queue, &players).await {
@@ -1241,6 +1262,9 @@ impl MoveWriter {
 
 /// At most this many of a tick's matches are stored in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// How long a result's answer waits for its announcements to be on the bus.
+const ANNOUNCE_WAIT: Duration = Duration::from_secs(2);
 
 /// A formed match as the store takes it.
 fn new_session(formed: &FormedSession, placed: Placement) -> NewSession {
