@@ -79,6 +79,7 @@ impl App {
                 NatsBus::connect(NatsOptions {
                     url: url.expose_secret().to_owned(),
                     prefix: config.cluster_prefix.clone(),
+                    replicas: config.nats_stream_replicas,
                     per_player: config.realtime.replay_buffer as i64,
                     replay_max_age: Duration::from_secs(config.realtime.replay_max_age_secs),
                     revocations_max_age: Duration::from_secs(

@@ -42,6 +42,9 @@ pub struct Config {
     /// `nats://…` carries events between nodes over NATS JetStream (`NatsBus`); unset, events
     /// stay in this process. It may hold credentials.
     pub nats_url: Option<SecretString>,
+    /// Copies JetStream keeps of the event stream when it creates it (1–5): 3 on a NATS
+    /// cluster of three, so an acknowledged event survives losing a NATS server.
+    pub nats_stream_replicas: usize,
     /// What this cluster's names start with on Redis (keys) and NATS (subjects, the stream), so
     /// that several clusters can share one of each.
     pub cluster_prefix: String,
@@ -70,6 +73,7 @@ impl Default for Config {
             database_max_connections: 16,
             redis_url: None,
             nats_url: None,
+            nats_stream_replicas: 1,
             cluster_prefix: "versus".to_owned(),
             service_name: "versus".to_owned(),
             log: LogConfig::default(),
@@ -693,6 +697,9 @@ impl Config {
                 "database_url",
                 "a cluster (redis_url, nats_url) needs PostgreSQL: set database_url",
             );
+        }
+        if !(1..=5).contains(&self.nats_stream_replicas) {
+            return invalid("nats_stream_replicas", "must be between 1 and 5");
         }
         let prefix_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
         if self.cluster_prefix.is_empty() || !self.cluster_prefix.chars().all(prefix_ok) {

@@ -53,6 +53,8 @@ pub struct NatsOptions {
     pub url: String,
     /// Subject prefix and stream name stem: several clusters (or tests) share one NATS.
     pub prefix: String,
+    /// Copies of the stream (JetStream replicas), set when the stream is created.
+    pub replicas: usize,
     /// Messages kept per player.
     pub per_player: i64,
     /// How far back a starting node reads players' events, to fill its replay buffers.
@@ -195,6 +197,7 @@ impl NatsBus {
                     format!("{}.system.>", options.prefix),
                 ],
                 max_messages_per_subject: options.per_player.max(1),
+                num_replicas: options.replicas.max(1),
                 max_age: RETENTION,
                 max_bytes: MAX_BYTES,
                 // A chain's last message is read with a direct get (any replica answers, no
@@ -330,16 +333,20 @@ async fn publish_loop(
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 512).await > 0 {
         let mut outgoing = Vec::new();
+        // Answered once the whole batch is in: everything before each marker is. (Publishing
+        // up to each marker instead broke the batch into small waves under load — every
+        // result asks — and the backlog grew for everyone.)
+        let mut flushed = Vec::new();
         for item in batch.drain(..) {
             match item {
                 Outbound::Event(event) => expand(&subjects, event, &mut outgoing),
-                Outbound::Flushed(done) => {
-                    publish_all(&js, &stream, &mut chains, std::mem::take(&mut outgoing)).await;
-                    let _ = done.send(());
-                }
+                Outbound::Flushed(done) => flushed.push(done),
             }
         }
         publish_all(&js, &stream, &mut chains, outgoing).await;
+        for done in flushed {
+            let _ = done.send(());
+        }
     }
 }
 
@@ -747,6 +754,7 @@ mod tests {
         NatsOptions {
             url: url.to_owned(),
             prefix: prefix.to_owned(),
+            replicas: 1,
             per_player: 256,
             replay_max_age: Duration::from_secs(60),
             revocations_max_age: Duration::from_secs(960),
@@ -947,6 +955,7 @@ mod throughput {
         let bus = NatsBus::connect(NatsOptions {
             url: url.clone(),
             prefix: prefix.clone(),
+            replicas: 1,
             per_player: 256,
             replay_max_age: Duration::from_secs(60),
             revocations_max_age: Duration::from_secs(60),

@@ -611,7 +611,16 @@ impl Sessions {
             _ => "the game server cancelled the game",
         };
         let reason = change.reason.unwrap_or_else(|| default_reason.to_owned());
-        let record = self.transition(session, to, actor, &reason, None).await?;
+        let record = match self.transition(session, to, actor, &reason, None).await {
+            Ok(record) => record,
+            // A PUT is idempotent: a game server repeating a change whose answer it lost (its
+            // node died, an engine was away) hears that it happened.
+            Err(SessionError::Illegal { current, .. }) if current == to => {
+                let record = self.store.session(session).await?;
+                return record.map(|r| view(&r)).ok_or(SessionError::Unknown);
+            }
+            Err(err) => return Err(err),
+        };
         if to == SessionState::Active {
             self.heartbeat(session).await.ok();
         }
