@@ -225,6 +225,7 @@ impl Sessions {
         if let Err(err) = self.store.create_session(new.clone()).await {
             return self.not_stored(formed, err).await;
         }
+        count_created(&formed);
         self.matched(&formed);
         self.settled([&formed]).await;
         if let Err(why) = self.allocate(allocation_request(&new)).await {
@@ -296,12 +297,7 @@ impl Sessions {
             }
             Ok(Some(record)) => {
                 tracing::info!(session_id = %session, state = record.state.as_str(), "a match formed by the previous matchmaker announced again");
-                self.matched(&formed);
-                if record.state == SessionState::Ready
-                    && let Some(endpoint) = &record.endpoint
-                {
-                    self.send_ready(&record, endpoint);
-                }
+                self.announce(&formed, &record);
                 self.settled([&formed]).await;
             }
             Ok(None) => {
@@ -316,6 +312,17 @@ impl Sessions {
             Err(err) => {
                 tracing::warn!(session_id = %session, error = %err, "a match left forming could not be read")
             }
+        }
+    }
+
+    /// A stored match's announcements, again: `match_found` and, while the session waits for
+    /// its players, `session_ready`.
+    fn announce(&self, formed: &FormedSession, record: &SessionRecord) {
+        self.matched(formed);
+        if record.state == SessionState::Ready
+            && let Some(endpoint) = &record.endpoint
+        {
+            self.send_ready(record, endpoint);
         }
     }
 
@@ -344,6 +351,7 @@ impl Sessions {
 
     /// Tells the players of a session stored already placed.
     async fn placed(&self, formed: &FormedSession, new: &NewSession) {
+        count_created(formed);
         self.matched(formed);
         let record = as_stored(new);
         match &new.placed {
@@ -366,8 +374,13 @@ impl Sessions {
     /// Nobody was told of this match: its tickets go back as if it never formed — unless the
     /// session is there after all (another matchmaker finished the match first, under its id).
     async fn not_stored(&self, formed: FormedSession, err: StoreError) {
-        if let Ok(Some(_)) = self.store.session(formed.session_id).await {
+        if let Ok(Some(record)) = self.store.session(formed.session_id).await {
             tracing::info!(session_id = %formed.session_id, "a formed match was stored by another matchmaker");
+            // Perhaps by one that died before telling anyone: told (again, where the bus
+            // drops what players already got).
+            if self.bus.drops_repeats() {
+                self.announce(&formed, &record);
+            }
             return;
         }
         tracing::error!(session_id = %formed.session_id, error = %err, "a formed match could not be stored");
@@ -383,8 +396,6 @@ impl Sessions {
 
     /// A stored match's players hear of it: `queue_update` (matched) and `match_found`.
     fn matched(&self, formed: &FormedSession) {
-        metrics::counter!("game_sessions_created_total", "queue" => formed.queue.clone())
-            .increment(1);
         for ticket in &formed.tickets {
             let players: Vec<Uuid> = ticket.players.iter().map(|(p, _)| *p).collect();
             self.bus.publish(BusEvent::to(
@@ -1267,6 +1278,10 @@ impl MoveWriter {
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
+}
+
+fn count_created(formed: &FormedSession) {
+    metrics::counter!("game_sessions_created_total", "queue" => formed.queue.clone()).increment(1);
 }
 
 /// At most this many of a tick's matches are stored in one transaction.
