@@ -761,6 +761,14 @@ mod tests {
         }
     }
 
+    /// Two nodes' buses on a fresh prefix of their own.
+    async fn two_nodes(url: &str) -> (String, Arc<NatsBus>, Arc<NatsBus>) {
+        let prefix = format!("t{}", Uuid::now_v7().simple());
+        let a = NatsBus::connect(options(url, &prefix)).await.unwrap();
+        let b = NatsBus::connect(options(url, &prefix)).await.unwrap();
+        (prefix, a, b)
+    }
+
     fn note(text: &str) -> ServerEvent {
         ServerEvent::SystemAnnouncement(SystemAnnouncement {
             message: text.into(),
@@ -788,9 +796,7 @@ mod tests {
         let Some(url) = test_url().await else {
             return;
         };
-        let prefix = format!("t{}", Uuid::now_v7().simple());
-        let a = NatsBus::connect(options(&url, &prefix)).await.unwrap();
-        let b = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let (prefix, a, b) = two_nodes(&url).await;
         let mut on_a = a.subscribe();
         let mut on_b = b.subscribe();
         let player = Uuid::now_v7();
@@ -866,9 +872,7 @@ mod tests {
         let Some(url) = test_url().await else {
             return;
         };
-        let prefix = format!("t{}", Uuid::now_v7().simple());
-        let a = NatsBus::connect(options(&url, &prefix)).await.unwrap();
-        let b = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let (prefix, a, b) = two_nodes(&url).await;
         let mut on_a = a.subscribe();
         let player = Uuid::now_v7();
         let found = ServerEvent::MatchFound(versus_protocol::ws::MatchFound {
@@ -908,9 +912,7 @@ mod tests {
         let Some(url) = test_url().await else {
             return;
         };
-        let prefix = format!("t{}", Uuid::now_v7().simple());
-        let a = NatsBus::connect(options(&url, &prefix)).await.unwrap();
-        let b = NatsBus::connect(options(&url, &prefix)).await.unwrap();
+        let (prefix, a, b) = two_nodes(&url).await;
         let mut on_b = b.subscribe();
         let revocation = Revocation {
             player: Uuid::now_v7(),

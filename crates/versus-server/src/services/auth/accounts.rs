@@ -120,10 +120,11 @@ impl Accounts {
         let Some(at) = players.get(&player) else {
             return false;
         };
-        // The revocation's wall-clock time, from how long ago it was recorded.
-        let revoked_at =
-            time::OffsetDateTime::now_utc().unix_timestamp() - at.elapsed().as_secs() as i64;
-        issued_at <= revoked_at
+        // The revocation's wall-clock second, from how long ago it was recorded. (Whole seconds
+        // subtracted from whole seconds could land a second late, refusing a token issued a
+        // second after the revocation: the ban/unban test saw it when login and check
+        // straddled a second.)
+        issued_at <= second_of(time::OffsetDateTime::now_utc(), at.elapsed())
     }
 
     /// Drops revocations older than a token's lifetime and stale confirmations.
@@ -137,6 +138,11 @@ impl Accounts {
         (self.confirmed.lock().expect("accounts lock"))
             .retain(|_, at| at.elapsed() < CONFIRMED_FOR);
     }
+}
+
+/// The wall-clock second of a moment `ago` before `now`.
+fn second_of(now: time::OffsetDateTime, ago: Duration) -> i64 {
+    (now - ago).unix_timestamp()
 }
 
 #[cfg(test)]
@@ -161,6 +167,25 @@ mod tests {
             .await
             .unwrap();
         (Accounts::new(store, Duration::from_secs(900)), id)
+    }
+
+    #[test]
+    fn a_revocation_lands_in_its_own_second() {
+        let at = |ms: i64| OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000);
+        // Revoked at 100.90, checked at 102.01: second 100 (whole seconds subtracted gave 101,
+        // refusing a token issued at 101.0, after the revocation).
+        assert_eq!(
+            second_of(at(102_010).unwrap(), Duration::from_millis(1_110)),
+            100
+        );
+        assert_eq!(
+            second_of(at(102_010).unwrap(), Duration::from_millis(10)),
+            102
+        );
+        assert_eq!(
+            second_of(at(102_010).unwrap(), Duration::from_millis(11)),
+            101
+        );
     }
 
     #[tokio::test]

@@ -165,6 +165,16 @@ impl FormingMatch {
     }
 }
 
+/// Hash fields: each item as JSON under its id.
+fn entries<T: Serialize>(items: &[T], id: impl Fn(&T) -> Uuid) -> Vec<(String, String)> {
+    (items.iter())
+        .map(|item| {
+            let value = serde_json::to_string(item).expect("journal entries serialise");
+            (id(item).to_string(), value)
+        })
+        .collect()
+}
+
 fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -191,12 +201,7 @@ impl Journal {
     }
 
     pub async fn record(&self, tickets: &[JournaledTicket]) -> Result<(), JournalError> {
-        let entries: Vec<(String, String)> = (tickets.iter())
-            .map(|t| {
-                let value = serde_json::to_string(t).expect("tickets serialise");
-                (t.ticket_id.to_string(), value)
-            })
-            .collect();
+        let entries = entries(tickets, |t| t.ticket_id);
         (self.redis)
             .journal_put(LEASE, &self.queue, &self.node, &entries)
             .await
@@ -230,12 +235,7 @@ impl Journal {
             )
             .map(|id| id.to_string())
             .collect();
-        let forming: Vec<(String, String)> = (formed.iter())
-            .map(|m| {
-                let value = serde_json::to_string(m).expect("matches serialise");
-                (m.session_id.to_string(), value)
-            })
-            .collect();
+        let forming = entries(formed, |m| m.session_id);
         (self.redis)
             .journal_form(LEASE, &self.queue, &self.node, &ids, &forming)
             .await
