@@ -315,11 +315,12 @@ impl Sessions {
         }
     }
 
-    /// A stored match's announcements, again: `match_found` and, while the session waits for
-    /// its players, `session_ready`.
+    /// A stored match's announcements, again: `match_found` and, while the game can still be
+    /// joined, `session_ready` — `active` too: the game server may have started it with the
+    /// players who heard, while another's `session_ready` died with the old matchmaker.
     fn announce(&self, formed: &FormedSession, record: &SessionRecord) {
         self.matched(formed);
-        if record.state == SessionState::Ready
+        if matches!(record.state, SessionState::Ready | SessionState::Active)
             && let Some(endpoint) = &record.endpoint
         {
             self.send_ready(record, endpoint);
