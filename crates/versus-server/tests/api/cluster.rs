@@ -413,14 +413,17 @@ async fn a_new_matchmaker_finishes_the_matches_the_old_one_left_forming() {
     let forming = format!("{prefix}:{{matchmaker}}:forming:ranked-1v1");
     let journal = format!("{prefix}:{{matchmaker}}:journal:ranked-1v1");
     let other = uuid::Uuid::now_v7();
+    let p1_ticket = uuid::Uuid::now_v7();
+    let mut unstored_entry = forming_entry(
+        unstored,
+        &[(p1_ticket, p1.id), (uuid::Uuid::now_v7(), p2.id)],
+    );
+    // p1's join went through with a key whose answer was lost with the old matchmaker.
+    let join_body = json!({ "queue": "ranked-1v1", "latencies": { "eu": 30 } });
+    unstored_entry["tickets"][0]["ticket"]["idempotency"] =
+        json!({ "player": p1.id, "key": "p1-join", "request": join_body });
     let entries = [
-        (
-            unstored,
-            forming_entry(
-                unstored,
-                &[(uuid::Uuid::now_v7(), p1.id), (uuid::Uuid::now_v7(), p2.id)],
-            ),
-        ),
+        (unstored, unstored_entry),
         (
             stored,
             forming_entry(stored, &[(p3_ticket, p3.id), (p4_ticket, p4.id)]),
@@ -460,6 +463,19 @@ async fn a_new_matchmaker_finishes_the_matches_the_old_one_left_forming() {
         let ready = next_envelope(ws, "session_ready").await;
         assert_eq!(ready["data"]["session_id"], unstored.to_string(), "{ready}");
     }
+    // p1 sends its join again: the ticket it made, matched into that match — not a second one.
+    let again = (b.http.post(b.url("/api/v1/queue/join")))
+        .bearer_auth(p1.client.access_token().unwrap())
+        .header("Idempotency-Key", "p1-join")
+        .json(&join_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["ticket_id"], p1_ticket.to_string(), "{again}");
+    assert_eq!(again["state"], "matched", "{again}");
+    assert_eq!(again["match_id"], unstored.to_string(), "{again}");
     let game_server = GameServer { app: b };
     let path = format!("/api/v1/sessions/{unstored}");
     let session = game_server.call(reqwest::Method::GET, &path, None).await;

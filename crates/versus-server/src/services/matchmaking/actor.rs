@@ -61,6 +61,9 @@ pub enum Command {
     Load {
         journal: Arc<Journal>,
         tickets: Vec<JournaledTicket>,
+        /// Matches the previous matchmaker formed and this one finishes: their tickets are
+        /// on the board as matched (views, leaves, requeues and retried joins find them).
+        forming: Vec<FormingMatch>,
         reply: oneshot::Sender<()>,
     },
     /// In a cluster, this node no longer runs the queue: forget every ticket and refuse every
@@ -118,6 +121,8 @@ pub struct FormedTicket {
     pub created: Instant,
     /// The `queue_update` (state matched) its players are to get with `match_found`.
     pub update: QueueUpdate,
+    /// Its join's key: a next matchmaker finishing the match still answers a retried join.
+    pub idempotency: Option<JournaledKey>,
 }
 
 /// A ticket as the service hands it over; the actor dates it and fills in the rest.
@@ -229,9 +234,10 @@ impl QueueActor {
             Command::Load {
                 journal,
                 tickets,
+                forming,
                 reply,
             } => {
-                self.load(journal, tickets);
+                self.load(journal, tickets, &forming);
                 let _ = reply.send(());
             }
             Command::Reset => self.reset(),
@@ -328,8 +334,37 @@ impl QueueActor {
     }
 
     /// Starts afresh with the journal's tickets, each keeping its first join time.
-    fn load(&mut self, journal: Arc<Journal>, tickets: Vec<JournaledTicket>) {
+    fn load(
+        &mut self,
+        journal: Arc<Journal>,
+        tickets: Vec<JournaledTicket>,
+        forming: &[FormingMatch],
+    ) {
         self.clear();
+        let now = Instant::now();
+        let mut board = self.desk.board.write();
+        for formed in forming {
+            for t in &formed.tickets {
+                let record = TicketRecord {
+                    ticket_id: t.ticket.ticket_id,
+                    queue: self.desk.queue.clone(),
+                    players: t.ticket.players.iter().map(|(p, _)| *p).collect(),
+                    ratings: t.ticket.players().into_iter().map(|(_, r)| r).collect(),
+                    region_latency_ms: t.ticket.region_latency_ms.clone(),
+                    created: t.ticket.created(),
+                    state: TicketState::Matched,
+                    position: 0,
+                    estimated_wait_ms: 0,
+                    match_id: Some(formed.session_id),
+                    ended: Some(now),
+                    last_update: now,
+                    last_position: 0,
+                    idempotency: t.ticket.idempotency.clone(),
+                };
+                board.insert(record.ticket_id, record);
+            }
+        }
+        drop(board);
         let count = tickets.len();
         for ticket in tickets {
             let created = ticket.created();
@@ -337,7 +372,7 @@ impl QueueActor {
                 ticket_id: ticket.ticket_id,
                 players: ticket.players(),
                 region_latency_ms: ticket.region_latency_ms,
-                idempotency: None,
+                idempotency: ticket.idempotency,
             };
             if let Err(err) = self.join_at(new, created) {
                 tracing::warn!(ticket_id = %ticket.ticket_id, error = %err, "journaled ticket not reloaded");
@@ -349,9 +384,8 @@ impl QueueActor {
     }
 
     /// A join, journaled (in a cluster) before it is answered or announced.
-    async fn join_durably(&mut self, mut ticket: NewTicket) -> Result<TicketView, JoinError> {
+    async fn join_durably(&mut self, ticket: NewTicket) -> Result<TicketView, JoinError> {
         let id = ticket.ticket_id;
-        let key = ticket.idempotency.take();
         let (view, announce) = self
             .join_at(ticket, Instant::now())
             .map_err(JoinError::Refused)?;
@@ -363,7 +397,7 @@ impl QueueActor {
                     &r.region_latency_ms,
                     r.created,
                 )
-                .with_key(key)
+                .with_key(r.idempotency.clone())
             });
             let written = match record {
                 Some(record) => journal.record(&[record]).await,
@@ -415,6 +449,7 @@ impl QueueActor {
             ended: None,
             last_update: created,
             last_position: accepted.position as u64,
+            idempotency: ticket.idempotency,
         };
         let view = record.view();
         let update = ServerEvent::QueueUpdate(record.update());
@@ -498,12 +533,15 @@ impl QueueActor {
             record.match_id = None;
             record.ended = None;
             self.desk.searching_players += record.players.len() as u64;
-            requeued.push(JournaledTicket::new(
-                record.ticket_id,
-                &record.players_with_ratings(),
-                &record.region_latency_ms,
-                record.created,
-            ));
+            requeued.push(
+                JournaledTicket::new(
+                    record.ticket_id,
+                    &record.players_with_ratings(),
+                    &record.region_latency_ms,
+                    record.created,
+                )
+                .with_key(record.idempotency.clone()),
+            );
             events.push(BusEvent::Event {
                 audience: Audience::Players(record.players.clone()),
                 event: ServerEvent::QueueUpdate(record.update()),
@@ -717,6 +755,7 @@ impl Desk {
                     region_latency_ms: record.region_latency_ms.clone(),
                     created: record.created,
                     update: record.update(),
+                    idempotency: record.idempotency.clone(),
                 });
             }
         }

@@ -15,6 +15,8 @@ use versus_core::rating::PlayerRating;
 use versus_protocol::queue::{TicketState, TicketView};
 use versus_protocol::ws::QueueUpdate;
 
+use super::journal::JournaledKey;
+
 /// How long an ended ticket stays readable.
 pub const KEEP_ENDED: Duration = Duration::from_secs(3600);
 
@@ -37,6 +39,8 @@ pub struct TicketRecord {
     /// When the players were last sent a `queue_update`, and the position it told them.
     pub(super) last_update: Instant,
     pub(super) last_position: u64,
+    /// The join's `Idempotency-Key`, journaled with the ticket wherever it goes.
+    pub idempotency: Option<JournaledKey>,
 }
 
 impl TicketRecord {

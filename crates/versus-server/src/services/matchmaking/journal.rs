@@ -132,7 +132,8 @@ impl FormingMatch {
                         &t.players,
                         &t.region_latency_ms,
                         t.created,
-                    ),
+                    )
+                    .with_key(t.idempotency.clone()),
                     team: t.team,
                     update: t.update.clone(),
                 })
@@ -156,6 +157,7 @@ impl FormingMatch {
                     region_latency_ms: t.ticket.region_latency_ms.clone(),
                     created: t.ticket.created(),
                     update: t.update,
+                    idempotency: t.ticket.idempotency,
                 })
                 .collect(),
             backfill_of: None,

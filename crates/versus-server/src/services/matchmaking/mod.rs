@@ -304,7 +304,9 @@ impl Matchmaking {
             {
                 let mut directory = self.directory.lock().expect("directory lock");
                 let mut keys = self.idempotency.lock().expect("idempotency lock");
-                for ticket in &tickets {
+                // Matched tickets first: a player searching again has the newer claim.
+                let matched = (unfinished.iter()).flat_map(|m| m.tickets.iter().map(|t| &t.ticket));
+                for ticket in matched.chain(&tickets) {
                     for (player, _) in &ticket.players {
                         let claim = Claim {
                             ticket: ticket.ticket_id,
@@ -334,6 +336,7 @@ impl Matchmaking {
             let load = Command::Load {
                 journal: journal.clone(),
                 tickets,
+                forming: unfinished.clone(),
                 reply,
             };
             if queue.commands.send(load).await.is_err() || done.await.is_err() {

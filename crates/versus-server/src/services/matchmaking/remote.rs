@@ -56,6 +56,8 @@ struct WireFormedTicket {
     /// How long ago the ticket first joined, when sent.
     age_ms: u64,
     update: QueueUpdate,
+    #[serde(default)]
+    idempotency: Option<super::journal::JournaledKey>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -279,6 +281,7 @@ impl Link {
                 region_latency_ms: t.region_latency_ms,
                 age_ms: now.saturating_duration_since(t.created).as_millis() as u64,
                 update: t.update,
+                idempotency: t.idempotency,
             })
             .collect();
         let call = Call::Requeue {
@@ -420,6 +423,7 @@ async fn answer(matchmaking: &Matchmaking, call: Call) -> Answer {
                         .checked_sub(Duration::from_millis(t.age_ms))
                         .unwrap_or(now),
                     update: t.update,
+                    idempotency: t.idempotency,
                 })
                 .collect();
             matchmaking.local_requeue(&queue, tickets, reason).await;
