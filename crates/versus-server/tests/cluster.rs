@@ -807,9 +807,9 @@ SELECT count(*) FROM life a JOIN life b
 /// matchmaker's node is killed with SIGKILL (its players' sockets and calls move to the other
 /// nodes); at two fifths Redis stops for 3 s, at three fifths NATS. Then: matching resumed
 /// within 5 s of the kill, every result answered 200 is stored exactly once, every owed
-/// `match_found` and `rating_update` reached its player, no player was ever in two sessions at
-/// once, every session formed was played, no searching ticket vanished, and the loop still ran
-/// after the last outage.
+/// `match_found`, `session_ready` and `rating_update` reached its player once, no player was
+/// ever in two sessions at once, every session formed was played, no searching ticket vanished,
+/// no call was given up, and the loop still ran after the last outage.
 ///
 /// `VERSUS_CHAOS_PLAYERS` (60) and `VERSUS_CHAOS_SECONDS` (45) size it; `scripts/cluster-chaos`
 /// runs it bigger, in release.
@@ -938,9 +938,14 @@ async fn the_whole_loop_rides_out_a_killed_matchmaker_and_each_engine_stopping()
         unplayed.is_empty(),
         "sessions never played: {unplayed:?}\n{report}"
     );
-    // A searching ticket that vanished (its player, leaving at the end, is told it is not
-    // queued) is a lost ticket.
-    assert_eq!(summary.errors.get("leave: not_queued"), None, "{report}");
+    // Nothing went wrong but the killed node's sockets dropping (and reconnecting elsewhere):
+    // no session event missing or doubled (`session: …`), no ticket lost (`leave: not_queued`),
+    // no call given up.
+    let socket_drops = ["ws: closed", "ws: transport", "ws connect: transport"];
+    let unexpected: Vec<(&String, &u64)> = (summary.errors.iter())
+        .filter(|(kind, _)| !socket_drops.contains(&kind.as_str()))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}\n{report}");
     let (after,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM game_sessions WHERE result_at > $1")
             .bind(back)
