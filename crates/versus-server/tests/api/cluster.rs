@@ -362,8 +362,9 @@ async fn event_within(ws: &mut Ws, kind: &str, wait: std::time::Duration) -> Opt
 
 /// What a matchmaker that stopped left between a tick and its sessions, the next one finishes:
 /// a match never stored is stored under its id and its players told; a match stored and
-/// announced already is not announced twice; a match whose tickets went back to the queue is
-/// dropped, the tickets kept searching.
+/// announced already is not announced twice; one stored while its game server was being found
+/// is allocated again; a match whose tickets went back to the queue is dropped, the tickets kept
+/// searching; a join retried with its key gets its matched ticket.
 #[tokio::test]
 async fn a_new_matchmaker_finishes_the_matches_the_old_one_left_forming() {
     let Some(mut nodes) = spawn_cluster(2, with_session_keys).await else {
@@ -403,6 +404,43 @@ async fn a_new_matchmaker_finishes_the_matches_the_old_one_left_forming() {
     let p5_ticket = uuid::Uuid::now_v7();
     let put_back = uuid::Uuid::now_v7();
 
+    // Stored while its game server was being found, when the old matchmaker died.
+    let p6 = b.player(&unique("f6")).await;
+    let p7 = b.player(&unique("f7")).await;
+    let mut p6_ws = Ws::connect(b, &p6, None).await;
+    let allocating = uuid::Uuid::now_v7();
+    let database = a.config.database_url.as_ref().unwrap().expose_secret();
+    let pool = sqlx::PgPool::connect(database).await.unwrap();
+    sqlx::query(
+        "INSERT INTO game_sessions (id, queue, ranked, region, state, created_at, updated_at) \
+         VALUES ($1, 'ranked-1v1', true, 'eu', 'allocating', now(), now())",
+    )
+    .bind(allocating)
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (team, player) in [p6.id, p7.id].into_iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO session_players (session_id, player_id, team, slot, joined_at) \
+             VALUES ($1, $2, $3, 0, now())",
+        )
+        .bind(allocating)
+        .bind(player)
+        .bind(team as i32)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO session_transitions (session_id, seq, from_state, to_state, actor, reason, at) \
+         VALUES ($1, 1, NULL, 'allocating', 'system', 'formed', now())",
+    )
+    .bind(allocating)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
     let redis_url = a.config.redis_url.as_ref().unwrap().expose_secret();
     let prefix = &a.config.cluster_prefix;
     let mut redis = redis::Client::open(redis_url)
@@ -429,6 +467,13 @@ async fn a_new_matchmaker_finishes_the_matches_the_old_one_left_forming() {
             forming_entry(stored, &[(p3_ticket, p3.id), (p4_ticket, p4.id)]),
         ),
         (
+            allocating,
+            forming_entry(
+                allocating,
+                &[(uuid::Uuid::now_v7(), p6.id), (uuid::Uuid::now_v7(), p7.id)],
+            ),
+        ),
+        (
             put_back,
             forming_entry(
                 put_back,
@@ -445,7 +490,8 @@ async fn a_new_matchmaker_finishes_the_matches_the_old_one_left_forming() {
             .await
             .unwrap();
     }
-    let searching = &entries[2].1["tickets"][0]["ticket"];
+    let (_, put_back_entry) = entries.iter().find(|(id, _)| *id == put_back).unwrap();
+    let searching = &put_back_entry["tickets"][0]["ticket"];
     let _: () = redis::cmd("HSET")
         .arg(&journal)
         .arg(p5_ticket.to_string())
@@ -463,6 +509,13 @@ async fn a_new_matchmaker_finishes_the_matches_the_old_one_left_forming() {
         let ready = next_envelope(ws, "session_ready").await;
         assert_eq!(ready["data"]["session_id"], unstored.to_string(), "{ready}");
     }
+    // The allocation is done again: its players hear where to play.
+    let ready = next_envelope(&mut p6_ws, "session_ready").await;
+    assert_eq!(
+        ready["data"]["session_id"],
+        allocating.to_string(),
+        "{ready}"
+    );
     // p1 sends its join again: the ticket it made, matched into that match — not a second one.
     let again = (b.http.post(b.url("/api/v1/queue/join")))
         .bearer_auth(p1.client.access_token().unwrap())

@@ -227,12 +227,18 @@ impl Sessions {
         }
         count_created(&formed);
         self.matched(&formed);
-        self.settled([&formed]).await;
-        if let Err(why) = self.allocate(allocation_request(&new)).await {
+        self.allocate_or_requeue(&formed, &new).await;
+    }
+
+    /// Finds the game server of a session stored `allocating`, or puts its tickets back; only
+    /// then is the match settled: a matchmaker taking over meanwhile allocates it again.
+    async fn allocate_or_requeue(&self, formed: &FormedSession, new: &NewSession) {
+        if let Err(why) = self.allocate(allocation_request(new)).await {
             self.matchmaking
-                .requeue(&formed.queue, formed.tickets, why)
+                .requeue(&formed.queue, formed.tickets.clone(), why)
                 .await;
         }
+        self.settled([formed]).await;
     }
 
     /// A tick's matches for an allocator that answers in memory: each is placed first, then
@@ -283,6 +289,13 @@ impl Sessions {
     async fn resume(self: Arc<Self>, formed: FormedSession) {
         let session = formed.session_id;
         match self.store.session(session).await {
+            // Stored, but its matchmaker died while finding it a game server.
+            Ok(Some(record)) if record.state == SessionState::Allocating => {
+                tracing::info!(session_id = %session, "a match formed by the previous matchmaker allocated again");
+                self.matched(&formed);
+                let new = new_session(&formed, Placement::Allocating);
+                self.allocate_or_requeue(&formed, &new).await;
+            }
             // Stored cancelled (no game server), but its tickets never went back.
             Ok(Some(record)) if record.state == SessionState::Cancelled => {
                 tracing::info!(session_id = %session, "a cancelled match of the previous matchmaker: its tickets go back");
@@ -1050,12 +1063,18 @@ impl Sessions {
 
     /// At start-up: sessions whose allocation the stop interrupted are cancelled (their players
     /// hear it when they resume); `ready`/`active` ones keep living with a fresh heartbeat
-    /// clock, holding their game server's slot again.
+    /// clock, holding their game server's slot again. In a cluster an allocation under way is
+    /// the matchmaker's node's, not this starting node's: whichever node takes the matchmaker
+    /// lease finishes interrupted ones from the journal's forming set.
     pub async fn recover(&self) -> Result<(), StoreError> {
-        let interrupted = self
-            .store
-            .sessions_in_states(&[SessionState::Allocating])
-            .await?;
+        let interrupted = match self.redis {
+            None => {
+                self.store
+                    .sessions_in_states(&[SessionState::Allocating])
+                    .await?
+            }
+            Some(_) => Vec::new(),
+        };
         for record in interrupted {
             let reason = "the server restarted while finding a game server";
             if let Err(err) = self
