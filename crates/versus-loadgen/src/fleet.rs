@@ -29,13 +29,11 @@ use versus_client::session_token;
 use versus_client::{Client, ClientError, ClientResult};
 use versus_protocol::sessions::{ResultReport, ResultTeam, SessionStateName, StateChange};
 
-use crate::player::{OUTAGE_PATIENCE, unavailable};
+use crate::retry::{Patience, unavailable};
 use crate::stats::{GamesCheck, PostOutcome, PostedGames, Recorder};
 
 /// Heartbeats at most this far apart, and at least three per heartbeat TTL the server states.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
-const FIRST_RETRY: Duration = Duration::from_millis(200);
-const LONGEST_RETRY: Duration = Duration::from_secs(2);
 /// One result in this many is a draw (every team ranked 1).
 const DRAW_ONE_IN: u32 = 50;
 
@@ -312,8 +310,8 @@ impl Fleet {
         fleet.posted(session, outcome);
     }
 
-    /// One game-server call holding a slot, tried again (after 200 ms, doubling to 2 s) on a
-    /// transport error, a 5xx, 408 or 429, for at most [`OUTAGE_PATIENCE`] — as a game server
+    /// One game-server call holding a slot, tried again with [`Patience`] on a transport
+    /// error, a 5xx, 408 or 429 — as a game server
     /// rides out a node dying or an engine away rather than drop its result. A node that is
     /// [`unavailable`] is left for the next one.
     async fn call<T, F, Fut>(&self, what: &str, mut attempt: F) -> ClientResult<T>
@@ -321,8 +319,7 @@ impl Fleet {
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = ClientResult<T>>,
     {
-        let give_up = Instant::now() + OUTAGE_PATIENCE;
-        let mut delay = FIRST_RETRY;
+        let mut patience = Patience::new();
         loop {
             let node = self.node.load(Ordering::Relaxed);
             let answer = {
@@ -330,7 +327,7 @@ impl Fleet {
                 attempt(self.clients[node].clone()).await
             };
             match answer {
-                Err(err) if retryable(&err) && Instant::now() < give_up => {
+                Err(err) if retryable(&err) && patience.lasts() => {
                     tracing::debug!(what, error = %err, "game-server call retried");
                     self.recorder.fleet.retries.fetch_add(1, Ordering::Relaxed);
                     if unavailable(&err) && self.clients.len() > 1 {
@@ -346,8 +343,7 @@ impl Fleet {
                             self.recorder.failovers.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(LONGEST_RETRY);
+                    patience.pause().await;
                 }
                 answer => return answer,
             }

@@ -25,6 +25,7 @@ use versus_client::Client;
 pub mod args;
 mod fleet;
 mod player;
+mod retry;
 mod stats;
 
 pub use args::LoadgenArgs;

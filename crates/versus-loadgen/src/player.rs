@@ -20,6 +20,7 @@ use versus_protocol::sessions::SessionStateName;
 use versus_protocol::ws::{Envelope, ServerEvent, SessionReady};
 
 use crate::fleet::{Account, Arrival};
+use crate::retry::{Patience, unavailable};
 use crate::stats::Recorder;
 
 /// How long a player waits for `session_ready` after `match_found`, and for `rating_update`
@@ -46,49 +47,29 @@ pub(crate) struct Arena {
     pub accounts: Mutex<Vec<Account>>,
 }
 
-/// How long a REST call keeps being tried while nodes do not answer or answer 502/503/504: a
-/// node killed, Redis or NATS stopped for a few seconds, a matchmaker lease changing hands.
-pub(crate) const OUTAGE_PATIENCE: Duration = Duration::from_secs(30);
-const FIRST_RETRY: Duration = Duration::from_millis(200);
-const LONGEST_RETRY: Duration = Duration::from_secs(2);
-
-/// Whether another try, perhaps on another node, may succeed: no answer at all (the node is
-/// gone), or 502/503/504 (it is dying, or an engine behind it is away).
-pub(crate) fn unavailable(err: &ClientError) -> bool {
-    match err {
-        ClientError::Transport(_) => true,
-        _ => err
-            .status()
-            .is_some_and(|s| matches!(s.as_u16(), 502..=504)),
-    }
-}
-
 impl Arena {
     /// One REST call holding a slot, to node `*node` (an index into `clients`). A node that is
-    /// [`unavailable`] is left for the next one and the call made again there, after a pause
-    /// (200 ms, doubling to 2 s), for at most [`OUTAGE_PATIENCE`]. `None` when the slots are
-    /// closed.
+    /// [`unavailable`] is left for the next one and the call made again there, with
+    /// [`Patience`]. `None` when the slots are closed.
     pub async fn rest<T, F, Fut>(&self, node: &mut usize, mut attempt: F) -> Option<ClientResult<T>>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = ClientResult<T>>,
     {
-        let give_up = Instant::now() + OUTAGE_PATIENCE;
-        let mut pause = FIRST_RETRY;
+        let mut patience = Patience::new();
         loop {
             let result = {
                 let _slot = self.rest_slots.acquire().await.ok()?;
                 attempt(self.clients[*node].clone()).await
             };
             match result {
-                Err(err) if unavailable(&err) && Instant::now() < give_up => {
+                Err(err) if unavailable(&err) && patience.lasts() => {
                     self.recorder.rest_retries.fetch_add(1, Ordering::Relaxed);
                     if self.clients.len() > 1 {
                         *node = (*node + 1) % self.clients.len();
                         self.recorder.failovers.fetch_add(1, Ordering::Relaxed);
                     }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(LONGEST_RETRY);
+                    patience.pause().await;
                 }
                 result => return Some(result),
             }

@@ -613,6 +613,18 @@ async fn healthy_again(nodes: &[&Node], engine: &str) {
     }
 }
 
+/// `call` is answered 503 within a second; returns how long it took.
+async fn refused_within_a_second<T: std::fmt::Debug>(
+    call: impl std::future::Future<Output = versus_client::ClientResult<T>>,
+) -> Duration {
+    let asked = Instant::now();
+    let err = call.await.unwrap_err();
+    let took = asked.elapsed();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
+    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    took
+}
+
 /// Joins, retrying while the answer is 503 (an engine coming back, a lease changing hands),
 /// for at most `within`.
 async fn join_retrying(
@@ -664,22 +676,8 @@ async fn redis_and_nats_each_stopped_for_a_few_seconds() {
     // NATS stops: within a second every node says so and refuses what needs it.
     nats.stop();
     outage_seen(&[leading, following], "NATS", "nats").await;
-    let refused = Instant::now();
-    let err = late
-        .client
-        .join_queue(&join("ranked-1v1"), None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
-    assert!(
-        refused.elapsed() < Duration::from_secs(1),
-        "answered after {:?}",
-        refused.elapsed()
-    );
-    eprintln!(
-        "NATS stopped: a join through a follower answered 503 in {:?}",
-        refused.elapsed()
-    );
+    let took = refused_within_a_second(late.client.join_queue(&join("ranked-1v1"), None)).await;
+    eprintln!("NATS stopped: a join through a follower answered 503 in {took:?}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(nats.start().await);
     healthy_again(&[leading, following], "NATS").await;
@@ -710,22 +708,10 @@ async fn redis_and_nats_each_stopped_for_a_few_seconds() {
         .expect("join 5v5");
     redis.stop();
     outage_seen(&[leading, following], "Redis", "redis").await;
-    let refused = Instant::now();
     let anonymous = Client::new(following.base.clone());
-    let err = anonymous
-        .register("outage-player", "correct horse battery")
-        .await
-        .unwrap_err();
-    assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
-    assert!(
-        refused.elapsed() < Duration::from_secs(1),
-        "answered after {:?}",
-        refused.elapsed()
-    );
-    eprintln!(
-        "Redis stopped: a sign-up answered 503 in {:?}",
-        refused.elapsed()
-    );
+    let took =
+        refused_within_a_second(anonymous.register("outage-player", "correct horse battery")).await;
+    eprintln!("Redis stopped: a sign-up answered 503 in {took:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(redis.start().await);
     healthy_again(&[leading, following], "Redis").await;

@@ -390,15 +390,7 @@ impl QueueActor {
             .join_at(ticket, Instant::now())
             .map_err(JoinError::Refused)?;
         if let Some(journal) = &self.journal {
-            let record = self.desk.board.with(id, |r| {
-                JournaledTicket::new(
-                    id,
-                    &r.players_with_ratings(),
-                    &r.region_latency_ms,
-                    r.created,
-                )
-                .with_key(r.idempotency.clone())
-            });
+            let record = self.desk.board.with(id, TicketRecord::journaled);
             let written = match record {
                 Some(record) => journal.record(&[record]).await,
                 None => Ok(()),
@@ -533,15 +525,7 @@ impl QueueActor {
             record.match_id = None;
             record.ended = None;
             self.desk.searching_players += record.players.len() as u64;
-            requeued.push(
-                JournaledTicket::new(
-                    record.ticket_id,
-                    &record.players_with_ratings(),
-                    &record.region_latency_ms,
-                    record.created,
-                )
-                .with_key(record.idempotency.clone()),
-            );
+            requeued.push(record.journaled());
             events.push(BusEvent::Event {
                 audience: Audience::Players(record.players.clone()),
                 event: ServerEvent::QueueUpdate(record.update()),

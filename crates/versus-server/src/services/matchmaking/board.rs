@@ -15,7 +15,7 @@ use versus_core::rating::PlayerRating;
 use versus_protocol::queue::{TicketState, TicketView};
 use versus_protocol::ws::QueueUpdate;
 
-use super::journal::JournaledKey;
+use super::journal::{JournaledKey, JournaledTicket};
 
 /// How long an ended ticket stays readable.
 pub const KEEP_ENDED: Duration = Duration::from_secs(3600);
@@ -44,6 +44,17 @@ pub struct TicketRecord {
 }
 
 impl TicketRecord {
+    /// The ticket as the cluster's journal keeps it.
+    pub fn journaled(&self) -> JournaledTicket {
+        JournaledTicket::new(
+            self.ticket_id,
+            &self.players_with_ratings(),
+            &self.region_latency_ms,
+            self.created,
+        )
+        .with_key(self.idempotency.clone())
+    }
+
     /// Each player with the rating the ticket was matched on.
     pub fn players_with_ratings(&self) -> Vec<(Uuid, PlayerRating)> {
         (self.players.iter().copied())

@@ -263,10 +263,6 @@ impl Journal {
             .collect())
     }
 
-    pub fn queue(&self) -> &str {
-        &self.queue
-    }
-
     /// Every journaled ticket of the queue, oldest first (unreadable entries are skipped and
     /// logged).
     pub async fn load(&self) -> Result<Vec<JournaledTicket>, JournalError> {

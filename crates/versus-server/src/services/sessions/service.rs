@@ -709,10 +709,7 @@ impl Sessions {
                 let applied =
                     serde_json::from_value(answer).expect("the answer was written by this code");
                 if self.bus.drops_repeats() {
-                    self.announce_ratings(&applied);
-                    let players: Vec<Uuid> = applied.players.iter().map(|c| c.player_id).collect();
-                    let _ = self.leaderboards.refresh(&record.queue, &players).await;
-                    self.leaderboards.tell_others(&record.queue, players);
+                    self.rated(&record, &applied).await;
                 }
                 applied
             }
@@ -728,13 +725,22 @@ impl Sessions {
         Ok(applied)
     }
 
-    fn announce_ratings(&self, applied: &ResultApplied) {
+    /// The result's rating changes: each player told, this node's board refreshed before the
+    /// 200 (it shows the result by the time the game server hears back), the other nodes'
+    /// boards told to follow.
+    async fn rated(&self, record: &SessionRecord, applied: &ResultApplied) {
         for change in &applied.players {
             self.bus.publish(BusEvent::to(
                 Audience::Player(change.player_id),
                 ServerEvent::RatingUpdate(change.clone()),
             ));
         }
+        let players: Vec<Uuid> = applied.players.iter().map(|c| c.player_id).collect();
+        if let Err(err) = self.leaderboards.refresh(&record.queue, &players).await {
+            // The result stands; the board catches up at the player's next result or restart.
+            tracing::warn!(session_id = %record.id, error = %err, "leaderboard not refreshed");
+        }
+        self.leaderboards.tell_others(&record.queue, players);
     }
 
     async fn after_result(&self, record: &SessionRecord, applied: &ResultApplied) {
@@ -748,14 +754,7 @@ impl Sessions {
         if record.state != SessionState::Ended {
             self.after_transition(&ended, "result reported").await;
         }
-        self.announce_ratings(applied);
-        // Before the 200: the board shows the result by the time the game server hears back.
-        let players: Vec<Uuid> = applied.players.iter().map(|c| c.player_id).collect();
-        if let Err(err) = self.leaderboards.refresh(&record.queue, &players).await {
-            // The result stands; the board catches up at the player's next result or restart.
-            tracing::warn!(session_id = %record.id, error = %err, "leaderboard not refreshed");
-        }
-        self.leaderboards.tell_others(&record.queue, players);
+        self.rated(record, applied).await;
         self.release(&ended).await;
     }
 
